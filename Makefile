@@ -1,0 +1,54 @@
+# Thin wrapper: the real build is CMake. `make run` and `make test` work on a fresh Debian 12.
+BUILD   ?= build
+PREFIX  ?= /usr/local
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+CMAKE_FLAGS += -DORCH_WERROR=ON
+endif
+
+# Debian packages: build, test and lint dependencies.
+DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev \
+  libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
+  procps
+
+.PHONY: all deps build run test sanitize install bench soak lint format clean
+
+all: build
+
+deps:
+	@./tools/deps.sh $(DEBIAN_PACKAGES)
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/bin/orch run examples/quickstart/main.lua
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 600
+
+sanitize: deps
+	@cmake -S . -B build-asan -DORCH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	cd build-asan && ctest --output-on-failure --timeout 900
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+bench: build
+	./bench/run
+
+soak: build
+	cd $(BUILD) && ctest --output-on-failure -L soak
+
+lint:
+	clang-format --dry-run -Werror src/*.c src/*.h spec/c/*.c spec/c/*.h
+	luacheck lua spec examples bench
+
+format:
+	clang-format -i src/*.c src/*.h spec/c/*.c spec/c/*.h
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,200 @@
+--- Processes as tasks see them: spawn with env/user/cwd policy, wait, term, exec.
+-- Built on `core.spawn`; the env merge and the user policy live here.
+-- @module orch.process
+local core = require 'orch.core'
+local sched = require 'orch.sched'
+
+local M = {}
+
+local Command = {}
+Command.__index = Command
+M.Command = Command
+
+--- The orchestrator's environment overlaid by `env` (false removes a name), as sorted
+-- `K=V` strings so spawns are deterministic.
+function M.merge_env(env, base)
+  local merged = {}
+  for k, v in pairs(base or core.environ()) do
+    merged[k] = v
+  end
+  for k, v in pairs(env or {}) do
+    if v == false then
+      merged[k] = nil
+    else
+      merged[k] = tostring(v)
+    end
+  end
+  local list = {}
+  for k, v in pairs(merged) do
+    list[#list + 1] = k .. '=' .. v
+  end
+  table.sort(list)
+  return list
+end
+
+-- HOME, USER and LOGNAME of the target user, unless the caller set them.
+local function user_env(user, env)
+  if user == nil then
+    return env
+  end
+  local name = type(user) == 'string' and user:match('^([^:]+)') or user
+  local pw = core.getpwnam(tonumber(name) or name)
+  if not pw then
+    return env
+  end
+  local out = {}
+  for k, v in pairs(env or {}) do
+    out[k] = v
+  end
+  if out.HOME == nil then
+    out.HOME = pw.dir
+  end
+  if out.USER == nil then
+    out.USER = pw.name
+  end
+  if out.LOGNAME == nil then
+    out.LOGNAME = pw.name
+  end
+  return out
+end
+
+--- Normalise a command: a string runs under `/bin/sh -c`, an array is used as given.
+function M.argv(command)
+  if type(command) == 'string' then
+    return { '/bin/sh', '-c', command }
+  end
+  return command
+end
+
+--- Start a process.
+-- `opts`: `env` (map overlaid on the orchestrator's environment), `cwd`, `user`,
+-- `stdout`/`stderr` (`'inherit'`, `'ignore'` or `function(chunk)`; nil chunk = EOF),
+-- `pidns` (run as PID 1 of a new PID namespace).
+-- @treturn Command|nil
+-- @treturn string error message
+-- @treturn string error code
+function M.spawn(command, opts)
+  opts = opts or {}
+  local argv = M.argv(command)
+  local self = setmetatable({ argv = argv, exited = sched.event() }, Command)
+  local proc, err, code = core.spawn(argv, {
+    env = M.merge_env(user_env(opts.user, opts.env)),
+    cwd = opts.cwd,
+    user = opts.user,
+    stdout = opts.stdout or 'inherit',
+    stderr = opts.stderr or 'inherit',
+    pidns = opts.pidns,
+  }, function(exit_code, signal)
+    self.code, self.signal = exit_code, signal
+    self.exited:set()
+  end)
+  if not proc then
+    return nil, err, code
+  end
+  self.proc = proc
+  return self
+end
+
+function Command:pid()
+  return self.proc:pid()
+end
+
+--- Send `sig` to the process group (no-op once exited).
+function Command:kill(sig)
+  if self.exited.is_set then
+    return nil, 'process has exited', 'ESRCH'
+  end
+  return self.proc:kill(sig or 'SIGTERM')
+end
+
+--- Wait for the exit and EOF on every pipe (yields); returns `code, signal`.
+-- @async
+function Command:wait(timeout_ms)
+  if not self.exited:wait(timeout_ms) then
+    return nil, nil, 'timeout'
+  end
+  return self.code, self.signal
+end
+
+--- Whether an exit counts as clean: 0, 143, or death by SIGTERM.
+function M.clean_exit(code, signal)
+  return code == 0 or code == 143 or signal == 'SIGTERM'
+end
+
+--- Describe an exit as upstream does: `<argv0> exited with code N` / `with signal S`.
+function Command:describe_exit()
+  if self.signal then
+    return ('%s exited with signal %s'):format(self.argv[1], self.signal)
+  end
+  return ('%s exited with code %s'):format(self.argv[1], tostring(self.code))
+end
+
+--- SIGTERM (or `opts.signal`) the group, SIGKILL after `opts.timeout` ms, wait until done
+-- (yields). Returns true when the exit was clean, else false and a description.
+-- @async
+function Command:term(opts)
+  opts = opts or {}
+  local sig = opts.signal or 'SIGTERM'
+  if not self.exited.is_set then
+    self:kill(sig)
+    if sig ~= 'SIGKILL' and not self.exited:wait(opts.timeout or 30000) then
+      self.killed = true
+      self:kill('SIGKILL')
+    end
+    self.exited:wait()
+  end
+  if M.clean_exit(self.code, self.signal) then
+    return true
+  end
+  return false, self:describe_exit()
+end
+
+--- Release the process handle; a live process group is SIGKILLed (and still reaped).
+function Command:close()
+  if self.proc then
+    self.proc:close()
+  end
+end
+Command.__close = Command.close
+
+--- Run a command to completion collecting its output (yields).
+-- `opts.timeout` (ms, default 30000; false for none) SIGKILLs the group when it passes.
+-- @treturn table `{exitCode, signal, stdout, stderr, timedOut}` or nil, message, code
+-- @async
+function M.exec(command, opts)
+  opts = opts or {}
+  local out, err = {}, {}
+  local cmd <close>, msg, code = M.spawn(command, {
+    env = opts.env,
+    cwd = opts.cwd,
+    user = opts.user,
+    stdout = function(chunk)
+      out[#out + 1] = chunk
+    end,
+    stderr = function(chunk)
+      err[#err + 1] = chunk
+    end,
+  })
+  if not cmd then
+    return nil, msg, code
+  end
+  local timeout = opts.timeout
+  if timeout == nil then
+    timeout = 30000
+  end
+  local timed_out = false
+  if timeout and not cmd.exited:wait(timeout) then
+    timed_out = true
+    cmd:kill('SIGKILL')
+  end
+  cmd.exited:wait()
+  return {
+    exitCode = cmd.code,
+    signal = cmd.signal,
+    stdout = table.concat(out),
+    stderr = table.concat(err),
+    timedOut = timed_out,
+  }
+end
+
+return M

@@ -1,0 +1,43 @@
+# C tests: each binary prints "ok N - name" lines and a closing "N passed, N failed" line; each
+# also runs under valgrind memcheck as a second ctest entry.
+find_program(VALGRIND valgrind)
+
+function(orch_c_test name)
+  add_executable(${name} ${ARGN} $<TARGET_OBJECTS:orch_core>)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/spec/c)
+  target_link_libraries(${name} PRIVATE PkgConfig::LUA PkgConfig::UV PkgConfig::CURL)
+  target_compile_definitions(${name} PRIVATE
+      ORCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}" ORCH_BUILD_DIR="${CMAKE_BINARY_DIR}")
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME c-${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  if(VALGRIND AND ORCH_VALGRIND AND NOT ORCH_SANITIZE)
+    add_test(NAME valgrind-${name}
+             COMMAND ${VALGRIND} --quiet --error-exitcode=1 --leak-check=full
+                     --errors-for-leak-kinds=definite $<TARGET_FILE:${name}>
+             WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  endif()
+endfunction()
+
+file(GLOB ORCH_C_TEST_FILES ${CMAKE_SOURCE_DIR}/spec/c/test_*.c)
+foreach(file ${ORCH_C_TEST_FILES})
+  get_filename_component(name ${file} NAME_WE)
+  orch_c_test(${name} ${file})
+endforeach()
+
+# The busted suite, one ctest entry per spec file, against this build's core module.
+find_program(BUSTED busted)
+set(ORCH_BUSTED_ENV "ORCH_BIN=${CMAKE_BINARY_DIR}/bin/orch")
+if(ORCH_SANITIZE)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE ORCH_LIBASAN OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND ORCH_BUSTED_ENV "LD_PRELOAD=${ORCH_LIBASAN}"
+       "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" "UBSAN_OPTIONS=halt_on_error=1")
+endif()
+file(GLOB ORCH_SPEC_FILES RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
+foreach(spec ${ORCH_SPEC_FILES})
+  get_filename_component(name ${spec} NAME_WE)
+  add_test(NAME busted-${name}
+           COMMAND ${BUSTED} --lua=lua5.4 --cpath=${CMAKE_BINARY_DIR}/lib/?.so ${spec}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(busted-${name} PROPERTIES ENVIRONMENT "${ORCH_BUSTED_ENV}" TIMEOUT 600)
+endforeach()

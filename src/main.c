@@ -1,0 +1,113 @@
+/* main.c: the orch binary. Creates the Lua state, preloads orch.core, points package.path at
+ * the Lua library, and hands argv to orch.cli.main, whose integer result is the exit status. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <uv.h>
+
+#include "orch.h"
+
+static int is_dir(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The Lua library: $ORCH_LUA_PATH, next to an installed binary, the source tree, the prefix. */
+static void push_lua_dir(lua_State *L)
+{
+  const char *env = getenv("ORCH_LUA_PATH");
+  if (env != NULL && *env != '\0') {
+    lua_pushstring(L, env);
+    return;
+  }
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) == 0) {
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL) {
+      *slash = '\0';
+      lua_pushfstring(L, "%s/../share/orch/lua", exe);
+      if (is_dir(lua_tostring(L, -1)))
+        return;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushstring(L, is_dir(ORCH_SOURCE_LUA_DIR) ? ORCH_SOURCE_LUA_DIR : ORCH_LUA_DIR);
+}
+
+/* Protected part of main: set up and call require('orch.cli').main(args).  [-0, +1, e] */
+static int pmain(lua_State *L)
+{
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_orch_core);
+  lua_setfield(L, -2, "orch.core");
+  lua_pop(L, 1);
+  lua_getglobal(L, "package");
+  push_lua_dir(L);
+  const char *dir = lua_tostring(L, -1);
+  lua_getfield(L, -2, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+  lua_setfield(L, -4, "path");
+  lua_pop(L, 3);
+  lua_createtable(L, argc, 1);
+  lua_pushstring(L, argv[0]);
+  lua_rawseti(L, -2, 0);
+  for (int i = 1; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "arg");
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "orch.cli");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static int traceback(lua_State *L)
+{
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL)
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int main(int argc, char **argv)
+{
+  signal(SIGPIPE, SIG_IGN); /* a probe writing to a closed socket must not kill us */
+  lua_State *L = luaL_newstate();
+  if (L == NULL) {
+    fputs("orch: cannot create the Lua state\n", stderr);
+    return 1;
+  }
+  lua_pushcfunction(L, traceback);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  int status = 1;
+  if (lua_pcall(L, 2, 1, 1) != LUA_OK) {
+    fprintf(stderr, "orch: %s\n", lua_tostring(L, -1));
+  } else if (lua_isinteger(L, -1)) {
+    status = (int)lua_tointeger(L, -1);
+  } else {
+    status = lua_toboolean(L, -1) || lua_isnil(L, -1) ? 0 : 1;
+  }
+  fflush(stdout);
+  lua_close(L);
+  fflush(NULL);
+  return status;
+}

@@ -1,0 +1,79 @@
+/* orch core: the single internal header shared by the C sources. */
+#ifndef ORCH_H
+#define ORCH_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#define ORCH_TIMER_MT   "orch.timer"
+#define ORCH_SIGNAL_MT  "orch.signal"
+#define ORCH_PROCESS_MT "orch.process"
+#define ORCH_PROBE_MT   "orch.probe"
+#define ORCH_CTX_MT     "orch.ctx"
+
+/* The one process-wide state: the loop and what hangs off it. Lives in a userdata anchored in
+ * the registry; its __gc (run last at lua_close) closes every leftover handle. */
+typedef struct orch_ctx {
+  uv_loop_t loop;
+  lua_State *L;          /* main thread; callbacks run on it */
+  int running;           /* inside core.run() */
+  int error_ref;         /* registry ref of the first error escaping a callback, or LUA_NOREF */
+  uv_signal_t *sigchld;  /* owned by process.c; freed in its close callback */
+  int live_procs;        /* processes not yet reaped; keeps sigchld referenced */
+  unsigned long orphans; /* orphans reaped so far (not started by us) */
+  void *http;            /* owned by probe_http.c (curl multi state); freed by orch_http_close */
+} orch_ctx;
+
+/* Common head of every handle userdata. */
+typedef struct orch_handle {
+  uv_handle_t *uv; /* malloc'd, owned by C, freed in the close callback; NULL once closed */
+  orch_ctx *ctx;   /* borrowed: the ctx outlives every handle */
+  const char *mt;  /* metatable name, static storage */
+  int self_ref;    /* registry ref anchoring the userdata while a callback can arrive */
+  int cb_ref;      /* registry ref of the Lua callback, or LUA_NOREF */
+} orch_handle;
+
+/* core.c */
+orch_ctx *orch_ctx_get(lua_State *L);
+int orch_pushfail(lua_State *L, int err, const char *what);
+/* Call the function below `nargs` arguments on ctx->L in protected mode. An error is kept as the
+ * loop's first error and stops the loop; core.run() re-raises it. Pops function and arguments.
+ * [-(nargs+1), +0, -] */
+int orch_call(orch_ctx *ctx, int nargs);
+
+/* handle.c */
+orch_handle *orch_handle_new(lua_State *L, const char *mt, size_t size);
+void orch_handle_attach(orch_handle *h, uv_handle_t *uv);
+orch_handle *orch_handle_check(lua_State *L, int idx, const char *mt);
+void orch_handle_set_cb(lua_State *L, orch_handle *h, int self_idx, int cb_idx);
+void orch_handle_unanchor(lua_State *L, orch_handle *h);
+/* Push the userdata and its callback onto ctx->L; returns the stack base to restore, or -1
+ * (nothing pushed) when the handle has no callback.   [-0, +2, -] */
+int orch_handle_push_cb(orch_handle *h);
+void orch_handle_close(lua_State *L, orch_handle *h);
+int orch_handle_tostring(lua_State *L);
+void orch_new_type(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
+
+/* signal.c */
+int orch_signal_check(lua_State *L, int idx);
+const char *orch_signal_name(int signum);
+
+/* The openers: each adds its constructors to the module table on top of the stack. */
+void orch_timer_open(lua_State *L);
+void orch_signal_open(lua_State *L);
+void orch_process_open(lua_State *L);
+void orch_probe_net_open(lua_State *L);
+void orch_notify_open(lua_State *L);
+void orch_probe_http_open(lua_State *L);
+void orch_http_close(orch_ctx *ctx);
+
+/* process.c: called from the ctx finaliser */
+void orch_process_shutdown(orch_ctx *ctx);
+
+int luaopen_orch_core(lua_State *L);
+
+#endif

@@ -1,0 +1,166 @@
+/* signal.c: core.signal() watches the orchestrator's own signals; core.kill() sends them. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "orch.h"
+
+static const struct {
+  const char *name;
+  int num;
+} SIGNALS[] = {
+  { "SIGHUP", SIGHUP },   { "SIGINT", SIGINT },       { "SIGQUIT", SIGQUIT },
+  { "SIGILL", SIGILL },   { "SIGTRAP", SIGTRAP },     { "SIGABRT", SIGABRT },
+  { "SIGBUS", SIGBUS },   { "SIGFPE", SIGFPE },       { "SIGKILL", SIGKILL },
+  { "SIGUSR1", SIGUSR1 }, { "SIGSEGV", SIGSEGV },     { "SIGUSR2", SIGUSR2 },
+  { "SIGPIPE", SIGPIPE }, { "SIGALRM", SIGALRM },     { "SIGTERM", SIGTERM },
+  { "SIGCHLD", SIGCHLD }, { "SIGCONT", SIGCONT },     { "SIGSTOP", SIGSTOP },
+  { "SIGTSTP", SIGTSTP }, { "SIGTTIN", SIGTTIN },     { "SIGTTOU", SIGTTOU },
+  { "SIGURG", SIGURG },   { "SIGXCPU", SIGXCPU },     { "SIGXFSZ", SIGXFSZ },
+  { "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGWINCH", SIGWINCH },
+  { "SIGIO", SIGIO },     { "SIGPWR", SIGPWR },       { "SIGSYS", SIGSYS },
+};
+
+const char *orch_signal_name(int signum)
+{
+  for (size_t i = 0; i < sizeof SIGNALS / sizeof SIGNALS[0]; i++)
+    if (SIGNALS[i].num == signum)
+      return SIGNALS[i].name;
+  return NULL;
+}
+
+/* A signal given as 'SIGTERM', 'TERM' or 15; raises on anything else.   [-0, +0, v] */
+int orch_signal_check(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n >= 0 && n < NSIG, idx, "invalid signal number");
+    return (int)n;
+  }
+  const char *name = luaL_checkstring(L, idx);
+  for (size_t i = 0; i < sizeof SIGNALS / sizeof SIGNALS[0]; i++)
+    if (strcmp(SIGNALS[i].name, name) == 0 || strcmp(SIGNALS[i].name + 3, name) == 0)
+      return SIGNALS[i].num;
+  return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", name));
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+  orch_handle *h = s->data;
+  lua_State *L = h->ctx->L;
+  int base = orch_handle_push_cb(h);
+  if (base < 0)
+    return;
+  const char *name = orch_signal_name(signum);
+  if (name)
+    lua_pushstring(L, name);
+  else
+    lua_pushinteger(L, signum);
+  orch_call(h->ctx, 1);
+  lua_settop(L, base);
+}
+
+/* core.signal() -> sig   [-0, +1, m] */
+static int core_signal(lua_State *L)
+{
+  orch_handle *h = orch_handle_new(L, ORCH_SIGNAL_MT, sizeof *h);
+  uv_signal_t *s = malloc(sizeof *s);
+  if (s == NULL)
+    return luaL_error(L, "not enough memory");
+  uv_signal_init(&h->ctx->loop, s);
+  orch_handle_attach(h, (uv_handle_t *)s);
+  return 1;
+}
+
+/* sig:start(signal, callback [, keep_loop_alive]) -> true | fail   [-0, +(1|3), v] */
+static int sig_start(lua_State *L)
+{
+  orch_handle *h = orch_handle_check(L, 1, ORCH_SIGNAL_MT);
+  int signum = orch_signal_check(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  int err = uv_signal_start((uv_signal_t *)h->uv, on_signal, signum);
+  if (err < 0)
+    return orch_pushfail(L, err, "signal");
+  orch_handle_set_cb(L, h, 1, 3);
+  /* A signal watcher alone should not keep the loop running unless asked to. */
+  if (!lua_toboolean(L, 4))
+    uv_unref(h->uv);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int sig_stop(lua_State *L)
+{
+  orch_handle *h = orch_handle_check(L, 1, ORCH_SIGNAL_MT);
+  uv_signal_stop((uv_signal_t *)h->uv);
+  orch_handle_unanchor(L, h);
+  return 0;
+}
+
+static int sig_close(lua_State *L)
+{
+  orch_handle_close(L, luaL_checkudata(L, 1, ORCH_SIGNAL_MT));
+  return 0;
+}
+
+/* core.kill(pid, signal) -> true | fail; a negative pid signals a process group. [-0,+(1|3),v] */
+static int core_kill(lua_State *L)
+{
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  int signum = lua_isnoneornil(L, 2) ? SIGTERM : orch_signal_check(L, 2);
+  luaL_argcheck(L, pid != 0 && pid != -1, 1, "refusing to signal every process");
+  int err = uv_kill((int)pid, signum);
+  if (err < 0)
+    return orch_pushfail(L, err, lua_pushfstring(L, "kill %d", (int)pid));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.signame(n) -> 'SIGTERM' | nil; core.signum('TERM') -> 15   [-0, +1, v] */
+static int core_signame(lua_State *L)
+{
+  const char *name = orch_signal_name((int)luaL_checkinteger(L, 1));
+  if (name)
+    lua_pushstring(L, name);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+static int core_signum(lua_State *L)
+{
+  lua_pushinteger(L, orch_signal_check(L, 1));
+  return 1;
+}
+
+static const luaL_Reg sig_methods[] = {
+  { "start", sig_start },
+  { "stop", sig_stop },
+  { "close", sig_close },
+  { NULL, NULL },
+};
+
+static const luaL_Reg sig_meta[] = {
+  { "__gc", sig_close },
+  { "__close", sig_close },
+  { "__tostring", orch_handle_tostring },
+  { NULL, NULL },
+};
+
+static const luaL_Reg funcs[] = {
+  { "signal", core_signal },
+  { "kill", core_kill },
+  { "signame", core_signame },
+  { "signum", core_signum },
+  { NULL, NULL },
+};
+
+void orch_signal_open(lua_State *L)
+{
+  orch_new_type(L, ORCH_SIGNAL_MT, sig_meta, sig_methods);
+  luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,207 @@
+/* spawn.c: the fork/exec of a child. In the child, between fork and exec: a new session,
+ * supplementary groups then gid then uid (raw syscalls: glibc's set*id would try to signal
+ * the parent's threads from a vfork child), PR_SET_PDEATHSIG(SIGKILL) after the credentials
+ * change (which clears it), default signal dispositions, stdio, cwd, and no inherited fds.
+ * Failures travel back to the parent through a close-on-exec pipe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "spawn.h"
+
+extern char **environ;
+
+enum stage { ST_SETSID = 1, ST_STDIO, ST_CHDIR, ST_GROUPS, ST_GID, ST_UID, ST_PDEATH, ST_MOUNT,
+             ST_EXEC };
+
+typedef struct child_report {
+  int stage;
+  int err;
+} child_report;
+
+static int is_exec_file(const char *path, int *saw_eacces)
+{
+  struct stat st;
+  if (stat(path, &st) != 0 || S_ISDIR(st.st_mode))
+    return 0;
+  if (access(path, X_OK) == 0)
+    return 1;
+  *saw_eacces = 1;
+  return 0;
+}
+
+int orch_spawn_resolve(orch_spawn_req *req, const char **detail)
+{
+  const char *name = req->argv[0];
+  *detail = NULL;
+  if (name[0] == '\0')
+    return UV_ENOENT;
+  if (strchr(name, '/') != NULL) {
+    req->file = strdup(name);
+    return req->file ? 0 : UV_ENOMEM;
+  }
+  const char *path = req->path_env ? req->path_env : getenv("PATH");
+  if (path == NULL)
+    path = "/usr/local/bin:/usr/bin:/bin";
+  size_t nlen = strlen(name);
+  int saw_eacces = 0;
+  while (*path) {
+    const char *end = strchr(path, ':');
+    size_t dlen = end ? (size_t)(end - path) : strlen(path);
+    char *cand = malloc(dlen + nlen + 3);
+    if (cand == NULL)
+      return UV_ENOMEM;
+    if (dlen == 0)
+      snprintf(cand, nlen + 3, "./%s", name);
+    else
+      snprintf(cand, dlen + nlen + 2, "%.*s/%s", (int)dlen, path, name);
+    if (is_exec_file(cand, &saw_eacces)) {
+      req->file = cand;
+      return 0;
+    }
+    free(cand);
+    if (end == NULL)
+      break;
+    path = end + 1;
+  }
+  return saw_eacces ? UV_EACCES : UV_ENOENT;
+}
+
+_Noreturn static void child_fail(int fd, int stage)
+{
+  child_report r = { stage, errno };
+  ssize_t n = write(fd, &r, sizeof r);
+  (void)n;
+  _exit(127);
+}
+
+/* Runs in the child: only async-signal-safe calls and raw syscalls from here on. */
+_Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t parent,
+                                 const sigset_t *unblocked)
+{
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &dfl, NULL);
+  if (req->setsid && setsid() < 0)
+    child_fail(report_fd, ST_SETSID);
+  if (req->pidns) { /* PID 1 of a new namespace: give it a /proc of its own */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+      child_fail(report_fd, ST_MOUNT);
+  }
+  for (int fd = 0; fd < 3; fd++)
+    if (req->child_fd[fd] >= 0 && dup2(req->child_fd[fd], fd) < 0)
+      child_fail(report_fd, ST_STDIO);
+  if (req->cwd && chdir(req->cwd) != 0)
+    child_fail(report_fd, ST_CHDIR);
+  if (req->set_user) {
+    if (syscall(SYS_setgroups, (size_t)req->ngroups, req->groups) != 0 && errno != EPERM)
+      child_fail(report_fd, ST_GROUPS);
+    if (syscall(SYS_setgid, req->gid) != 0)
+      child_fail(report_fd, ST_GID);
+    if (syscall(SYS_setuid, req->uid) != 0)
+      child_fail(report_fd, ST_UID);
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+    child_fail(report_fd, ST_PDEATH);
+  if (!req->pidns && getppid() != parent) /* orch died before the prctl took effect */
+    _exit(127);
+  /* No descriptor of orch's leaks into the child, whatever opened it without O_CLOEXEC. */
+  if (report_fd > 3 && syscall(SYS_close_range, 3U, (unsigned)report_fd - 1, 0U) != 0)
+    for (int fd = 3; fd < report_fd; fd++)
+      close(fd);
+  syscall(SYS_close_range, (unsigned)report_fd + 1, ~0U, 0U);
+  sigprocmask(SIG_SETMASK, unblocked, NULL);
+  execve(req->file, req->argv, req->envp ? req->envp : environ);
+  child_fail(report_fd, ST_EXEC);
+}
+
+static const char *stage_text(orch_spawn_req *req, int stage)
+{
+  switch (stage) {
+  case ST_SETSID:
+    return "setsid";
+  case ST_STDIO:
+    return "stdio";
+  case ST_CHDIR:
+    snprintf(req->detail, sizeof req->detail, "cwd '%s'", req->cwd);
+    return req->detail;
+  case ST_GROUPS:
+    return "setgroups";
+  case ST_GID:
+    return "setgid";
+  case ST_UID:
+    return "setuid";
+  case ST_PDEATH:
+    return "prctl(PR_SET_PDEATHSIG)";
+  case ST_MOUNT:
+    return "mount /proc in the new PID namespace";
+  default:
+    return NULL;
+  }
+}
+
+int orch_spawn_exec(orch_spawn_req *req, const char **detail)
+{
+  int fds[2];
+  *detail = NULL;
+  if (req->child_fd[0] < 0) {
+    req->child_fd[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (req->child_fd[0] < 0)
+      return uv_translate_sys_error(errno);
+  }
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return uv_translate_sys_error(errno);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  sigset_t unblocked;
+  sigemptyset(&unblocked);
+  pid_t parent = getpid();
+  pid_t pid;
+  if (req->pidns)
+    pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, NULL, NULL, NULL, 0);
+  else
+    pid = vfork();
+  if (pid == 0)
+    child_main(req, fds[1], parent, &unblocked);
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  close(fds[1]);
+  if (pid < 0) {
+    close(fds[0]);
+    if (req->pidns && (fork_errno == EPERM || fork_errno == EINVAL))
+      *detail = "new PID namespace";
+    return uv_translate_sys_error(fork_errno);
+  }
+  child_report r;
+  ssize_t n;
+  do
+    n = read(fds[0], &r, sizeof r);
+  while (n < 0 && errno == EINTR);
+  close(fds[0]);
+  if (n != (ssize_t)sizeof r) {
+    req->pid = pid;
+    return 0;
+  }
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  *detail = stage_text(req, r.stage);
+  return uv_translate_sys_error(r.err);
+}

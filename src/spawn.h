@@ -1,0 +1,31 @@
+/* spawn.h: fork/exec of one child with the orch defaults, free of Lua (see spawn.c). */
+#ifndef ORCH_SPAWN_H
+#define ORCH_SPAWN_H
+
+#include <sys/types.h>
+
+typedef struct orch_spawn_req {
+  char **argv;          /* array malloc'd by the caller, strings borrowed; NULL-terminated */
+  char **envp;          /* same; NULL inherits the orchestrator's environment */
+  const char *path_env; /* PATH used for the lookup of argv[0] (borrowed), NULL: our own */
+  const char *cwd;      /* borrowed, NULL: ours */
+  char *file;           /* resolved executable, malloc'd by orch_spawn_resolve */
+  int set_user;         /* drop to uid/gid/groups */
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups; /* malloc'd by the caller */
+  int ngroups;
+  int setsid;       /* new session and process group */
+  int pidns;        /* PID 1 of a new PID namespace with its own /proc */
+  int child_fd[3];  /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
+  pid_t pid;        /* out: the child */
+  char detail[160]; /* out: what failed, e.g. "chdir '/nope'" */
+} orch_spawn_req;
+
+/* Resolve argv[0] against PATH into req->file. 0 or a negative UV_E* code. */
+int orch_spawn_resolve(orch_spawn_req *req, const char **detail);
+/* Start the child; 0 with req->pid set, or a negative UV_E* code with *detail naming the
+ * step that failed (NULL when the exec itself failed). The child is reaped on failure. */
+int orch_spawn_exec(orch_spawn_req *req, const char **detail);
+
+#endif
