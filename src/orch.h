@@ -37,6 +37,27 @@ typedef struct orch_handle {
   int cb_ref;      /* registry ref of the Lua callback, or LUA_NOREF */
 } orch_handle;
 
+/* The head of every orch.probe userdata (probe_net.c: tcp_connect, probe_http.c: http_get).
+ * probe_net.c owns the metatable; its methods dispatch through `cancel`. */
+typedef struct orch_probe {
+  orch_handle base; /* base.uv stays NULL: a probe owns several libuv objects, see each kind */
+  void (*cancel)(struct orch_probe *p); /* stops everything in flight; NULL once finished */
+  int closed;                           /* :close() or __gc ran */
+} orch_probe;
+
+/* Push a new probe userdata of `size` bytes (>= sizeof(orch_probe)) whose callback is the
+ * function at `cb_idx`, anchored until it finishes or is closed.   [-0, +1, m] */
+orch_probe *orch_probe_new(lua_State *L, size_t size, int cb_idx, void (*cancel)(orch_probe *p));
+
+/* probe:close(): cancel what is in flight (the callback will never run), drop the anchor and the
+ * callback; idempotent.   [-0, +0, -] */
+void orch_probe_close(lua_State *L, orch_probe *p);
+
+/* The probe has finished: push its callback onto ctx->L, with the userdata below it so a close()
+ * inside the callback cannot free it, and drop its anchor and callback refs. Returns the stack
+ * base to restore after orch_call, or -1 (nothing pushed) when it was closed.   [-0, +2, -] */
+int orch_probe_push_done(orch_probe *p);
+
 /* core.c */
 orch_ctx *orch_ctx_get(lua_State *L);
 int orch_pushfail(lua_State *L, int err, const char *what);

@@ -344,8 +344,8 @@ static void read_argv(lua_State *L, orch_spawn_req *req)
     if (s == NULL || strlen(s) != len) {
       free(req->argv);
       req->argv = NULL;
-      luaL_argerror(L, 1, lua_pushfstring(L, "argv[%d] must be a string without NUL bytes",
-                                          (int)i));
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L, "argv[%d] must be a string without NUL bytes", (int)i));
     }
     req->argv[i - 1] = (char *)s;
     lua_pop(L, 1); /* still referenced by the table */

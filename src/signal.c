@@ -13,16 +13,16 @@ static const struct {
   const char *name;
   int num;
 } SIGNALS[] = {
-  { "SIGHUP", SIGHUP },   { "SIGINT", SIGINT },       { "SIGQUIT", SIGQUIT },
-  { "SIGILL", SIGILL },   { "SIGTRAP", SIGTRAP },     { "SIGABRT", SIGABRT },
-  { "SIGBUS", SIGBUS },   { "SIGFPE", SIGFPE },       { "SIGKILL", SIGKILL },
-  { "SIGUSR1", SIGUSR1 }, { "SIGSEGV", SIGSEGV },     { "SIGUSR2", SIGUSR2 },
-  { "SIGPIPE", SIGPIPE }, { "SIGALRM", SIGALRM },     { "SIGTERM", SIGTERM },
-  { "SIGCHLD", SIGCHLD }, { "SIGCONT", SIGCONT },     { "SIGSTOP", SIGSTOP },
-  { "SIGTSTP", SIGTSTP }, { "SIGTTIN", SIGTTIN },     { "SIGTTOU", SIGTTOU },
-  { "SIGURG", SIGURG },   { "SIGXCPU", SIGXCPU },     { "SIGXFSZ", SIGXFSZ },
+  { "SIGHUP", SIGHUP },       { "SIGINT", SIGINT },   { "SIGQUIT", SIGQUIT },
+  { "SIGILL", SIGILL },       { "SIGTRAP", SIGTRAP }, { "SIGABRT", SIGABRT },
+  { "SIGBUS", SIGBUS },       { "SIGFPE", SIGFPE },   { "SIGKILL", SIGKILL },
+  { "SIGUSR1", SIGUSR1 },     { "SIGSEGV", SIGSEGV }, { "SIGUSR2", SIGUSR2 },
+  { "SIGPIPE", SIGPIPE },     { "SIGALRM", SIGALRM }, { "SIGTERM", SIGTERM },
+  { "SIGCHLD", SIGCHLD },     { "SIGCONT", SIGCONT }, { "SIGSTOP", SIGSTOP },
+  { "SIGTSTP", SIGTSTP },     { "SIGTTIN", SIGTTIN }, { "SIGTTOU", SIGTTOU },
+  { "SIGURG", SIGURG },       { "SIGXCPU", SIGXCPU }, { "SIGXFSZ", SIGXFSZ },
   { "SIGVTALRM", SIGVTALRM }, { "SIGPROF", SIGPROF }, { "SIGWINCH", SIGWINCH },
-  { "SIGIO", SIGIO },     { "SIGPWR", SIGPWR },       { "SIGSYS", SIGSYS },
+  { "SIGIO", SIGIO },         { "SIGPWR", SIGPWR },   { "SIGSYS", SIGSYS },
 };
 
 const char *orch_signal_name(int signum)
@@ -152,11 +152,8 @@ static const luaL_Reg sig_meta[] = {
 };
 
 static const luaL_Reg funcs[] = {
-  { "signal", core_signal },
-  { "kill", core_kill },
-  { "signame", core_signame },
-  { "signum", core_signum },
-  { NULL, NULL },
+  { "signal", core_signal }, { "kill", core_kill }, { "signame", core_signame },
+  { "signum", core_signum }, { NULL, NULL },
 };
 
 void orch_signal_open(lua_State *L)

@@ -3,6 +3,8 @@
  * the parent's threads from a vfork child), PR_SET_PDEATHSIG(SIGKILL) after the credentials
  * change (which clears it), default signal dispositions, stdio, cwd, and no inherited fds.
  * Failures travel back to the parent through a close-on-exec pipe. */
+#include "spawn.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,12 +22,19 @@
 
 #include <uv.h>
 
-#include "spawn.h"
-
 extern char **environ;
 
-enum stage { ST_SETSID = 1, ST_STDIO, ST_CHDIR, ST_GROUPS, ST_GID, ST_UID, ST_PDEATH, ST_MOUNT,
-             ST_EXEC };
+enum stage {
+  ST_SETSID = 1,
+  ST_STDIO,
+  ST_CHDIR,
+  ST_GROUPS,
+  ST_GID,
+  ST_UID,
+  ST_PDEATH,
+  ST_MOUNT,
+  ST_EXEC
+};
 
 typedef struct child_report {
   int stage;

@@ -77,12 +77,8 @@ static int timer_close(lua_State *L)
 }
 
 static const luaL_Reg timer_methods[] = {
-  { "start", timer_start },
-  { "stop", timer_stop },
-  { "active", timer_active },
-  { "unref", timer_unref },
-  { "close", timer_close },
-  { NULL, NULL },
+  { "start", timer_start }, { "stop", timer_stop },   { "active", timer_active },
+  { "unref", timer_unref }, { "close", timer_close }, { NULL, NULL },
 };
 
 static const luaL_Reg timer_meta[] = {

@@ -102,19 +102,21 @@ static void spawn_exit_code(void)
 
 static void spawn_signal_death(void)
 {
-  CHECK_LUA("local got "
-            "core.spawn({'sh', '-c', 'kill -TERM $$'}, {}, function(c, s) got = tostring(c) .. s end) "
-            "core.run() return got",
-            "nilSIGTERM");
+  CHECK_LUA(
+      "local got "
+      "core.spawn({'sh', '-c', 'kill -TERM $$'}, {}, function(c, s) got = tostring(c) .. s end) "
+      "core.run() return got",
+      "nilSIGTERM");
 }
 
 static void spawn_pipe_chunks(void)
 {
-  CHECK_LUA("local out = {} "
-            "core.spawn({'printf', 'a\\nb'}, { stdout = function(c) out[#out+1] = c or '<eof>' end },"
-            " function() out[#out+1] = '<exit>' end) "
-            "core.run() return table.concat(out)",
-            "a\nb<eof><exit>");
+  CHECK_LUA(
+      "local out = {} "
+      "core.spawn({'printf', 'a\\nb'}, { stdout = function(c) out[#out+1] = c or '<eof>' end },"
+      " function() out[#out+1] = '<exit>' end) "
+      "core.run() return table.concat(out)",
+      "a\nb<eof><exit>");
 }
 
 static void finaliser_closes_active_timer(void)

@@ -6,7 +6,7 @@ function(orch_c_test name)
   add_executable(${name} ${ARGN} $<TARGET_OBJECTS:orch_core>)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/spec/c)
   target_link_libraries(${name} PRIVATE PkgConfig::LUA PkgConfig::UV PkgConfig::CURL)
-  target_compile_definitions(${name} PRIVATE
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE ORCH_VERSION="${PROJECT_VERSION}"
       ORCH_SOURCE_DIR="${CMAKE_SOURCE_DIR}" ORCH_BUILD_DIR="${CMAKE_BINARY_DIR}")
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   add_test(NAME c-${name} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})

@@ -1,0 +1,20 @@
+/* proc_net.h: the /proc/net/{tcp,tcp6,udp,udp6} parser (plain C: no Lua, no libuv in the
+ * parser, so it can be fuzzed alone). */
+#ifndef ORCH_PROC_NET_H
+#define ORCH_PROC_NET_H
+
+#include <stddef.h>
+
+/* Scan the text of one /proc/net table (header line first) for a row whose local port is
+ * `port`; for TCP (`is_tcp` != 0) the row must also be in state 0A (LISTEN), for UDP any state
+ * counts. Reads at most `len` bytes, needs no NUL. Returns 1 on a hit, 0 when there is none
+ * (also for an empty or header-only text), -1 when no data row could be parsed at all. */
+int orch_proc_net_scan(const char *text, size_t len, unsigned port, int is_tcp);
+
+/* Look for `port` in <dir>/tcp, tcp6, udp, udp6, in that order, stopping at the first hit.
+ * A missing tcp6, udp or udp6 is skipped (IPv6 may be disabled); a missing tcp is an error.
+ * Sets *found to 0 or 1 and returns 0, or returns a negative UV_E* code (UV_EINVAL for a table
+ * that cannot be parsed). */
+int orch_proc_net_port_listening(const char *dir, unsigned port, int *found);
+
+#endif
