@@ -12,7 +12,7 @@ DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-d
   libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
   procps
 
-.PHONY: all deps build run test sanitize install bench soak lint format clean
+.PHONY: all deps build run test sanitize install bench soak fuzz lint format clean
 
 all: build
 
@@ -40,6 +40,13 @@ install: build
 bench: build
 	./bench/run
 
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	@cmake -S . -B build-fuzz -DORCH_FUZZ=ON -DCMAKE_C_COMPILER=clang -DORCH_VALGRIND=OFF >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_proc_net
+	mkdir -p build-fuzz/corpus && cp -n spec/fuzz/corpus/proc_net/* build-fuzz/corpus/ 2>/dev/null || true
+	build-fuzz/fuzz/fuzz_proc_net -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus spec/fuzz/corpus/proc_net
+
 soak: build
 	cd $(BUILD) && ctest --output-on-failure -L soak
 
@@ -51,4 +58,4 @@ format:
 	clang-format -i src/*.c src/*.h spec/c/*.c spec/c/*.h
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
