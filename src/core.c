@@ -255,7 +255,9 @@ int luaopen_orch_core(lua_State *L)
   orch_process_open(L);
   orch_probe_net_open(L);
   orch_notify_open(L);
+  orch_contain_open(L);
   orch_probe_http_open(L);
+  orch_stream_open(L);
   lua_pushliteral(L, ORCH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

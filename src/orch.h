@@ -89,7 +89,9 @@ void orch_signal_open(lua_State *L);
 void orch_process_open(lua_State *L);
 void orch_probe_net_open(lua_State *L);
 void orch_notify_open(lua_State *L);
+void orch_contain_open(lua_State *L);
 void orch_probe_http_open(lua_State *L);
+void orch_stream_open(lua_State *L);
 void orch_http_close(orch_ctx *ctx);
 
 /* process.c: called from the ctx finaliser */

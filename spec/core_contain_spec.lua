@@ -1,0 +1,75 @@
+-- core.contain(): orch in a PID namespace of its own, so a SIGKILL of orch takes everything.
+local core = require 'orch.core'
+local process = require 'orch.process'
+local wait = require 'spec.support.wait'
+
+local function count_marker()
+  local r = process.exec({ 'pgrep', '-f', '^sleep 4243' })
+  local n = 0
+  for _ in r.stdout:gmatch('%d+') do
+    n = n + 1
+  end
+  return n
+end
+
+local function start()
+  local out = {}
+  local relay = assert(process.spawn({ 'lua5.4', 'spec/fixtures/contain/contained.lua' }, {
+    stdout = function(c)
+      out[#out + 1] = c
+    end,
+  }))
+  local ok, err = pcall(wait.until_true, function()
+    return table.concat(out):match('ready') and count_marker() == 1
+  end, 5000, 'the contained orchestrator and its grandchild')
+  if not ok then
+    relay:kill('SIGKILL') -- its contained child dies with it (PDEATHSIG)
+    error(err .. '; output: ' .. table.concat(out), 0)
+  end
+  return relay, out
+end
+
+describe('core.contain', function()
+  if core.getuid() ~= 0 then
+    it('needs root for a PID namespace', function()
+      pending('not root: core.contain() returns EPERM here')
+    end)
+    return
+  end
+
+  it('takes every descendant with it when the relay is SIGKILLed', function()
+    wait.run(function()
+      local relay = start()
+      core.kill(relay:pid(), 'SIGKILL')
+      relay:wait(2000)
+      wait.until_true(function()
+        return count_marker() == 0
+      end, 1000, 'the setsid grandchild to be gone within 1 s')
+    end)
+  end)
+
+  it('takes every descendant with it when the contained orchestrator is SIGKILLed', function()
+    wait.run(function()
+      local relay = start()
+      local inner = tonumber(process.exec({ 'pgrep', '-P', tostring(relay:pid()) }).stdout:match('%d+'))
+      core.kill(inner, 'SIGKILL')
+      local code, sig = relay:wait(2000)
+      assert.is_true(code == 137 or sig == 'SIGKILL')
+      wait.until_true(function()
+        return count_marker() == 0
+      end, 1000, 'the setsid grandchild to be gone within 1 s')
+    end)
+  end)
+
+  it('forwards SIGTERM to the contained orchestrator, which runs as PID 1', function()
+    wait.run(function()
+      local relay, out = start()
+      core.kill(relay:pid(), 'SIGTERM')
+      assert.equals(0, (relay:wait(3000)))
+      assert.matches('got SIGTERM as pid 1\n', table.concat(out))
+      wait.until_true(function()
+        return count_marker() == 0
+      end, 1000, 'the namespace to be gone')
+    end)
+  end)
+end)
