@@ -72,4 +72,24 @@ describe('core.contain', function()
       end, 1000, 'the namespace to be gone')
     end)
   end)
+
+  it('reports the pid the host sees for children of a contained orchestrator', function()
+    local r = wait.run(function()
+      local out = {}
+      local helper = assert(process.spawn({ 'lua5.4', 'spec/fixtures/contain/host_pid.lua' }, {
+        stdout = function(c)
+          out[#out + 1] = c
+        end,
+      }))
+      local ns, host = table.unpack(wait.until_true(function()
+        local a, b = table.concat(out):match('ns pid\t(%d+)\thost pid\t(%d+)')
+        return a and { tonumber(a), tonumber(b) }
+      end, 3000, 'the pids'))
+      local seen = tonumber(process.exec({ 'pgrep', '-f', '^sleep 4244' }).stdout:match('%d+'))
+      helper:wait(3000)
+      return { ns = ns, host = host, seen = seen }
+    end)
+    assert.equals(2, r.ns)
+    assert.equals(r.seen, r.host)
+  end)
 end)

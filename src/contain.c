@@ -68,6 +68,9 @@ static int enter_namespace(orch_ctx *ctx, int alive_fd)
     _exit(1);
   close(alive_fd);
   setpgid(0, 0);
+  /* Kept so children can learn the pid the host sees them as (spawn.c); pids shown to users
+   * must be ones they can use outside. */
+  ctx->host_proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
   /* Without its own /proc the namespace still works; only tools inside see outer pids. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
       mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)

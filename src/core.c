@@ -57,6 +57,7 @@ orch_ctx *orch_ctx_get(lua_State *L)
   ctx->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   ctx->error_ref = LUA_NOREF;
+  ctx->host_proc_fd = -1;
   if (luaL_newmetatable(L, ORCH_CTX_MT)) {
     lua_pushcfunction(L, ctx_gc);
     lua_setfield(L, -2, "__gc");
@@ -125,6 +126,7 @@ static int core_run(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->error_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ctx->error_ref);
     ctx->error_ref = LUA_NOREF;
+  ctx->host_proc_fd = -1;
     return lua_error(L);
   }
   lua_pushboolean(L, alive);
@@ -147,6 +149,17 @@ static int core_update_time(lua_State *L)
 {
   uv_update_time(&orch_ctx_get(L)->loop);
   return 0;
+}
+
+/* core.time() -> seconds since the epoch as a float with microseconds (wall clock, for log
+ * timestamps only: every duration uses now() or hrtime()).   [-0, +1, -] */
+static int core_time(lua_State *L)
+{
+  uv_timeval64_t tv;
+  if (uv_gettimeofday(&tv) != 0)
+    return orch_pushfail(L, UV_EINVAL, "gettimeofday");
+  lua_pushnumber(L, (lua_Number)tv.tv_sec + (lua_Number)tv.tv_usec / 1e6);
+  return 1;
 }
 
 static int core_hrtime(lua_State *L)
@@ -237,6 +250,7 @@ static const luaL_Reg core_funcs[] = {
   { "now", core_now },
   { "update_time", core_update_time },
   { "hrtime", core_hrtime },
+  { "time", core_time },
   { "environ", core_environ },
   { "getpwnam", core_getpwnam },
   { "getpid", core_getpid },

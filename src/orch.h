@@ -25,6 +25,7 @@ typedef struct orch_ctx {
   uv_signal_t *sigchld;  /* owned by process.c; freed in its close callback */
   int live_procs;        /* processes not yet reaped; keeps sigchld referenced */
   unsigned long orphans; /* orphans reaped so far (not started by us) */
+  int host_proc_fd;      /* O_PATH fd of the host's /proc once contained (contain.c), else -1 */
   void *http;            /* owned by probe_http.c (curl multi state); freed by orch_http_close */
 } orch_ctx;
 

@@ -29,6 +29,7 @@ static const char PROCS_KEY = 'p'; /* registry: pid -> process userdata, until r
 typedef struct orch_proc {
   orch_ctx *ctx;   /* borrowed: outlives every process */
   pid_t pid;       /* 0 once reaped */
+  pid_t host_pid;  /* the pid as the host sees it (differs from pid when orch is contained) */
   int exit_code;   /* valid once exited */
   int term_signal; /* 0 unless killed by a signal */
   int exited;      /* reaped */
@@ -396,6 +397,7 @@ static int core_spawn(lua_State *L)
   orch_spawn_req req;
   memset(&req, 0, sizeof req);
   req.child_fd[0] = req.child_fd[1] = req.child_fd[2] = -1;
+  req.host_proc_fd = ctx->host_proc_fd;
   int parent_out = -1, parent_err = -1, out_ref = LUA_NOREF, err_ref = LUA_NOREF;
   const char *fail = NULL;
   read_argv(L, &req);
@@ -450,6 +452,7 @@ static int core_spawn(lua_State *L)
   memset(p, 0, sizeof *p);
   p->ctx = ctx;
   p->pid = req.pid;
+  p->host_pid = req.host_pid;
   p->group = req.setsid;
   p->out_ref = out_ref;
   p->err_ref = err_ref;
@@ -485,6 +488,17 @@ static int proc_pid(lua_State *L)
     lua_pushnil(L);
   else
     lua_pushinteger(L, p->pid);
+  return 1;
+}
+
+/* proc:host_pid() -> the pid as seen outside orch's PID namespace (nil once reaped). */
+static int proc_host_pid(lua_State *L)
+{
+  orch_proc *p = check_proc(L);
+  if (p->pid == 0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, p->host_pid);
   return 1;
 }
 
@@ -549,6 +563,7 @@ static int core_orphans_reaped(lua_State *L)
 
 static const luaL_Reg proc_methods[] = {
   { "pid", proc_pid },
+  { "host_pid", proc_host_pid },
   { "kill", proc_kill },
   { "close", proc_close },
   { NULL, NULL },

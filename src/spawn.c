@@ -25,7 +25,8 @@
 extern char **environ;
 
 enum stage {
-  ST_SETSID = 1,
+  ST_HOST_PID = 1,
+  ST_SETSID,
   ST_STDIO,
   ST_CHDIR,
   ST_GROUPS,
@@ -97,6 +98,20 @@ _Noreturn static void child_fail(int fd, int stage)
   _exit(127);
 }
 
+/* The "self" link of the host's procfs names this process as the host sees it. */
+static void report_host_pid(int host_proc_fd, int report_fd)
+{
+  char buf[24];
+  ssize_t len = readlinkat(host_proc_fd, "self", buf, sizeof buf - 1);
+  if (len <= 0)
+    return;
+  child_report r = { ST_HOST_PID, 0 };
+  for (ssize_t i = 0; i < len && buf[i] >= '0' && buf[i] <= '9'; i++)
+    r.err = r.err * 10 + (buf[i] - '0');
+  ssize_t n = write(report_fd, &r, sizeof r);
+  (void)n;
+}
+
 /* Runs in the child: only async-signal-safe calls and raw syscalls from here on. */
 _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t parent,
                                  const sigset_t *unblocked)
@@ -131,6 +146,8 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
     child_fail(report_fd, ST_PDEATH);
   if (!req->pidns && getppid() != parent) /* orch died before the prctl took effect */
     _exit(127);
+  if (req->host_proc_fd >= 0) /* orch is contained: tell it the pid the host sees */
+    report_host_pid(req->host_proc_fd, report_fd);
   /* No descriptor of orch's leaks into the child, whatever opened it without O_CLOEXEC. */
   if (report_fd > 3 && syscall(SYS_close_range, 3U, (unsigned)report_fd - 1, 0U) != 0)
     for (int fd = 3; fd < report_fd; fd++)
@@ -201,9 +218,15 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   }
   child_report r;
   ssize_t n;
-  do
-    n = read(fds[0], &r, sizeof r);
-  while (n < 0 && errno == EINTR);
+  req->host_pid = pid;
+  for (;;) {
+    do
+      n = read(fds[0], &r, sizeof r);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof r || r.stage != ST_HOST_PID)
+      break;
+    req->host_pid = r.err; /* not a failure: the pid the host sees, reported first */
+  }
   close(fds[0]);
   if (n != (ssize_t)sizeof r) {
     req->pid = pid;

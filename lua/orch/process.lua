@@ -95,8 +95,9 @@ function M.spawn(command, opts)
   return self
 end
 
+--- The pid as users see it: outside orch's PID namespace when orch is contained.
 function Command:pid()
-  return self.proc:pid()
+  return self.proc:host_pid()
 end
 
 --- Send `sig` to the process group (no-op once exited).

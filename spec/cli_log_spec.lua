@@ -1,0 +1,231 @@
+-- Unit specs for orch.log: line splitting, text and JSON rendering. No core needed.
+local log = require 'orch.log'
+local cjson = require 'cjson'
+
+local function capture(opts)
+  local out = {}
+  opts = opts or {}
+  opts.out = function(s)
+    out[#out + 1] = s
+  end
+  opts.clock = opts.clock or function()
+    return 1700000000.25
+  end
+  local w = log.new(opts)
+  return w, function()
+    return table.concat(out)
+  end, out
+end
+
+local function split_all(chunks, max)
+  local lines = {}
+  local feed = log.splitter(function(l)
+    lines[#lines + 1] = l
+  end, max)
+  for _, c in ipairs(chunks) do
+    feed(c)
+  end
+  return lines, feed
+end
+
+describe('log.splitter', function()
+  it('emits complete lines and keeps a partial line until its newline', function()
+    local lines, feed = split_all({ 'a\nb', 'c\n', 'd' })
+    assert.same({ 'a', 'bc' }, lines)
+    feed('e\n')
+    assert.same({ 'a', 'bc', 'de' }, lines)
+  end)
+
+  it('flushes the partial line at EOF and only once', function()
+    local lines, feed = split_all({ 'x\ny' })
+    feed(nil)
+    feed(nil)
+    assert.same({ 'x', 'y' }, lines)
+  end)
+
+  it('keeps empty lines and strips a trailing CR', function()
+    local lines = split_all({ '\n\r\nz\r\n' })
+    assert.same({ '', '', 'z' }, lines)
+  end)
+
+  it('splits lines over the maximum, never drops bytes', function()
+    local long = string.rep('a', 25)
+    local lines, feed = split_all({ long:sub(1, 7), long:sub(8), '\n' }, 10)
+    feed(nil)
+    assert.same({ 'aaaaaaaaaa', 'aaaaaaaaaa', 'aaaaa' }, lines)
+    assert.equal(long, table.concat(lines))
+  end)
+
+  it('splits a pending over-long partial line before its newline arrives', function()
+    local lines = split_all({ string.rep('b', 35) }, 10)
+    assert.same({ 'bbbbbbbbbb', 'bbbbbbbbbb', 'bbbbbbbbbb' }, lines)
+  end)
+
+  it('does not cut a UTF-8 character when splitting', function()
+    local s = 'aaaaaaaa\u{20AC}bb' -- 8 + 3 + 2 bytes
+    local lines, feed = split_all({ s }, 10)
+    feed(nil)
+    assert.same({ 'aaaaaaaa', '\u{20AC}bb' }, lines)
+  end)
+
+  it('handles the 64 KiB default with a 200 KiB line', function()
+    local s = string.rep('x', 200 * 1024)
+    local lines = split_all({ s .. '\n' })
+    assert.equal(4, #lines)
+    assert.equal(64 * 1024, #lines[1])
+    assert.equal(s, table.concat(lines))
+  end)
+end)
+
+describe('log.sanitize_utf8', function()
+  it('returns valid strings unchanged', function()
+    assert.equal('h\u{E9}llo', log.sanitize_utf8('h\u{E9}llo'))
+  end)
+
+  it('replaces invalid bytes by U+FFFD', function()
+    assert.equal('a\u{FFFD}b\u{FFFD}', log.sanitize_utf8('a\255b\192'))
+  end)
+end)
+
+describe('log.Writer text', function()
+  it('prefixes output with aligned ids', function()
+    local w, text = capture({ color = false, ids = { 'db', 'webserver' } })
+    w:line('db', 'stdout', 'hello')
+    w:line('webserver', 'stderr', 'hi')
+    assert.equal('db        | hello\nwebserver | hi\n', text())
+  end)
+
+  it('renders state changes as orch | id: old -> new (message)', function()
+    local w, text = capture({ color = false })
+    w:event({ event = 'state', id = 'web', old = 'starting', result = 'success', message = 'up' })
+    w:event({ event = 'state', id = 'web', result = 'waiting' })
+    assert.equal('orch | web: starting -> success (up)\norch | web: none -> waiting\n', text())
+  end)
+
+  it('colours the id on request and never with color = false', function()
+    local w, text = capture({ color = true, ids = { 'a' } })
+    w:line('a', 'stdout', 'x')
+    assert.matches('\27%[36ma    |\27%[0m x\n', text())
+    local w2, text2 = capture({ color = false })
+    w2:line('a', 'stdout', 'x')
+    assert.is_nil(text2():find('\27', 1, true))
+  end)
+
+  it('honours NO_COLOR when colour is automatic', function()
+    -- auto colour is only on for a TTY; captured output is never one
+    local w, text = capture({})
+    w:line('a', 'stdout', 'x')
+    assert.is_nil(text():find('\27', 1, true))
+  end)
+
+  it('adds timestamps on request', function()
+    local w, text = capture({ color = false, timestamps = true })
+    w:line('a', 'stdout', 'x')
+    assert.matches('^%d%d:%d%d:%d%d%.250 a    | x\n$', text())
+  end)
+
+  it('passes binary bytes through in text mode', function()
+    local w, text = capture({ color = false })
+    w:line('a', 'stdout', 'bin\0\255')
+    assert.equal('a    | bin\0\255\n', text())
+  end)
+
+  it('writes one chunk for many lines', function()
+    local w, _, out = capture({ color = false })
+    w:lines('a', 'stdout', { '1', '2', '3' })
+    assert.equal(1, #out)
+  end)
+
+  it('describes process events', function()
+    local w, text = capture({ color = false })
+    w:event({ event = 'spawn', id = 'a', pid = 12, restarts = 2 })
+    w:event({ event = 'exit', id = 'a', code = 3 })
+    w:event({ event = 'exit', id = 'a', signal = 'SIGKILL' })
+    w:event({ event = 'spawn-error', id = 'a', message = 'ENOENT' })
+    w:message('bye')
+    assert.equal(table.concat({
+      'orch | a: started (pid 12, restart #2)',
+      'orch | a: exited with code 3',
+      'orch | a: killed by SIGKILL',
+      'orch | a: failed to start: ENOENT',
+      'orch | bye',
+      '',
+    }, '\n'), text())
+  end)
+
+  it('ignores write errors on the output', function()
+    local f = assert(io.open('/dev/null', 'r')) -- writing to a read-only handle fails
+    local w = log.new({ out = f, color = false })
+    assert.has_no.errors(function()
+      w:line('a', 'stdout', 'x')
+    end)
+    f:close()
+  end)
+end)
+
+describe('log.Writer json', function()
+  it('writes one parseable object per line with ts, id, stream and line', function()
+    local w, text = capture({ format = 'json' })
+    w:lines('web', 'stderr', { 'one', 'two "q" \\ /' })
+    local n = 0
+    for line in text():gmatch('[^\n]+') do
+      n = n + 1
+      local o = cjson.decode(line)
+      assert.equal('web', o.id)
+      assert.equal('stderr', o.stream)
+      assert.equal('2023-11-14T22:13:20.250Z', o.ts)
+    end
+    assert.equal(2, n)
+  end)
+
+  it('keeps every line parseable with binary or invalid UTF-8 output', function()
+    local w, text = capture({ format = 'json' })
+    w:line('a', 'stdout', 'bad \255\254 \0 ctrl\1\27[31m')
+    local o = cjson.decode((text():gsub('\n$', '')))
+    assert.equal('bad \u{FFFD}\u{FFFD} \0 ctrl\1\27[31m', o.line)
+    assert.is_nil(text():find('\255', 1, true))
+  end)
+
+  it('writes events with event, result, message, pid and code', function()
+    local w, text = capture({ format = 'json' })
+    w:event({ event = 'state', id = 'db', old = 'starting', result = 'success', message = 'ok' })
+    w:event({ event = 'exit', id = 'db', pid = 7, code = 1 })
+    w:message('hello')
+    local objs = {}
+    for line in text():gmatch('[^\n]+') do
+      objs[#objs + 1] = cjson.decode(line)
+    end
+    assert.same({ 'state', 'success', 'ok', 'starting' },
+      { objs[1].event, objs[1].result, objs[1].message, objs[1].old })
+    assert.same({ 'exit', 7, 1 }, { objs[2].event, objs[2].pid, objs[2].code })
+    assert.same({ 'orch', 'log', 'hello' }, { objs[3].id, objs[3].event, objs[3].message })
+  end)
+
+  it('never colours json', function()
+    local w, text = capture({ format = 'json', color = true })
+    w:line('a', 'stdout', 'x')
+    assert.is_nil(text():find('\27', 1, true))
+  end)
+
+  it('rejects an unknown format', function()
+    assert.has_error(function()
+      log.new({ format = 'xml' })
+    end, "bad argument #1 to 'log.new' (unknown format 'xml')")
+  end)
+end)
+
+describe('log.encode', function()
+  it('writes keys in a stable order with ts and id first', function()
+    assert.equal('{"ts":"t","id":"a","event":"x","b":1,"c":true}',
+      log.encode({ c = true, b = 1, event = 'x', id = 'a', ts = 't' }))
+  end)
+
+  it('encodes sequences and marked empty tables as arrays', function()
+    assert.equal('{"a":[1,2],"e":[],"o":{}}', log.encode({ a = { 1, 2 }, e = log.array(), o = {} }))
+  end)
+
+  it('makes strings valid UTF-8', function()
+    assert.equal('"x\u{FFFD}"', log.encode('x\255'))
+    assert.same({ 'x\u{FFFD}' }, cjson.decode(log.encode({ 'x\255' })))
+  end)
+end)

@@ -1,0 +1,360 @@
+-- Unit specs for orch.status: the sink the Daemons layer reports to. No core needed.
+local status = require 'orch.status'
+local log = require 'orch.log'
+
+local function make(opts)
+  opts = opts or {}
+  local out = {}
+  local t, wall = 0, 1700000000.0
+  local sink = status.new({
+    writer = log.new({
+      color = false,
+      out = function(s)
+        out[#out + 1] = s
+      end,
+      clock = function()
+        return wall
+      end,
+    }),
+    ring = opts.ring,
+    now = function()
+      return t
+    end,
+    wallclock = function()
+      return wall
+    end,
+    max_line = opts.max_line,
+  })
+  local clock = {
+    advance = function(ms)
+      t = t + ms
+      wall = wall + ms / 1000
+    end,
+  }
+  return sink, function()
+    return table.concat(out)
+  end, clock
+end
+
+describe('status.Sink', function()
+  describe(':onState', function()
+    it('logs a line only when the result changes', function()
+      local sink, text = make()
+      sink:onState({ id = 'db', kind = 'daemon', result = 'starting', visible = false })
+      sink:onState({ id = 'db', kind = 'daemon', result = 'starting', message = 'still' })
+      sink:onState({ id = 'db', kind = 'daemon', result = 'success', message = 'ready' })
+      assert.equal('orch | db: none -> starting\norch | db: starting -> success (ready)\n',
+        text())
+    end)
+
+    it('records result, message, kind and since', function()
+      local sink, _, clock = make()
+      sink:onState({ id = 'db', kind = 'oneshot', result = 'starting' })
+      clock.advance(1500)
+      sink:onState({ id = 'db', kind = 'oneshot', result = 'failure', message = 'exit 2' })
+      local s = sink:get('db')
+      assert.same({ 'oneshot', 'failure', 'exit 2', 1700000001.5 },
+        { s.kind, s.result, s.message, s.since })
+    end)
+
+    it('notifies subscribers of result and message changes', function()
+      local sink = make()
+      local seen = {}
+      local unsub = sink:subscribe(function(ev)
+        seen[#seen + 1] = ev.type .. ':' .. ev.id .. ':' .. tostring(ev.result)
+      end)
+      sink:onState({ id = 'a', result = 'starting' })
+      sink:onState({ id = 'a', result = 'starting' })
+      sink:onState({ id = 'a', result = 'starting', message = 'm' })
+      unsub()
+      sink:onState({ id = 'a', result = 'success' })
+      assert.same({ 'state:a:starting', 'state:a:starting' }, seen)
+    end)
+
+    it('survives a failing subscriber and logs it', function()
+      local sink, text = make()
+      sink:subscribe(function()
+        error('boom')
+      end)
+      assert.has_no.errors(function()
+        sink:onState({ id = 'a', result = 'starting' })
+      end)
+      assert.matches('status subscriber failed: .*boom', text())
+    end)
+  end)
+
+  describe(':setHealth', function()
+    it('keeps the display name and health of visible entries', function()
+      local sink = make()
+      sink:onState({ id = 'web', kind = 'daemon', result = 'starting', visible = true })
+      sink:setHealth({ id = 'web', name = 'Web UI', result = 'failure', message = 'refused' })
+      local s = sink:get('web')
+      assert.equal('Web UI', s.name)
+      assert.same({ result = 'failure', message = 'refused' }, s.health)
+      assert.equal('starting', s.result) -- the raw result is onState's
+    end)
+
+    it('is what the log shows for visible entries (softened within the grace period)',
+      function()
+        local sink, text = make()
+        local function both(raw, shown, msg)
+          sink.onState({ id = 'web', kind = 'daemon', result = raw, message = msg,
+            visible = true })
+          sink.setHealth({ id = 'web', name = 'Web', result = shown, message = msg })
+        end
+        both('starting', 'starting')
+        both('failure', 'starting', 'refused') -- inside the grace period
+        both('success', 'success', 'up')
+        both('failure', 'failure', 'down')
+        assert.equal(table.concat({
+          'orch | web: none -> starting',
+          'orch | web: starting -> success (up)',
+          'orch | web: success -> failure (down)',
+          '',
+        }, '\n'), text())
+        assert.equal('failure', sink:get('web').result)
+      end)
+
+    it('acts as the state for callers that only report health', function()
+      local sink, text = make()
+      sink:setHealth({ id = 'x', name = 'X', result = 'success', message = 'ok' })
+      assert.equal('success', sink:get('x').result)
+      assert.equal('orch | x: none -> success (ok)\n', text())
+    end)
+  end)
+
+  describe(':onProcess', function()
+    it('tracks pid, uptime, restarts and the last exit', function()
+      local sink, text, clock = make()
+      sink:onProcess({ id = 'w', event = 'spawn', pid = 42, restarts = 0 })
+      clock.advance(2500)
+      local s = sink:get('w')
+      assert.same({ 42, 2500, 0 }, { s.pid, s.uptime, s.restarts })
+      sink:onProcess({ id = 'w', event = 'exit', pid = 42, code = 1, restarts = 0 })
+      s = sink:get('w')
+      assert.is_nil(s.pid)
+      assert.is_nil(s.uptime)
+      assert.same({ code = 1, time = 1700000002.5 }, s.lastExit)
+      sink:onProcess({ id = 'w', event = 'spawn', pid = 43, restarts = 1 })
+      assert.equal(1, sink:get('w').restarts)
+      assert.equal(table.concat({
+        'orch | w: started (pid 42)',
+        'orch | w: exited with code 1 (pid 42)',
+        'orch | w: started (pid 43, restart #1)',
+        '',
+      }, '\n'), text())
+    end)
+
+    it('records spawn errors', function()
+      local sink = make()
+      sink:onProcess({ id = 'w', event = 'spawn-error', message = 'no such file' })
+      assert.equal('no such file', sink:get('w').lastExit.error)
+    end)
+  end)
+
+  describe(':output', function()
+    it('logs complete lines with the entry prefix and keeps partial lines', function()
+      local sink, text = make()
+      sink:output('web', 'stdout', 'GET /\nGET ')
+      assert.equal('web  | GET /\n', text()) -- aligned with 'orch'
+      sink:output('web', 'stdout', '/x\n')
+      sink:output('web', 'stderr', 'warn')
+      sink:output('web', 'stderr', nil)
+      assert.equal('web  | GET /\nweb  | GET /x\nweb  | warn\n', text())
+    end)
+
+    it('keeps stdout and stderr partial lines apart', function()
+      local sink = make()
+      sink:output('a', 'stdout', 'out-')
+      sink:output('a', 'stderr', 'err\n')
+      sink:output('a', 'stdout', 'end\n')
+      local lines = {}
+      for _, r in ipairs(sink:logs('a')) do
+        lines[#lines + 1] = r.stream .. ':' .. r.line
+      end
+      assert.same({ 'stderr:err', 'stdout:out-end' }, lines)
+    end)
+
+    it('keeps a bounded ring buffer of recent lines per entry', function()
+      local sink = make({ ring = 3 })
+      for i = 1, 7 do
+        sink:output('a', 'stdout', 'l' .. i .. '\n')
+      end
+      sink:output('b', 'stdout', 'only\n')
+      local function lines(id, n)
+        local out = {}
+        for _, r in ipairs(sink:logs(id, n)) do
+          out[#out + 1] = r.line
+        end
+        return out
+      end
+      assert.same({ 'l5', 'l6', 'l7' }, lines('a'))
+      assert.same({ 'l6', 'l7' }, lines('a', 2))
+      assert.same({ 'only' }, lines('b', 10))
+      assert.same({}, lines('nobody'))
+    end)
+
+    it('bounds the ring buffer in bytes too, always keeping the newest line', function()
+      local sink = status.new({ writer = false, ring = 100, ring_bytes = 10 })
+      sink:output('a', 'stdout', 'aaaa\nbbbb\ncccc\n')
+      local got = {}
+      for _, r in ipairs(sink:logs('a')) do
+        got[#got + 1] = r.line
+      end
+      assert.same({ 'bbbb', 'cccc' }, got)
+      sink:output('a', 'stdout', string.rep('z', 50) .. '\n')
+      assert.equal(1, #sink:logs('a'))
+    end)
+
+    it('numbers lines for followers and tells subscribers', function()
+      local sink = make()
+      local got = {}
+      sink:subscribe(function(ev)
+        if ev.type == 'output' then
+          for _, r in ipairs(ev.lines) do
+            got[#got + 1] = r.seq .. ':' .. r.line
+          end
+        end
+      end)
+      sink:output('a', 'stdout', 'x\ny\n')
+      sink:output('b', 'stdout', 'z\n')
+      assert.same({ '1:x', '2:y', '3:z' }, got)
+    end)
+
+    it('splits over-long lines', function()
+      local sink = make({ max_line = 4 })
+      sink:output('a', 'stdout', 'abcdefghij\n')
+      assert.equal(3, #sink:logs('a'))
+    end)
+  end)
+
+  describe(':declare and :snapshot', function()
+    it('orders entries and reports what a waiting entry waits on', function()
+      local sink = make()
+      sink:onState({ id = 'api', kind = 'daemon', result = 'waiting' })
+      sink:declare({
+        { id = 'db', kind = 'daemon', requires = {} },
+        { id = 'api', kind = 'daemon', requires = { 'db' }, display = 'API' },
+      })
+      sink:onState({ id = 'db', kind = 'daemon', result = 'starting' })
+      local snap = sink:snapshot()
+      assert.same({ 'db', 'api' }, { snap[1].id, snap[2].id })
+      assert.same({ 'db' }, snap[2].waitingOn)
+      assert.equal('API', snap[2].name)
+      sink:onState({ id = 'db', result = 'success' })
+      assert.same({}, sink:snapshot()[2].waitingOn)
+      assert.same({ 1, 2 }, { sink:counts() })
+    end)
+
+    it('forgets entries a new declaration does not have', function()
+      local sink = make()
+      sink:declare({ { id = 'a', kind = 'daemon' }, { id = 'b', kind = 'daemon' } })
+      sink:output('b', 'stdout', 'x\n')
+      sink:declare({ { id = 'c', kind = 'oneshot' }, { id = 'a', kind = 'daemon' } })
+      assert.same({ 'c', 'a' }, sink:ids())
+      assert.is_nil(sink:get('b'))
+      assert.same({}, sink:logs('b'))
+    end)
+
+    it('returns copies that callers cannot corrupt', function()
+      local sink = make()
+      sink:onProcess({ id = 'a', event = 'exit', code = 1 })
+      local s = sink:snapshot()[1]
+      s.lastExit.code = 99
+      assert.equal(1, sink:get('a').lastExit.code)
+    end)
+  end)
+
+  describe('as effects', function()
+    it('works with plain function calls, as the SDK calls effects', function()
+      local sink, text = make()
+      local fx = sink
+      fx.onState({ id = 'a', kind = 'daemon', result = 'starting' })
+      fx.onProcess({ id = 'a', event = 'spawn', pid = 5 })
+      fx.output('a', 'stdout', 'hi\n')
+      fx.setHealth({ id = 'a', name = 'A', result = 'success', message = 'ok' })
+      fx.log('warn', 'careful')
+      assert.equal(table.concat({
+        'orch | a: none -> starting',
+        'orch | a: started (pid 5)',
+        'a    | hi',
+        'orch | a: none -> success (ok)',
+        'orch | warning: careful',
+        '',
+      }, '\n'), text())
+      assert.same({ 5, 'A' }, { sink:get('a').pid, sink:get('a').name })
+    end)
+
+    it('flushes an unterminated last line when the process exits', function()
+      local sink, text = make()
+      sink.output('a', 'stdout', 'no newline')
+      sink.onProcess({ id = 'a', event = 'exit', code = 0 })
+      assert.equal('a    | no newline\norch | a: exited with code 0\n', text())
+    end)
+  end)
+
+  describe('status.file', function()
+    local path = os.tmpname()
+    after_each(function()
+      os.remove(path)
+    end)
+
+    it('rewrites the file on every change with every entry and the meta fields', function()
+      local cjson = require 'cjson'
+      local sink = make()
+      local f = status.file(sink, path, function()
+        return { orch = { phase = 'running' } }
+      end)
+      sink:declare({ { id = 'db', kind = 'daemon' }, { id = 'api', kind = 'daemon',
+        requires = { 'db' } } })
+      sink:onState({ id = 'db', result = 'success', message = 'up' })
+      local doc = cjson.decode(assert(io.open(path)):read('a'))
+      assert.same({ 1, 'running', 1, 2 }, { doc.v, doc.orch.phase, doc.ready, doc.total })
+      assert.same({ 'db', 'success', 'up' },
+        { doc.entries[1].id, doc.entries[1].result, doc.entries[1].message })
+      assert.same({ 'db' }, doc.entries[2].requires)
+      f.close()
+      sink:onState({ id = 'db', result = 'failure' })
+      doc = cjson.decode(assert(io.open(path)):read('a'))
+      assert.equal('success', doc.entries[1].result)
+    end)
+
+    it('reports a path it cannot write', function()
+      local sink, text = make()
+      local f = status.file(sink, '/nonexistent/dir/status.json')
+      assert.is_nil((f.write()))
+      assert.matches('cannot write status file', text())
+    end)
+  end)
+
+  describe('status.format', function()
+    it('renders an aligned table', function()
+      local sink = make()
+      sink:declare({ { id = 'db', kind = 'daemon' },
+        { id = 'api', kind = 'daemon', requires = { 'db' } } })
+      sink:onState({ id = 'db', result = 'starting', message = 'probing' })
+      sink:onProcess({ id = 'db', event = 'spawn', pid = 10 })
+      sink:onState({ id = 'api', result = 'waiting' })
+      local lines = {}
+      for l in status.format(sink:snapshot()):gmatch('[^\n]+') do
+        lines[#lines + 1] = l
+      end
+      assert.equal('ID   KIND    STATE     PID  UPTIME  RESTARTS  LAST EXIT  MESSAGE', lines[1])
+      assert.equal('db   daemon  starting  10   0s      0         -          probing', lines[2])
+      assert.equal('api  daemon  waiting   -    -       0         -          waiting for ' ..
+        'db', lines[3])
+    end)
+  end)
+
+  describe('status.default', function()
+    it('is one process-wide sink that set_default replaces', function()
+      local a = status.default()
+      assert.equal(a, status.default())
+      local b = status.new({ writer = false })
+      status.set_default(b)
+      assert.equal(b, status.default())
+      status.set_default(nil)
+      assert.not_equal(b, status.default())
+    end)
+  end)
+end)
