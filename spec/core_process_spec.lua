@@ -16,7 +16,8 @@ describe('core.spawn', function()
   end)
 
   it('passes env and cwd to the child', function()
-    local r = exec({ 'sh', '-c', 'echo "$FOO:$BAR:$(pwd)"' }, { env = { FOO = 'x y' }, cwd = '/tmp' })
+    local r = exec({ 'sh', '-c', 'echo "$FOO:$BAR:$(pwd)"' },
+      { env = { FOO = 'x y' }, cwd = '/tmp' })
     assert.equals('x y::/tmp\n', r.stdout)
   end)
 

@@ -22,7 +22,7 @@ describe('core.timer', function()
 
   it('fires one-shot timers in deadline order', function()
     local out = {}
-    local timers = {}
+    local timers = {} -- keeps the timers referenced until the loop ends
     for _, ms in ipairs({ 30, 10, 20, 0 }) do
       local t = core.timer()
       t:start(ms, 0, function()
@@ -31,6 +31,7 @@ describe('core.timer', function()
       timers[#timers + 1] = t
     end
     run_with_deadline(2000)
+    assert.equals(4, #timers)
     assert.same({ 0, 10, 20, 30 }, out)
   end)
 

@@ -105,7 +105,7 @@ describe('orch.sched', function()
 
   it('reports a failing detached task without stopping the loop', function()
     local reported
-    sched.on_error(function(task, err)
+    sched.on_error(function(_, err)
       reported = err
     end)
     sched.run(function()

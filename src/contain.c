@@ -78,7 +78,7 @@ static int enter_namespace(orch_ctx *ctx, int alive_fd)
   return uv_loop_fork(&ctx->loop);
 }
 
-/* core.contain() -> true | nil, msg, CODE. Returns only in the contained child; the caller
+/* core.contain() -> relay_pid | nil, msg, CODE. Returns only in the contained child; the caller
  * goes on as PID 1 of a new PID namespace. Fails (and changes nothing) when the kernel does not
  * allow it, for example without CAP_SYS_ADMIN.   [-0, +(1|3), -] */
 static int core_contain(lua_State *L)
@@ -93,6 +93,7 @@ static int core_contain(lua_State *L)
     sigaddset(&set, RELAYED[i]);
   sigaddset(&set, SIGCHLD);
   sigprocmask(SIG_BLOCK, &set, &old);
+  pid_t self = getpid(); /* the relay: the pid users started and see */
   int alive[2];
   if (pipe2(alive, O_CLOEXEC) != 0) {
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -117,7 +118,7 @@ static int core_contain(lua_State *L)
     fprintf(stderr, "orch: contain: %s\n", uv_strerror(err));
     _exit(1);
   }
-  lua_pushboolean(L, 1);
+  lua_pushinteger(L, self);
   return 1;
 }
 

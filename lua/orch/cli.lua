@@ -22,6 +22,11 @@ M.DEFAULT_UNTIL_READY = 60000
 --- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms).
 M.FORCE_EXIT_DELAY = 5000
 
+-- The pid users see for orch: the relay outside the namespace when contained.
+local function orch_pid()
+  return M.relay_pid or core.getpid()
+end
+
 local USAGE = {
   main = [[
 Usage: orch <command> [options] main.lua [args...]
@@ -54,7 +59,11 @@ Options:
   --status-file PATH    keep PATH holding the state of every entry as JSON, rewritten
                         atomically on every change
   --log-lines N         output lines kept per entry in memory (default 1000)
+  --no-contain          do not run in a PID namespace of its own (also: ORCH_CONTAIN=0)
   -h, --help            show this help
+
+As root, orch runs as PID 1 of a PID namespace of its own, so nothing it started survives it,
+even a SIGKILL of orch; pids it reports are those the host sees.
 
 Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second one
 SIGKILLs every process group (exit 1); SIGHUP reloads main.lua; SIGQUIT/SIGUSR1 dump the
@@ -91,6 +100,7 @@ local OPTIONS = {
     ['timestamps'] = 'flag',
     ['status-file'] = 'value',
     ['log-lines'] = 'value',
+    ['no-contain'] = 'flag',
     ['help'] = 'flag',
   },
   check = { ['help'] = 'flag' },
@@ -540,7 +550,7 @@ function Run:dump(signame)
   local ready, total = self.sink:counts()
   local up = (core.now() - self.started_at) // 1000
   local head = ('orch: %s: state of %s (pid %d, %s, up %ds, %d/%d ready)\n'):format(signame,
-    self.script, core.getpid(), self.phase, up, ready, total)
+    self.script, orch_pid(), self.phase, up, ready, total)
   err(head .. status.format(self.sink:snapshot()))
 end
 
@@ -622,7 +632,7 @@ end
 function Run:meta()
   return {
     orch = {
-      pid = core.getpid(),
+      pid = orch_pid(),
       script = self.script,
       phase = self.phase,
       reloads = self.reloads,
@@ -723,7 +733,7 @@ function Run:main()
   self.notifier = notify.new(self.sink)
   self.sink:declare(entries)
   self.chain = chain
-  self:log(('running %s (pid %d): %s'):format(self.script, core.getpid(), count_kinds(entries)))
+  self:log(('running %s (pid %d): %s'):format(self.script, orch_pid(), count_kinds(entries)))
   self:set_phase('running')
   if self.opts.until_ready then
     local code = self:until_ready(chain)
@@ -757,6 +767,25 @@ function Run:main()
     self:log('stopped')
   end
   return self.exit_code
+end
+
+-- Containment: orch becomes PID 1 of a PID namespace of its own (core.contain), so that when it
+-- dies, even by SIGKILL, the kernel kills everything it started, grandchildren that left their
+-- process group included. Skipped when orch already is PID 1 (a container), under systemd
+-- (NOTIFY_SOCKET: the unit's cgroup already contains the service, and notifications must come
+-- from the main pid), and on request. Without privileges it says so and goes on uncontained.
+local function contain(opts)
+  if opts['no-contain'] or os.getenv('ORCH_CONTAIN') == '0' or os.getenv('NOTIFY_SOCKET')
+    or core.getpid() == 1 or not core.contain then
+    return
+  end
+  local relay, msg = core.contain()
+  if relay then
+    M.relay_pid = relay
+  else
+    err(('orch: notice: not contained (%s): a process that leaves its process group can '
+      .. 'outlive a SIGKILL of orch\n'):format(tostring(msg)))
+  end
 end
 
 local function cmd_run(opts, script, args)
@@ -804,6 +833,7 @@ local function cmd_run(opts, script, args)
   end
   check_script('run', script)
   add_script_dir(script)
+  contain(opts)
   if core.set_subreaper then
     local ok, serr = core.set_subreaper()
     if not ok and core.getpid() == 1 then

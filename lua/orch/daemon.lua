@@ -1,0 +1,467 @@
+--- Daemon: the restart loop of one entry's command (the SDK's Daemon + CommandController).
+-- `Daemon.of(subcontainer, exec)` makes a pre-built daemon for `addDaemon(id, {daemon = d, ...})`;
+-- `build()` turns every daemon or oneshot entry into a runtime supervisor (`Daemon.new`).
+--
+-- The supervisor runs one abortable loop: spawn an incarnation, wait for its exit, report it,
+-- back off (0 ms, then +1000 ms per restart, capped at 30000 ms; reset to 0 after an incarnation
+-- that stayed up 30 s), repeat. A oneshot's loop ends after its first clean exit. Spawn errors
+-- are reported as a crash with the OS reason and backed off like one. `term()` SIGTERMs the
+-- process group, SIGKILLs it after `sigtermTimeout` (default 30000 ms), waits until the process
+-- and its pipes are done, and ends the loop; an exit after `term()` is never reported.
+--
+-- Command forms: a string runs under `/bin/sh -c`, a list is executed directly (PATH lookup),
+-- `useEntrypoint()` is resolved from the subcontainer's metadata. `exec.fn(subcontainer, abort)`
+-- runs as a task; it may return a command table (spawned unless aborted) or nil (a clean exit).
+-- On `term()` the abort token fires, the primitive the fn waits in raises `sched.ABORTED`, and
+-- the task is force-closed if it has not ended within `sigtermTimeout`.
+-- @classmod orch.Daemon
+local sched = require 'orch.sched'
+local process = require 'orch.process'
+local util = require 'orch.util'
+local validate = require 'orch.validate'
+
+local Daemon = {}
+Daemon.__index = Daemon
+
+--- Default wait between SIGTERM and SIGKILL (the seed's documented value; DECISIONS).
+Daemon.DEFAULT_SIGTERM_TIMEOUT = 30000
+--- Backoff step and cap between restarts, and the uptime that resets it.
+Daemon.BACKOFF_STEP = 1000
+Daemon.BACKOFF_MAX = 30000
+Daemon.BACKOFF_RESET_AFTER = 30000
+
+-- A pre-built daemon (template): validated exec + subcontainer, instantiated at build().
+local Template = {}
+Template.__index = Template
+Template.__tostring = function(self)
+  return 'orch.Daemon (' .. Daemon.summary(self.exec) .. ')'
+end
+
+--- A pre-built daemon for `addDaemon(id, {daemon = d, ready = ..., requires = ...})`.
+-- `Daemon.of(subcontainer, exec)`; `Daemon.of(exec)` for a host process; the SDK's
+-- `Daemon.of(effects, subcontainer, exec)` is accepted too (effects ignored).
+-- @raise on invalid options (level 2)
+function Daemon.of(...)
+  local n = select('#', ...)
+  local sub, exec
+  if n >= 3 then
+    sub, exec = select(2, ...)
+  elseif n == 2 then
+    sub, exec = ...
+  else
+    exec = ...
+  end
+  local ctx = 'Daemon.of: '
+  local spec, msg = validate.check(function()
+    validate.subcontainer(sub, ctx)
+    return validate.exec(exec, ctx, { has_sub = sub ~= nil })
+  end)
+  if not spec then
+    error(msg, 2)
+  end
+  for _, w in ipairs(msg or {}) do
+    util.log(nil, 'warning', w)
+  end
+  return setmetatable({ __orch_daemon = true, exec = spec, subcontainer = sub }, Template)
+end
+
+--- One-line summary of an exec table for listings (`orch check`, `chain:entries()`).
+function Daemon.summary(exec)
+  if exec == nil then
+    return ''
+  end
+  if exec.fn then
+    return '<exec.fn>'
+  end
+  local cmd = exec.command
+  if type(cmd) == 'string' then
+    return cmd
+  end
+  if getmetatable(cmd) == validate.UseEntrypoint then
+    return tostring(cmd)
+  end
+  local parts = {}
+  for i, a in ipairs(cmd) do
+    if a == '' or a:find('[%s\'"\\$`]') then
+      a = "'" .. a:gsub("'", "'\\''") .. "'"
+    end
+    parts[i] = a
+  end
+  return table.concat(parts, ' ')
+end
+
+--- A token handed to `exec.fn` as its abort signal: `.aborted` and `:onAbort(cb)`.
+local Abort = {}
+Abort.__index = Abort
+
+local function new_abort()
+  return setmetatable({ aborted = false, _cbs = {} }, Abort)
+end
+
+--- Call `cb()` when the incarnation is stopped (at once if it already is).
+function Abort:onAbort(cb)
+  if self.aborted then
+    pcall(cb)
+  else
+    self._cbs[#self._cbs + 1] = cb
+  end
+end
+
+function Abort:_fire()
+  if self.aborted then
+    return
+  end
+  self.aborted = true
+  for _, cb in ipairs(self._cbs) do
+    pcall(cb)
+  end
+  self._cbs = {}
+end
+
+-- Tell effects.onProcess; without it, log failed exits and spawn errors (every failure of a
+-- oneshot or daemon is logged with its exit status either way).
+local function emit(self, ev)
+  local fx = self.effects
+  ev.id = self.id
+  ev.restarts = self.restarts
+  if fx and type(fx.onProcess) == 'function' then
+    local ok, err = pcall(fx.onProcess, ev)
+    if not ok then
+      util.log(fx, 'error', ('effects.onProcess failed: %s'):format(tostring(err)))
+    end
+  elseif (ev.event == 'exit' and not ev.clean) or ev.event == 'spawn-error' then
+    util.log(fx, 'warning', ('%s: %s'):format(self.id, tostring(ev.message)))
+  end
+end
+
+local function output_handler(self, stream, cb)
+  local id, fx = self.id, self.effects
+  return function(chunk)
+    if chunk == nil then
+      return
+    end
+    if cb then
+      local ok, err = pcall(cb, chunk)
+      if not ok then
+        util.log(fx, 'error', ('%s: exec.%s raised: %s'):format(id,
+          stream == 'stdout' and 'onStdout' or 'onStderr', util.error_message(err)))
+      end
+    elseif fx and type(fx.output) == 'function' then
+      local ok, err = pcall(fx.output, id, stream, chunk)
+      if not ok then
+        util.log(fx, 'error', ('effects.output failed: %s'):format(tostring(err)))
+      end
+    else
+      io.stdout:write(chunk)
+      io.stdout:flush()
+    end
+  end
+end
+
+local function merged_env(sub, env)
+  local out = {}
+  if sub and type(sub.env) == 'table' then
+    for k, v in pairs(sub.env) do
+      out[k] = v
+    end
+  end
+  for k, v in pairs(env or {}) do
+    out[k] = v
+  end
+  return out
+end
+
+-- The argv of a command, or nil and a reason.
+local function resolve_argv(cmd, sub)
+  if getmetatable(cmd) == validate.UseEntrypoint then
+    local argv = {}
+    for _, a in ipairs(sub and sub.entrypoint or {}) do
+      argv[#argv + 1] = a
+    end
+    for _, a in ipairs(cmd.override or (sub and sub.cmd) or {}) do
+      argv[#argv + 1] = a
+    end
+    if #argv == 0 then
+      return nil, 'command cannot be empty'
+    end
+    return argv
+  end
+  return process.argv(cmd)
+end
+
+--- A running command incarnation.
+local CommandInc = {}
+CommandInc.__index = CommandInc
+
+local function spawn_command(self, exec)
+  local argv, why = resolve_argv(exec.command, self.subcontainer)
+  if not argv then
+    return nil, why, 'EINVAL'
+  end
+  local sub = self.subcontainer
+  local pass = exec.runAsInit
+  local cmd, msg, code = process.spawn(argv, {
+    env = merged_env(sub, exec.env),
+    cwd = exec.cwd or (sub and sub.workdir) or nil,
+    user = exec.user or (sub and sub.user) or nil,
+    stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
+    stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
+    pidns = exec.runAsInit or nil,
+  })
+  if not cmd then
+    return nil, msg, code
+  end
+  local inc = setmetatable({
+    cmd = cmd,
+    pid = cmd:pid(),
+    timeout = exec.sigtermTimeout or self.sigterm_timeout,
+    rt = self,
+  }, CommandInc)
+  emit(self, { event = 'spawn', pid = inc.pid })
+  return inc
+end
+
+function CommandInc:wait()
+  local code, signal = self.cmd:wait()
+  local ok = process.clean_exit(code, signal)
+  return ok, { code = code, signal = signal, message = self.cmd:describe_exit(), pid = self.pid }
+end
+
+function CommandInc:term()
+  local cmd, rt = self.cmd, self.rt
+  if not cmd.exited.is_set then
+    emit(rt, { event = 'term', pid = self.pid, signal = 'SIGTERM' })
+    cmd:kill('SIGTERM')
+    if not cmd.exited:wait(self.timeout) then
+      emit(rt, { event = 'kill', pid = self.pid, signal = 'SIGKILL' })
+      cmd:kill('SIGKILL')
+    end
+    cmd.exited:wait()
+    rt.last_exit = { code = cmd.code, signal = cmd.signal, message = cmd:describe_exit(),
+      time = sched.now() }
+    emit(rt, { event = 'exit', pid = self.pid, code = cmd.code, signal = cmd.signal,
+      message = cmd:describe_exit(), clean = process.clean_exit(cmd.code, cmd.signal) })
+  end
+  if process.clean_exit(cmd.code, cmd.signal) then
+    return true
+  end
+  return false, cmd:describe_exit()
+end
+
+function CommandInc:kill_now()
+  self.cmd:kill('SIGKILL')
+end
+
+function CommandInc:close()
+  self.cmd:close()
+end
+CommandInc.__close = CommandInc.close
+
+--- An `exec.fn` incarnation: the fn task, then possibly the command it returned.
+local FnInc = {}
+FnInc.__index = FnInc
+
+local function start_fn(self, exec)
+  local inc = setmetatable({
+    done = sched.event(),
+    abort = new_abort(),
+    timeout = exec.sigtermTimeout or self.sigterm_timeout,
+    rt = self,
+  }, FnInc)
+  inc.task = sched.spawn(self.id .. ':exec.fn', function()
+    inc.result = table.pack(pcall(exec.fn, self.subcontainer, inc.abort))
+    inc.done:set()
+  end)
+  return inc
+end
+
+function FnInc:wait()
+  self.done:wait()
+  local res = self.result
+  if not res then
+    return false, { message = 'exec.fn was cancelled' }
+  end
+  if not res[1] then
+    return false, { message = 'exec.fn raised: ' .. util.error_message(res[2]) }
+  end
+  if res[2] == nil or self.abort.aborted then
+    return true, { message = 'exec.fn returned' }
+  end
+  local rt = self.rt
+  local exec, msg = validate.check(validate.fn_result, res[2], rt.id, rt.subcontainer ~= nil)
+  if not exec then
+    return false, { message = msg }
+  end
+  local inner, err, code = spawn_command(rt, exec)
+  if not inner then
+    emit(rt, { event = 'spawn-error', message = err, code = code })
+    return false, { message = err, spawn_error = true }
+  end
+  self.inner = inner
+  self.pid = inner.pid
+  return inner:wait()
+end
+
+function FnInc:term()
+  if self.inner then
+    return self.inner:term()
+  end
+  self.abort:_fire()
+  self.task:abort()
+  if not self.done:wait(self.timeout) then
+    self.task:cancel()
+    self.done:set()
+  end
+  return true
+end
+
+function FnInc:kill_now()
+  if self.inner then
+    self.inner:kill_now()
+  else
+    self.abort:_fire()
+    self.task:cancel()
+  end
+end
+
+function FnInc:close()
+  if self.inner then
+    self.inner:close()
+  end
+  if not self.task:finished() then
+    self.abort:_fire()
+    self.task:cancel()
+  end
+end
+FnInc.__close = FnInc.close
+
+--- A runtime supervisor for one entry.
+-- `spec`: `{id, exec, subcontainer}`; `opts`: `{oneshot = bool, effects = table}`.
+-- @treturn Daemon
+function Daemon.new(spec, opts)
+  opts = opts or {}
+  return setmetatable({
+    id = spec.id,
+    exec = spec.exec,
+    subcontainer = spec.subcontainer,
+    oneshot = opts.oneshot or false,
+    effects = opts.effects,
+    sigterm_timeout = spec.exec.sigtermTimeout or Daemon.DEFAULT_SIGTERM_TIMEOUT,
+    restarts = 0,
+    last_exit = nil,
+  }, Daemon)
+end
+
+-- Spawn one incarnation: an object with wait/term/kill_now/close, or nil, message, code.
+local function incarnate(self)
+  if self.exec.fn then
+    return start_fn(self, self.exec)
+  end
+  return spawn_command(self, self.exec)
+end
+
+local function run_loop(self)
+  local backoff = 0
+  while true do
+    local t0 = sched.now()
+    local ok, info
+    do
+      local inc <close>, err, code = incarnate(self)
+      if inc then
+        self._inc = inc
+        ok, info = inc:wait()
+        self._inc = nil
+        if self._aborted then
+          return
+        end
+        if sched.now() - t0 >= Daemon.BACKOFF_RESET_AFTER then
+          backoff = 0
+        end
+      else
+        ok, info = false, { message = err, spawn_error = true }
+        emit(self, { event = 'spawn-error', message = err, code = code })
+      end
+    end
+    self.last_exit = {
+      code = info.code, signal = info.signal, message = info.message, time = sched.now(),
+      spawn_error = info.spawn_error,
+    }
+    if not info.spawn_error then
+      emit(self, { event = 'exit', pid = info.pid, code = info.code, signal = info.signal,
+        message = info.message, clean = ok })
+    end
+    if self._on_exit then
+      local okc, e = pcall(self._on_exit, ok, info)
+      if not okc then
+        util.log(self.effects, 'error', ('%s: exit handler failed: %s'):format(self.id,
+          tostring(e)))
+      end
+    end
+    if ok and self.oneshot then
+      self.done = true
+      return
+    end
+    self.phase = 'backoff'
+    sched.sleep(backoff)
+    self.phase = nil
+    backoff = math.min(backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
+    self.restarts = self.restarts + 1
+  end
+end
+
+--- Start the loop (no-op while one runs); `on_exit(ok, info)` is called after every exit
+-- (`info = {code, signal, message, spawn_error}`), never after `term()`.
+function Daemon:start(on_exit)
+  if self._loop and not self._loop:finished() then
+    return
+  end
+  self._aborted = false
+  self.done = false
+  self._on_exit = on_exit
+  self._loop = sched.spawn(self.id .. ':loop', run_loop, self)
+end
+
+--- Whether a loop is running (spawning, running a process, or backing off).
+function Daemon:active()
+  return self._loop ~= nil and not self._loop:finished()
+end
+
+--- The pid of the current process, if any.
+function Daemon:pid()
+  local inc = self._inc
+  return inc and inc.pid or nil
+end
+
+--- Stop the loop and the current incarnation (yields): SIGTERM the group, SIGKILL after
+-- `sigtermTimeout`, wait until it is gone. Returns true, or false and a description of an
+-- unclean exit (for the log).
+-- @async
+function Daemon:term()
+  local loop = self._loop
+  if not loop then
+    return true
+  end
+  self._aborted = true
+  self._on_exit = nil
+  local ok, desc = true, nil
+  local inc = self._inc
+  if inc then
+    ok, desc = inc:term()
+  end
+  if not loop:finished() then
+    loop:cancel()
+  end
+  self._loop, self._inc, self.phase = nil, nil, nil
+  return ok, desc
+end
+
+--- SIGKILL the current process group now (second Ctrl-C); the loop is left to `term()`.
+function Daemon:kill_now()
+  self._aborted = true
+  local inc = self._inc
+  if inc then
+    inc:kill_now()
+  end
+end
+
+return Daemon

@@ -1,0 +1,443 @@
+--- Fluent, immutable set of supervised entries (mirrors the StartOS SDK `Daemons`).
+-- `Daemons.of{effects = effects}:addDaemon(...):addOneshot(...):addHealthCheck(...)` records
+-- validated entries; each `add*` returns a new chain and leaves the receiver unchanged. `build()`
+-- creates one actor per entry and starts every entry whose requirements are met; `term()` stops
+-- everything in reverse-dependency layers; `runUntilSuccess(ms)` runs until every entry is
+-- `success` at once.
+--
+-- Options of `add*` may be a table, or a function returning a table or nil (nil skips the entry);
+-- the function is called at once, in the caller's task, so it may yield. Validation errors are
+-- raised at level 2, pointing at the caller's line.
+--
+-- orch extensions for the CLI: `entries()`, `states()`, `kill_all()`, `stopEntry(id)`,
+-- `startEntry(id)`, `restartEntry(id)`.
+-- @classmod orch.Daemons
+local sched = require 'orch.sched'
+local util = require 'orch.util'
+local validate = require 'orch.validate'
+local HealthDaemon = require 'orch.health_daemon'
+local Daemon = require 'orch.daemon'
+
+local Daemons = {}
+Daemons.__index = Daemons
+
+local function new(effects, ids, entries)
+  return setmetatable({ effects = effects, ids = ids, _entries = entries }, Daemons)
+end
+
+--- An empty chain.
+-- @tparam[opt] table options `{effects = effects}` (a bare effects table is accepted too)
+-- @treturn Daemons
+function Daemons.of(options)
+  if options == nil then
+    return new(nil, {}, {})
+  end
+  if type(options) ~= 'table' then
+    error(("bad argument #1 to 'of' (table expected, got %s)"):format(type(options)), 2)
+  end
+  if options.effects ~= nil then
+    if type(options.effects) ~= 'table' then
+      error(("bad argument #1 to 'of' (effects must be a table, got %s)"):format(
+        type(options.effects)), 2)
+    end
+    for k in pairs(options) do
+      if k ~= 'effects' then
+        error(("bad argument #1 to 'of' (unknown option %s)"):format(tostring(k)), 2)
+      end
+    end
+    return new(options.effects, {}, {})
+  end
+  if next(options) == nil then
+    return new(nil, {}, {})
+  end
+  -- Daemons.of(effects): the SDK facade passes effects positionally.
+  return new(options, {}, {})
+end
+
+local function check_self(self, fname)
+  if getmetatable(self) ~= Daemons then
+    error(("bad argument #1 to '%s' (Daemons expected; call it as chain:%s(...))"):format(fname,
+      fname), 3)
+  end
+end
+
+local function add(self, kind, id, options)
+  if type(options) == 'function' then
+    options = options()
+    if options == nil then
+      return self
+    end
+  end
+  local spec, warnings = validate.check(validate.entry, kind, self.ids, id, options)
+  if not spec then
+    return nil, warnings
+  end
+  for _, w in ipairs(warnings) do
+    util.log(self.effects, 'warning', w)
+  end
+  return new(self.effects, util.append(self.ids, id), util.append(self._entries, spec))
+end
+
+--- Add a long-running daemon.
+-- @string id unique, not empty; a visible entry's id must match `^[a-z0-9]+(-[a-z0-9]+)*$`
+-- @tparam table|function options `{subcontainer = ?, exec = {...} | daemon = Daemon.of(...),
+--   ready = {display, fn, gracePeriod, trigger}, requires = {ids...}}`, or a function returning
+--   such a table or nil (nil leaves the chain unchanged); the function may yield
+-- @treturn Daemons a new chain; `self` is not modified
+-- @raise on an invalid id, requirement or option (level 2)
+function Daemons:addDaemon(id, options)
+  check_self(self, 'addDaemon')
+  local chain, err = add(self, 'daemon', id, options)
+  if not chain then
+    error(err, 2)
+  end
+  return chain
+end
+
+--- Add a oneshot: a command that must exit successfully before its dependents start; a failure
+-- is retried with the daemon backoff.
+-- @string id
+-- @tparam table|function options `{subcontainer = ?, exec = {...}, requires = {ids...}}`
+-- @treturn Daemons a new chain
+-- @raise on an invalid id, requirement or option (level 2)
+function Daemons:addOneshot(id, options)
+  check_self(self, 'addOneshot')
+  local chain, err = add(self, 'oneshot', id, options)
+  if not chain then
+    error(err, 2)
+  end
+  return chain
+end
+
+--- Add a standalone health check (no process; its probe alone defines its health).
+-- @string id
+-- @tparam table|function options `{ready = {display, fn, gracePeriod, trigger},
+--   requires = {ids...}}`
+-- @treturn Daemons a new chain
+-- @raise on an invalid id, requirement or option (level 2)
+function Daemons:addHealthCheck(id, options)
+  check_self(self, 'addHealthCheck')
+  local chain, err = add(self, 'health', id, options)
+  if not chain then
+    error(err, 2)
+  end
+  return chain
+end
+
+local fallback_effects = {
+  onState = function(s)
+    io.stderr:write(('orch: %s: %s%s\n'):format(s.id, s.result,
+      s.message and (' (' .. s.message .. ')') or ''))
+  end,
+}
+
+local function default_effects()
+  local ok, status = pcall(require, 'orch.status')
+  if ok and type(status) == 'table' and type(status.default) == 'function' then
+    local fx = status.default()
+    if type(fx) == 'table' then
+      return fx
+    end
+  end
+  return fallback_effects
+end
+
+function Daemons:_changed()
+  local ev = self._success_ev
+  if ev and not ev.is_set and self:_all_success() then
+    ev:set('success')
+  end
+end
+
+function Daemons:_all_success()
+  for _, hd in ipairs(self._hds or {}) do
+    if not (hd.running and hd.health.result == 'success') then
+      return false
+    end
+  end
+  return true
+end
+
+--- Create the actors and start every entry whose requirements are met. Idempotent; returns at
+-- once (it does not wait for health). Callable from the main thread or a task.
+-- @treturn Daemons self
+function Daemons:build()
+  check_self(self, 'build')
+  if self._hds then
+    return self
+  end
+  if self._term_done then
+    error('Daemons: build() after term()', 2)
+  end
+  local effects = self.effects or default_effects()
+  self._effects = effects
+  local hds, by_id = {}, {}
+  for i, spec in ipairs(self._entries) do
+    local deps = {}
+    for _, r in ipairs(spec.requires) do
+      deps[#deps + 1] = by_id[r]
+    end
+    local hd = HealthDaemon.new(spec, deps, effects)
+    hd.on_change = function()
+      self:_changed()
+    end
+    hds[i], by_id[spec.id] = hd, hd
+  end
+  self._hds, self._by_id = hds, by_id
+  local ok, err = pcall(function()
+    for _, hd in ipairs(hds) do
+      hd:initial()
+    end
+    for _, hd in ipairs(hds) do
+      hd._dirty = false
+      hd:start_actor()
+    end
+  end)
+  if not ok then
+    self:kill_all()
+    error(err, 0)
+  end
+  return self
+end
+
+local function shutdown(self)
+  local remaining = table.move(self._hds, 1, #self._hds, 1, {})
+  while #remaining > 0 do
+    local required = {}
+    for _, hd in ipairs(remaining) do
+      for _, r in ipairs(hd.spec.requires) do
+        required[r] = true
+      end
+    end
+    local layer, rest = {}, {}
+    for _, hd in ipairs(remaining) do
+      if required[hd.id] then
+        rest[#rest + 1] = hd
+      else
+        layer[#layer + 1] = hd
+      end
+    end
+    if #layer == 0 then
+      util.log(self._effects, 'warning',
+        'Dependency cycle detected, shutting down remaining daemons')
+      for i = #remaining, 1, -1 do
+        layer[#layer + 1] = remaining[i]
+      end
+      rest = {}
+    end
+    remaining = rest
+    local tasks = {}
+    for _, hd in ipairs(layer) do
+      tasks[#tasks + 1] = sched.spawn('term:' .. hd.id, function()
+        hd:term()
+      end)
+    end
+    for _, t in ipairs(tasks) do
+      local ok, err = t:wait()
+      if not ok then
+        util.log(self._effects, 'error', ('term failed: %s'):format(tostring(err)))
+      end
+    end
+  end
+  -- Each distinct subcontainer provider object is destroyed once, after every user stopped.
+  local seen = {}
+  for _, spec in ipairs(self._entries) do
+    local sub = spec.subcontainer
+    if type(sub) == 'table' and not seen[sub] and type(sub.destroy) == 'function' then
+      seen[sub] = true
+      local ok, err = pcall(sub.destroy, sub)
+      if not ok then
+        util.log(self._effects, 'error', ('subcontainer destroy failed: %s'):format(
+          util.error_message(err)))
+      end
+    end
+  end
+end
+
+--- Stop everything (yields): entries no remaining entry requires stop first, concurrently;
+-- each layer waits for its slowest member. Memoised: concurrent calls share one shutdown, later
+-- calls return at once. Nothing is spawned, probed or reported after it returns.
+-- @async
+function Daemons:term()
+  check_self(self, 'term')
+  if not sched.current() then
+    error('orch: Daemons:term() yields; call it from a task (orch.spawn)', 2)
+  end
+  local done = self._term_done
+  if done then
+    done:wait()
+    return
+  end
+  done = sched.event()
+  self._term_done = done
+  local waiting = self._success_ev
+  if waiting and not waiting.is_set then
+    waiting:set('term') -- a runUntilSuccess() in progress gives up: the chain is terminated
+  end
+  if not self._hds then
+    done:set()
+    return
+  end
+  sched.spawn('Daemons:term', function()
+    local ok, err = pcall(shutdown, self)
+    if not ok then
+      util.log(self._effects, 'error', 'shutdown failed: ' .. tostring(err))
+    end
+    done:set()
+  end)
+  done:wait()
+end
+
+local TimeoutError = {}
+TimeoutError.__index = TimeoutError
+TimeoutError.__tostring = function(self)
+  return self.message
+end
+
+local function describe_exit(last)
+  if not last then
+    return 'none'
+  end
+  return last.message or (last.signal and ('signal ' .. last.signal))
+    or ('code ' .. tostring(last.code))
+end
+
+function Daemons:_timeout_error(prefix, code)
+  local ids, entries, lines = {}, {}, {}
+  for _, hd in ipairs(self._hds) do
+    if not (hd.running and hd.health.result == 'success') then
+      local s = hd:snapshot()
+      ids[#ids + 1] = hd.id
+      entries[#entries + 1] = s
+      local result = s.result
+      if s.message and s.message ~= '' then
+        result = ('%s "%s"'):format(result, s.message)
+      end
+      lines[#lines + 1] = ('  %s: %s; last exit: %s; restarts: %d'):format(hd.id, result,
+        describe_exit(s.lastExit), s.restarts)
+    end
+  end
+  local msg = prefix .. table.concat(ids, ',')
+  if #lines > 0 then
+    msg = msg .. '\n' .. table.concat(lines, '\n')
+  end
+  return setmetatable({ code = code, message = msg, ids = ids, entries = entries },
+    TimeoutError)
+end
+
+--- Build, wait until every entry is `success` at the same time, then `term()` and return true
+-- (yields). On timeout, `term()` and then raise an error (a table with `code = 'timeout'`,
+-- `message`, `ids`, `entries`, whose tostring is the message): `Timed out waiting for <ids>`
+-- followed by each pending entry's last result, last exit and restart count. When another task
+-- calls `term()` meanwhile, the same error with `code = 'terminated'` (`Terminated while
+-- waiting for <ids>`) is raised once the shutdown is done.
+-- @tparam[opt] number timeout ms; nil, false or 0 waits for ever
+-- @treturn boolean true
+-- @async
+function Daemons:runUntilSuccess(timeout)
+  check_self(self, 'runUntilSuccess')
+  if timeout ~= nil and timeout ~= false then
+    if type(timeout) ~= 'number' or not util.is_integer(timeout) or timeout < 0 then
+      error(("bad argument #1 to 'runUntilSuccess' (non-negative integer ms or nil expected, "
+        .. 'got %s)'):format(type(timeout) == 'number' and tostring(timeout) or type(timeout)), 2)
+    end
+  end
+  if not sched.current() then
+    error('orch: Daemons:runUntilSuccess() yields; call it from a task (orch.spawn)', 2)
+  end
+  local ev = sched.event()
+  self._success_ev = ev
+  self:build()
+  self:_changed()
+  local ok = ev:wait((timeout and timeout > 0) and timeout or nil)
+  local err
+  if not ok then
+    err = self:_timeout_error('Timed out waiting for ', 'timeout')
+  elseif ev.value[1] ~= 'success' then
+    err = self:_timeout_error('Terminated while waiting for ', 'terminated')
+  end
+  self:term()
+  if err then
+    error(err, 2)
+  end
+  return true
+end
+
+local function display_of(spec)
+  if spec.ready then
+    return spec.ready.display
+  end
+  return nil
+end
+
+--- The recorded entries in declaration order, for listings:
+-- `{id, kind, requires, display, exec = <summary>, ready = <has a readiness check>}`.
+function Daemons:entries()
+  local out = {}
+  for i, spec in ipairs(self._entries) do
+    out[i] = {
+      id = spec.id,
+      kind = spec.kind,
+      requires = util.copy(spec.requires),
+      display = display_of(spec),
+      visible = spec.visible,
+      exec = Daemon.summary(spec.exec),
+      ready = spec.ready ~= nil,
+    }
+  end
+  return out
+end
+
+--- A snapshot of every entry: `{id, kind, result, message, pid, restarts,
+-- lastExit = {code, signal, time, message}, since, running, visible, display}`. Before `build()`
+-- the results are nil.
+function Daemons:states()
+  local out = {}
+  if not self._hds then
+    for i, spec in ipairs(self._entries) do
+      out[i] = { id = spec.id, kind = spec.kind, visible = spec.visible, restarts = 0,
+        display = display_of(spec) }
+    end
+    return out
+  end
+  for i, hd in ipairs(self._hds) do
+    out[i] = hd:snapshot()
+  end
+  return out
+end
+
+--- SIGKILL every live process group at once and stop all activity (a second Ctrl-C).
+function Daemons:kill_all()
+  for _, hd in ipairs(self._hds or {}) do
+    hd:kill_now()
+  end
+end
+
+local function entry(self, fname, id)
+  local hd = self._by_id and self._by_id[id]
+  if not hd then
+    error(("bad argument #1 to '%s' (no entry '%s' in a built chain)"):format(fname,
+      tostring(id)), 3)
+  end
+  return hd
+end
+
+--- Stop one entry (and so its dependents) until `startEntry(id)`.
+function Daemons:stopEntry(id)
+  entry(self, 'stopEntry', id):stop_entry()
+  return true
+end
+
+--- Let a stopped entry run again.
+function Daemons:startEntry(id)
+  entry(self, 'startEntry', id):start_entry()
+  return true
+end
+
+--- Stop and start an entry from scratch (its dependents restart too).
+function Daemons:restartEntry(id)
+  entry(self, 'restartEntry', id):restart_entry()
+  return true
+end
+
+return Daemons

@@ -1,0 +1,424 @@
+--- HealthDaemon: one actor per chain entry (daemon, oneshot or health check).
+-- It gates its process on its dependencies (every one running with the raw result `success`),
+-- runs the readiness probe loop paced by the trigger, maps exits to health, reports through
+-- `effects.setHealth` (visible entries only, at the upstream call sites of reference 2.15) and
+-- tells its dependents when its result changes.
+--
+-- Transitions are serialised: notifications only mark the actor dirty and wake it; the actor
+-- task processes them one at a time, so a start requested while a stop is in progress runs
+-- after that stop (the latest desired state wins), and a terminated entry ignores everything
+-- (fixes H2-H4 of reference 2.16). Stopping cancels an in-flight probe at once (H6); every error
+-- raised by `ready.fn` becomes a failure and an invalid result becomes
+-- `failure "invalid health result '<x>'"` (H5, H7).
+-- @classmod orch.HealthDaemon
+local sched = require 'orch.sched'
+local util = require 'orch.util'
+local validate = require 'orch.validate'
+local trigger = require 'orch.trigger'
+local Daemon = require 'orch.daemon'
+
+local HealthDaemon = {}
+HealthDaemon.__index = HealthDaemon
+
+--- Default `ready.gracePeriod` (the seed's documented value; DECISIONS).
+HealthDaemon.DEFAULT_GRACE_PERIOD = 5000
+
+local RESERVED = { id = true, name = true, result = true, message = true }
+
+--- Create the actor for `spec` (a validated entry) with its dependency actors.
+-- @tparam table spec from `validate.entry`
+-- @tparam {HealthDaemon,...} deps
+-- @tparam table effects
+-- @treturn HealthDaemon
+function HealthDaemon.new(spec, deps, effects)
+  local ready = spec.ready
+  local self = setmetatable({
+    id = spec.id,
+    kind = spec.kind,
+    spec = spec,
+    deps = deps,
+    dependents = {},
+    effects = effects or {},
+    ready = ready,
+    visible = spec.visible,
+    display = ready and ready.display,
+    grace = ready and ready.gracePeriod or HealthDaemon.DEFAULT_GRACE_PERIOD,
+    trigger = ready and ready.trigger or trigger.defaultTrigger,
+    health = { result = 'waiting' },
+    since = sched.now(),
+    running = false,
+    is_ready = false,
+    terminated = false,
+    _dirty = false,
+    _wake = sched.event(),
+    _done = sched.event(),
+  }, HealthDaemon)
+  if spec.exec then
+    self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects })
+  end
+  for _, d in ipairs(deps) do
+    d.dependents[#d.dependents + 1] = self
+  end
+  return self
+end
+
+local function call_effect(self, name, arg)
+  local fx = self.effects
+  local f = fx[name]
+  if type(f) ~= 'function' then
+    return
+  end
+  local ok, err = pcall(f, arg)
+  if not ok then
+    util.log(fx, 'error', ('effects.%s failed for %s: %s'):format(name, self.id,
+      util.error_message(err)))
+  end
+end
+
+-- Report `h` to effects.setHealth (visible entries only), softening a failure to `starting`
+-- within the grace period of the current session.
+function HealthDaemon:_report(h)
+  if not self.visible then
+    return
+  end
+  local result = h.result
+  if result == 'failure' and self._started and sched.now() - self._started <= self.grace then
+    result = 'starting'
+  end
+  local payload = {}
+  for k, v in pairs(h.extras or {}) do
+    payload[k] = v
+  end
+  payload.id, payload.name, payload.result, payload.message = self.id, self.display, result,
+    h.message
+  call_effect(self, 'setHealth', payload)
+end
+
+--- Set the raw health; notify dependents and the chain when the result string changes; report
+-- to effects.setHealth when `report` is true.
+function HealthDaemon:_set_health(h, report)
+  local old = self.health
+  self.health = h
+  local changed = old.result ~= h.result
+  if changed then
+    self.since = sched.now()
+  end
+  if h.result == 'success' then
+    self.is_ready = true
+  end
+  if changed or old.message ~= h.message then
+    call_effect(self, 'onState', {
+      id = self.id, kind = self.kind, result = h.result, message = h.message,
+      visible = self.visible,
+    })
+  end
+  if report then
+    self:_report(h)
+  end
+  if changed then
+    for _, d in ipairs(self.dependents) do
+      d:_notify(old.result)
+    end
+    if self.on_change then
+      self.on_change(self)
+    end
+  end
+end
+
+--- Called by a dependency whose result changed from `old`.
+function HealthDaemon:_notify(old)
+  if self.terminated then
+    return
+  end
+  if old == 'success' and self.running then
+    self._restart = self._restart or 'dependency'
+  end
+  self._dirty = true
+  self._wake:set()
+end
+
+function HealthDaemon:_deps_status()
+  local waiting_on = {}
+  for _, d in ipairs(self.deps) do
+    if not (d.running and d.health.result == 'success') then
+      waiting_on[#waiting_on + 1] = d
+    end
+  end
+  return #waiting_on == 0, waiting_on
+end
+
+local function waiting_message(waiting_on)
+  local names = {}
+  for _, d in ipairs(waiting_on) do
+    if d.visible then
+      names[#names + 1] = d.display
+    end
+  end
+  if #names == 0 then
+    return nil
+  end
+  return table.concat(names, ', ')
+end
+
+-- Map what ready.fn produced (pcall results) to a health table.
+local function normalise(ok, r)
+  if not ok then
+    return { result = 'failure', message = util.error_message(r) }
+  end
+  if type(r) ~= 'table' then
+    return { result = 'failure', message = ("invalid health result '%s'"):format(tostring(r)) }
+  end
+  if not validate.RESULT_SET[r.result] then
+    return { result = 'failure',
+      message = ("invalid health result '%s'"):format(tostring(r.result)) }
+  end
+  local msg = r.message
+  if msg ~= nil and type(msg) ~= 'string' then
+    msg = tostring(msg)
+  end
+  if msg == nil and (r.result == 'failure' or r.result == 'loading') then
+    msg = ''
+  end
+  local extras
+  for k, v in pairs(r) do
+    if not RESERVED[k] then
+      extras = extras or {}
+      extras[k] = v
+    end
+  end
+  return { result = r.result, message = msg, extras = extras }
+end
+
+function HealthDaemon:_probe_loop(session)
+  local function get_input()
+    return { lastResult = self.health.result }
+  end
+  local ok, nxt = pcall(self.trigger, get_input)
+  if not ok or type(nxt) ~= 'function' then
+    util.log(self.effects, 'error', ('%s: ready.trigger failed: %s'):format(self.id,
+      ok and ('returned ' .. type(nxt)) or util.error_message(nxt)))
+    return
+  end
+  while true do
+    local okn, fire = pcall(nxt)
+    if not okn then
+      util.log(self.effects, 'error', ('%s: ready.trigger raised: %s; probing stops'):format(
+        self.id, util.error_message(fire)))
+      return
+    end
+    if not fire then
+      return
+    end
+    local h = normalise(pcall(self.ready.fn))
+    if self._session ~= session then
+      return
+    end
+    self:_set_health(h, true)
+  end
+end
+
+local function oneshot_failure(id, info)
+  if info.spawn_error then
+    return ('%s failed to start: %s'):format(id, tostring(info.message))
+  end
+  if info.signal then
+    return ('%s exited with signal %s'):format(id, info.signal)
+  end
+  if info.code then
+    return ('%s exited with code %s'):format(id, tostring(info.code))
+  end
+  return ('%s failed: %s'):format(id, tostring(info.message))
+end
+
+function HealthDaemon:_on_exit(session, ok, info)
+  if self._session ~= session or self.terminated then
+    return
+  end
+  if self.kind == 'oneshot' then
+    if ok then
+      self:_set_health({ result = 'success' }, false)
+    else
+      self:_set_health({ result = 'failure', message = oneshot_failure(self.id, info) }, false)
+    end
+    return
+  end
+  local msg
+  if info.spawn_error then
+    msg = ('%s daemon crashed: %s'):format(self.id, tostring(info.message))
+  elseif ok then
+    msg = self.id .. ' daemon exited'
+  else
+    msg = self.id .. ' daemon crashed'
+  end
+  self:_set_health({ result = 'failure', message = msg }, true)
+end
+
+function HealthDaemon:_start()
+  self.running = true
+  self._started = sched.now()
+  self.is_ready = false
+  local session = {}
+  self._session = session
+  if self.ready then
+    self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
+  end
+  if self.daemon then
+    self.daemon:start(function(ok, info)
+      self:_on_exit(session, ok, info)
+    end)
+  end
+end
+
+-- Stop the session (yields while the process terminates).
+function HealthDaemon:_stop()
+  self.running = false
+  self._session = nil
+  self.is_ready = false
+  local probe = self._probe
+  self._probe = nil
+  if probe then
+    probe:cancel()
+  end
+  if self.daemon then
+    local ok, desc = self.daemon:term()
+    if not ok and desc then
+      util.log(self.effects, 'warning', ('%s: %s on stop'):format(self.id, desc))
+    end
+  end
+end
+
+local STOPPED = { result = 'disabled', message = 'stopped' }
+
+--- Bring the entry towards its desired state (upstream `updateStatus` + `changeRunning`).
+-- Never yields unless it stops a session.
+function HealthDaemon:_reconcile()
+  local ok, waiting_on = self:_deps_status()
+  local want = ok and not self._manual_stop
+  if self.running then
+    if want and not self._restart then
+      return
+    end
+    local why = self._restart
+    self._restart = nil
+    if not ok then
+      self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
+    elseif self._manual_stop then
+      self:_set_health(STOPPED, true)
+    else
+      self:_set_health({ result = 'waiting', message = why == 'manual' and 'restarting' or nil },
+        true)
+    end
+    self:_stop()
+    self._dirty = true
+    return
+  end
+  self._restart = nil
+  if want then
+    self:_set_health({ result = 'starting' }, true)
+    self:_start()
+  elseif not ok then
+    self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
+  else
+    self:_set_health(STOPPED, true)
+  end
+end
+
+function HealthDaemon:_actor()
+  while true do
+    while not self._dirty and not self.terminated do
+      self._wake:clear()
+      self._wake:wait()
+    end
+    if self.terminated then
+      break
+    end
+    self._dirty = false
+    self:_reconcile()
+  end
+  if self.running then
+    self:_stop()
+  end
+  self._done:set()
+end
+
+--- The first pass at build time (synchronous: it only starts or reports waiting).
+function HealthDaemon:initial()
+  self:_reconcile()
+end
+
+--- Start the actor task.
+function HealthDaemon:start_actor()
+  self._actor_task = sched.spawn(self.id .. ':actor', self._actor, self)
+end
+
+--- Terminate (yields): stop the probe loop and the process; nothing is reported afterwards and
+-- every later event is ignored.
+-- @async
+function HealthDaemon:term()
+  self.terminated = true
+  if not self._actor_task then
+    self._done:set()
+    return
+  end
+  self._wake:set()
+  self._done:wait()
+end
+
+--- SIGKILL the process group now and ignore everything afterwards (second Ctrl-C).
+function HealthDaemon:kill_now()
+  self.terminated = true
+  if self._probe then
+    self._probe:cancel()
+    self._probe = nil
+  end
+  if self.daemon then
+    self.daemon:kill_now()
+  end
+  self._wake:set()
+end
+
+--- Operator control: stop the entry (it reports `disabled "stopped"`) until `start()`.
+function HealthDaemon:stop_entry()
+  self._manual_stop = true
+  self._dirty = true
+  self._wake:set()
+end
+
+--- Operator control: undo `stop_entry`.
+function HealthDaemon:start_entry()
+  self._manual_stop = false
+  self._dirty = true
+  self._wake:set()
+end
+
+--- Operator control: stop and start again from scratch (dependents restart too).
+function HealthDaemon:restart_entry()
+  if self.running then
+    self._restart = 'manual'
+  end
+  self._dirty = true
+  self._wake:set()
+end
+
+--- A snapshot of the entry's state for the CLI.
+function HealthDaemon:snapshot()
+  local d = self.daemon
+  local last = d and d.last_exit
+  return {
+    id = self.id,
+    kind = self.kind,
+    display = self.display,
+    visible = self.visible,
+    result = self.health.result,
+    message = self.health.message,
+    running = self.running,
+    terminated = self.terminated,
+    pid = d and d:pid() or nil,
+    restarts = d and d.restarts or 0,
+    lastExit = last and { code = last.code, signal = last.signal, time = last.time,
+      message = last.message } or nil,
+    since = self.since,
+  }
+end
+
+return HealthDaemon

@@ -1,0 +1,52 @@
+--- orch: the SDK table returned by `require 'orch'`.
+-- `Daemons`, `Daemon`, `healthCheck`, `trigger`, `useEntrypoint`, `setupMain`, and the task
+-- primitives a main.lua may use at top level or inside callbacks (`sleep`, `spawn`, `exec`,
+-- `run`, `now`, `ABORTED`).
+-- @module orch
+local sched = require 'orch.sched'
+local process = require 'orch.process'
+local validate = require 'orch.validate'
+
+local M = {}
+
+--- The fluent chain builder (`Daemons.of{effects = ...}`).
+M.Daemons = require 'orch.daemons'
+--- Pre-built daemons (`Daemon.of(subcontainer, exec)`).
+M.Daemon = require 'orch.daemon'
+--- Health-check helpers (`checkPortListening`, `checkWebUrl`, `runHealthScript`).
+M.healthCheck = require 'orch.health'
+--- Triggers (`defaultTrigger`, `cooldownTrigger`, `statusTrigger`, `changeOnFirstSuccess`,
+-- `lastStatus`, `successFailure`).
+M.trigger = require 'orch.trigger'
+
+--- A command taken from the subcontainer's image metadata: `entrypoint` followed by `override`
+-- (or else the image's `cmd`).
+-- @tparam[opt] {string,...} override
+M.useEntrypoint = validate.use_entrypoint
+
+--- `setupMain(fn)`: the SDK's wrapper for `main`; returns `fn`, which orch calls with
+-- `ctx = {effects = ..., args = ...}` and which returns a chain.
+-- @tparam function fn
+-- @treturn function fn
+function M.setupMain(fn)
+  if type(fn) ~= 'function' then
+    error(("bad argument #1 to 'setupMain' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  return fn
+end
+
+--- Sleep `ms` milliseconds (yields).
+M.sleep = sched.sleep
+--- Start `fn(...)` as a new task.
+M.spawn = sched.spawn
+--- Run a command to completion, collecting its output (yields): `{exitCode, signal, stdout,
+-- stderr, timedOut}` or nil, message, code.
+M.exec = process.exec
+--- Run `fn` as the root task and drive the loop until it ends.
+M.run = sched.run
+--- Loop time in milliseconds.
+M.now = sched.now
+--- The error raised in a task aborted while it waits (e.g. `exec.fn` on stop).
+M.ABORTED = sched.ABORTED
+
+return M

@@ -1,0 +1,226 @@
+--- Triggers: when the next readiness probe runs.
+-- A trigger is `function(getInput) -> next`, called once per health session (each time an entry
+-- starts running). `next()` blocks (it may sleep; it runs inside the probe task) and returns
+-- true to run a probe now, or false/nil to end probing for the session. `getInput()` returns
+-- `{lastResult = <raw result>}`. The sleep is chosen when `next()` is called, i.e. measured from
+-- the end of the previous probe and its report (cooldown semantics), as upstream.
+--
+-- `defaultTrigger` is orch's "fast until first success" (DECISIONS): probes after 50, 100, 200,
+-- 400, 800, then every 1000 ms until the first `success` of the session, afterwards
+-- `statusTrigger(30000, {starting = 1000, waiting = 1000, failure = 1000})`. The upstream
+-- triggers keep the seed's quirks (observed.md section 2).
+-- @module orch.trigger
+local sched = require 'orch.sched'
+
+local M = {}
+
+--- Factories, so validation can tell `trigger = trigger.cooldownTrigger` (forgot to call it).
+M._factories = {}
+
+local STATUS_KEYS = {
+  success = true, failure = true, starting = true, waiting = true, loading = true,
+  disabled = true,
+}
+
+local function check_ms(fname, n, v, level)
+  if type(v) ~= 'number' or v ~= v or v < 0 or v == math.huge then
+    error(('bad argument #%d to \'%s\' (non-negative number of ms expected, got %s)'):format(n,
+      fname, type(v) == 'number' and tostring(v) or type(v)), level + 1)
+  end
+end
+
+local function check_trigger(fname, name, v, level)
+  if type(v) ~= 'function' then
+    error(("bad argument #1 to '%s' (%s must be a trigger, got %s)"):format(fname, name,
+      type(v)), level + 1)
+  end
+  if M._factories[v] then
+    error(("bad argument #1 to '%s' (%s is trigger.%s itself; call it, e.g. %s)"):format(fname,
+      name, M._factories[v][1], M._factories[v][2]), level + 1)
+  end
+end
+
+--- Sleep `ms` before every probe.
+-- @tparam number ms
+-- @treturn function a trigger
+function M.cooldownTrigger(ms)
+  check_ms('cooldownTrigger', 1, ms, 2)
+  return function(_)
+    return function()
+      sched.sleep(ms)
+      return true
+    end
+  end
+end
+
+--- Sleep `intervals[lastResult]`, else `defaultMs`, before every probe (read before sleeping).
+-- With no `lastResult` yet, sleep `intervals.starting` or `defaultMs` (upstream `statusTrigger`).
+-- @tparam number defaultMs
+-- @tparam[opt] table intervals `{success = ms, failure = ms, ...}`
+-- @treturn function a trigger
+function M.statusTrigger(defaultMs, intervals)
+  check_ms('statusTrigger', 1, defaultMs, 2)
+  intervals = intervals or {}
+  if type(intervals) ~= 'table' then
+    error(("bad argument #2 to 'statusTrigger' (table expected, got %s)"):format(type(intervals)),
+      2)
+  end
+  local copy = {}
+  for k, v in pairs(intervals) do
+    if not STATUS_KEYS[k] then
+      error(("bad argument #2 to 'statusTrigger' (unknown result '%s')"):format(tostring(k)), 2)
+    end
+    check_ms('statusTrigger', 2, v, 2)
+    copy[k] = v
+  end
+  return function(getInput)
+    return function()
+      local last = getInput().lastResult
+      local ms
+      if last == nil then
+        ms = copy.starting or defaultMs
+      else
+        ms = copy[last] or defaultMs
+      end
+      sched.sleep(ms)
+      return true
+    end
+  end
+end
+
+--- Seed `changeOnFirstSuccess{beforeFirstSuccess = trigger, afterFirstSuccess = trigger}`.
+-- Ticks with the `before` trigger until a success is seen, then with `after` for ever. The seed's
+-- quirk is kept: the success is noticed only after one more `before` tick, so with
+-- cooldown(1000) / cooldown(30000) the probe after the first success comes 31 s later.
+-- @tparam table o
+-- @treturn function a trigger
+function M.changeOnFirstSuccess(o)
+  if type(o) ~= 'table' then
+    error(("bad argument #1 to 'changeOnFirstSuccess' (table expected, got %s)"):format(type(o)),
+      2)
+  end
+  for k in pairs(o) do
+    if k ~= 'beforeFirstSuccess' and k ~= 'afterFirstSuccess' then
+      error(("bad argument #1 to 'changeOnFirstSuccess' (unknown option %s)"):format(
+        tostring(k)), 2)
+    end
+  end
+  check_trigger('changeOnFirstSuccess', 'beforeFirstSuccess', o.beforeFirstSuccess, 2)
+  check_trigger('changeOnFirstSuccess', 'afterFirstSuccess', o.afterFirstSuccess, 2)
+  local before_t, after_t = o.beforeFirstSuccess, o.afterFirstSuccess
+  return function(getInput)
+    local phase = 'init'
+    local before, after
+    return function()
+      local current = getInput()
+      if phase == 'init' then
+        if not current.lastResult then
+          return true -- upstream yields at once while there is no result yet
+        end
+        phase = 'before'
+        before = before_t(getInput)
+      end
+      if phase == 'before' then
+        local ok = before()
+        if ok and current.lastResult ~= 'success' then
+          return true
+        end
+        phase = 'after'
+        after = after_t(getInput)
+      end
+      return after()
+    end
+  end
+end
+
+--- Seed `lastStatus{success = trigger, failure = trigger, ..., default = trigger}`: each tick
+-- uses the trigger of the current result (created lazily, once per result), else `default`.
+-- A sub-trigger that ends ends probing (upstream would spin on it).
+-- @tparam table o
+-- @treturn function a trigger
+function M.lastStatus(o)
+  if type(o) ~= 'table' then
+    error(("bad argument #1 to 'lastStatus' (table expected, got %s)"):format(type(o)), 2)
+  end
+  for k, v in pairs(o) do
+    if k ~= 'default' and not STATUS_KEYS[k] then
+      error(("bad argument #1 to 'lastStatus' (unknown result '%s')"):format(tostring(k)), 2)
+    end
+    check_trigger('lastStatus', k, v, 2)
+  end
+  if o.default == nil then
+    error("bad argument #1 to 'lastStatus' (default is required)", 2)
+  end
+  local subs = {}
+  for k, v in pairs(o) do
+    subs[k] = v
+  end
+  return function(getInput)
+    local instances = {}
+    return function()
+      local last = getInput().lastResult
+      if not last then
+        return true
+      end
+      local key = subs[last] and last or 'default'
+      local inst = instances[key]
+      if not inst then
+        inst = subs[key](getInput)
+        instances[key] = inst
+      end
+      return inst() and true or false
+    end
+  end
+end
+
+--- Seed `successFailure{duringSuccess = trigger, duringError = trigger}` =
+-- `lastStatus{success = duringSuccess, default = duringError}`.
+-- @tparam table o
+-- @treturn function a trigger
+function M.successFailure(o)
+  if type(o) ~= 'table' then
+    error(("bad argument #1 to 'successFailure' (table expected, got %s)"):format(type(o)), 2)
+  end
+  for k in pairs(o) do
+    if k ~= 'duringSuccess' and k ~= 'duringError' then
+      error(("bad argument #1 to 'successFailure' (unknown option %s)"):format(tostring(k)), 2)
+    end
+  end
+  check_trigger('successFailure', 'duringSuccess', o.duringSuccess, 2)
+  check_trigger('successFailure', 'duringError', o.duringError, 2)
+  return M.lastStatus { success = o.duringSuccess, default = o.duringError }
+end
+
+--- First delay of the default trigger's fast phase, its cap, and the settled cadence.
+M.FAST_FIRST_MS = 50
+M.FAST_MAX_MS = 1000
+local settled = M.statusTrigger(30000, { starting = 1000, waiting = 1000, failure = 1000 })
+
+--- The default trigger: fast until the first success of the session, then
+-- `statusTrigger(30000, {starting = 1000, waiting = 1000, failure = 1000})`.
+function M.defaultTrigger(getInput)
+  local delay = M.FAST_FIRST_MS
+  local after
+  return function()
+    if not after then
+      if getInput().lastResult == 'success' then
+        after = settled(getInput)
+      else
+        sched.sleep(delay)
+        delay = math.min(delay * 2, M.FAST_MAX_MS)
+        return true
+      end
+    end
+    return after()
+  end
+end
+
+M._factories[M.cooldownTrigger] = { 'cooldownTrigger', 'cooldownTrigger(1000)' }
+M._factories[M.statusTrigger] = { 'statusTrigger', 'statusTrigger(30000, {failure = 1000})' }
+M._factories[M.changeOnFirstSuccess] = { 'changeOnFirstSuccess',
+  'changeOnFirstSuccess{beforeFirstSuccess = ..., afterFirstSuccess = ...}' }
+M._factories[M.lastStatus] = { 'lastStatus', 'lastStatus{default = ...}' }
+M._factories[M.successFailure] = { 'successFailure',
+  'successFailure{duringSuccess = ..., duringError = ...}' }
+
+return M

@@ -1,0 +1,284 @@
+--- Spec helpers: drive the loop with a watchdog, wait on conditions, record effects.
+-- Modules are required lazily, so a spec can install `spec.support.fake_core` first.
+-- @module spec.support.helpers
+local M = {}
+
+local function sched()
+  return require 'orch.sched'
+end
+
+local function now()
+  return require('orch.core').now()
+end
+
+--- Install a fresh fake core and reload the orch modules on top of it (call inside `insulate`).
+-- @treturn table fake core
+-- @treturn table require 'orch'
+function M.fake()
+  local fake = require('spec.support.fake_core').new()
+  for k in pairs(package.loaded) do
+    if k == 'orch' or k:match('^orch%.') then
+      package.loaded[k] = nil
+    end
+  end
+  package.loaded['orch.core'] = fake
+  return fake, require 'orch'
+end
+
+--- Reload the orch modules on the real core (`build/lib/orch/core.so`; call inside `insulate`).
+-- @treturn table require 'orch'
+function M.real()
+  for k in pairs(package.loaded) do
+    if k == 'orch' or k:match('^orch%.') then
+      package.loaded[k] = nil
+    end
+  end
+  return require 'orch'
+end
+
+--- Start a helper process on the real core (python3 script text or argv) and wait (in a task)
+-- until it prints `ready`; returns the `orch.process` Command (close it to SIGKILL its group).
+function M.helper_process(argv, ms)
+  local process = require 'orch.process'
+  if type(argv) == 'string' then
+    argv = { 'python3', '-u', '-c', argv }
+  end
+  local out = {}
+  local cmd = assert(process.spawn(argv, {
+    stdout = function(chunk)
+      out[#out + 1] = chunk
+    end,
+    stderr = 'inherit',
+  }))
+  M.wait_until(function()
+    return table.concat(out):find('ready', 1, true) or cmd.exited.is_set
+  end, ms or 5000, 10, 'helper ready')
+  assert(not cmd.exited.is_set, 'helper exited: ' .. table.concat(out))
+  return cmd
+end
+
+--- Run `fn` as the root task and drive the loop; fails if it has not finished within `ms`
+-- (virtual ms on the fake core, real ms on the real one; default 10000).
+function M.run(fn, ms)
+  return sched().run(fn, { timeout = ms or 10000 })
+end
+
+--- Wait (in a task) until `pred()` is true; raise if it is not within `ms` (default 5000).
+-- Polls every `step` ms (default 10).
+function M.wait_until(pred, ms, step, what)
+  local deadline = now() + (ms or 5000)
+  while true do
+    local v = pred()
+    if v then
+      return v
+    end
+    if now() >= deadline then
+      error(('wait_until: %s not true within %d ms'):format(what or 'condition', ms or 5000), 2)
+    end
+    sched().sleep(step or 10)
+  end
+end
+
+--- Advance (in a task) to the absolute loop time `t` ms relative to `t0` (virtual on the fake
+-- core: this steps the clock, it does not synchronise with anything).
+function M.at(t, t0)
+  local target = (t0 or 0) + t
+  local d = target - now()
+  if d > 0 then
+    sched().sleep(d)
+  end
+end
+
+--- An effects recorder: records setHealth reports, onState/onProcess events, output and log
+-- lines with the loop time.
+function M.effects()
+  local rec = { reports = {}, states = {}, procs = {}, outputs = {}, logs = {} }
+
+  function rec.setHealth(h)
+    rec.reports[#rec.reports + 1] = {
+      t = now(), id = h.id, name = h.name, result = h.result, message = h.message, raw = h,
+    }
+  end
+
+  function rec.onState(s)
+    rec.states[#rec.states + 1] = {
+      t = now(), id = s.id, kind = s.kind, result = s.result, message = s.message,
+      visible = s.visible,
+    }
+  end
+
+  function rec.onProcess(p)
+    local e = { t = now() }
+    for k, v in pairs(p) do
+      e[k] = v
+    end
+    rec.procs[#rec.procs + 1] = e
+  end
+
+  function rec.output(id, stream, chunk)
+    rec.outputs[#rec.outputs + 1] = { t = now(), id = id, stream = stream, chunk = chunk }
+  end
+
+  function rec.log(level, msg)
+    rec.logs[#rec.logs + 1] = { t = now(), level = level, message = msg }
+  end
+
+  --- The setHealth reports of `id` (all when nil).
+  function rec.of(id)
+    local out = {}
+    for _, r in ipairs(rec.reports) do
+      if id == nil or r.id == id then
+        out[#out + 1] = r
+      end
+    end
+    return out
+  end
+
+  --- The last report of `id`.
+  function rec.last(id)
+    local l = rec.of(id)
+    return l[#l]
+  end
+
+  --- The onState events of `id`.
+  function rec.states_of(id)
+    local out = {}
+    for _, s in ipairs(rec.states) do
+      if s.id == id then
+        out[#out + 1] = s
+      end
+    end
+    return out
+  end
+
+  --- The last raw state of `id`.
+  function rec.state(id)
+    local l = rec.states_of(id)
+    return l[#l]
+  end
+
+  --- onProcess events of `id` (and `event` when given).
+  function rec.events(id, event)
+    local out = {}
+    for _, e in ipairs(rec.procs) do
+      if (id == nil or e.id == id) and (event == nil or e.event == event) then
+        out[#out + 1] = e
+      end
+    end
+    return out
+  end
+
+  --- Log lines matching the Lua pattern `pat`.
+  function rec.logged(pat)
+    local out = {}
+    for _, l in ipairs(rec.logs) do
+      if l.message:find(pat) then
+        out[#out + 1] = l
+      end
+    end
+    return out
+  end
+
+  --- Concatenated output of `id` on `stream`.
+  function rec.text(id, stream)
+    local out = {}
+    for _, o in ipairs(rec.outputs) do
+      if o.id == id and (stream == nil or o.stream == stream) then
+        out[#out + 1] = o.chunk
+      end
+    end
+    return table.concat(out)
+  end
+
+  return rec
+end
+
+--- Times (relative to `t0`) of the reports of `id`, optionally only those with `result`.
+function M.times(list, t0)
+  local out = {}
+  for i, r in ipairs(list) do
+    out[i] = r.t - (t0 or 0)
+  end
+  return out
+end
+
+--- A probe fn returning the scripted results in turn (the last repeats); records call times.
+function M.scripted(results)
+  local calls = {}
+  local i = 0
+  local fn = function()
+    i = i + 1
+    calls[#calls + 1] = now()
+    local r = results[math.min(i, #results)]
+    if type(r) == 'function' then
+      return r(i)
+    end
+    if type(r) == 'string' then
+      return { result = r, message = r == 'success' and 'ok' or ('probe ' .. r) }
+    end
+    return r
+  end
+  return fn, calls
+end
+
+--- A probe fn that reads a mutable state table `{result = ..., message = ...}`.
+function M.switch(initial)
+  local state = { result = initial or 'failure', message = nil }
+  local calls = {}
+  local fn = function()
+    calls[#calls + 1] = now()
+    return { result = state.result, message = state.message or state.result }
+  end
+  return fn, state, calls
+end
+
+--- A probe fn succeeding when the fake (or real) core sees `port` listening.
+function M.port_probe(port)
+  return function()
+    local ok = require('orch.core').port_listening(port)
+    if ok then
+      return { result = 'success', message = 'listening' }
+    end
+    return { result = 'failure', message = 'not listening' }
+  end
+end
+
+--- A free local TCP port (asks the kernel via python3); nil when python3 is missing.
+-- Picked at random below the ephemeral range (20000-29999) and checked bindable on IPv4 and
+-- IPv6, so an outgoing connection elsewhere on the machine cannot take it before the test binds.
+function M.free_port()
+  local p = io.popen([[python3 -c 'import random, socket
+for _ in range(200):
+    port = random.randrange(20000, 30000)
+    try:
+        for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            s = socket.socket(fam)
+            if fam == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind((addr, port))
+            s.close()
+        print(port)
+        break
+    except OSError:
+        continue' 2>/dev/null]])
+  if not p then
+    return nil
+  end
+  local out = p:read('*l')
+  p:close()
+  return tonumber(out)
+end
+
+--- Whether process `pid` still exists (not a zombie).
+function M.pid_alive(pid)
+  local f = io.open('/proc/' .. tostring(pid) .. '/stat', 'r')
+  if not f then
+    return false
+  end
+  local s = f:read('*a') or ''
+  f:close()
+  local state = s:match('^%d+ %b() (%a)')
+  return state ~= nil and state ~= 'Z' and state ~= 'X'
+end
+
+return M
