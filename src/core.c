@@ -272,6 +272,8 @@ int luaopen_orch_core(lua_State *L)
   orch_contain_open(L);
   orch_probe_http_open(L);
   orch_stream_open(L);
+  orch_track_open(L);
+  orch_fs_open(L);
   lua_pushliteral(L, ORCH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

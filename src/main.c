@@ -89,6 +89,11 @@ static int traceback(lua_State *L)
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN); /* a probe writing to a closed socket must not kill us */
+  /* A SIGTERM during start-up stays pending until orch.cli has installed its handlers (or
+   * decided it needs none): it then stops orch in order instead of killing it half-started. */
+  sigset_t early;
+  orch_early_signals(&early);
+  sigprocmask(SIG_BLOCK, &early, NULL);
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     fputs("orch: cannot create the Lua state\n", stderr);

@@ -2,6 +2,7 @@
 #ifndef ORCH_H
 #define ORCH_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -81,6 +82,8 @@ int orch_handle_tostring(lua_State *L);
 void orch_new_type(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
 
 /* signal.c */
+/* The signals main.c blocks until orch.cli has handlers for them (core.unblock_signals). */
+void orch_early_signals(sigset_t *set);
 int orch_signal_check(lua_State *L, int idx);
 const char *orch_signal_name(int signum);
 
@@ -93,7 +96,29 @@ void orch_notify_open(lua_State *L);
 void orch_contain_open(lua_State *L);
 void orch_probe_http_open(lua_State *L);
 void orch_stream_open(lua_State *L);
+void orch_fs_open(lua_State *L);
 void orch_http_close(orch_ctx *ctx);
+
+/* track.c: the processes of an entry beyond its process group (a cgroup, or a /proc scan for
+ * an environment tag and the ppid chain). */
+typedef struct orch_track {
+  char *cgroup; /* directory of the incarnation's cgroup (malloc'd), or NULL */
+  char *tag;    /* "NAME=value" environment entry its processes carry (malloc'd), or NULL */
+  size_t ntag;
+  struct orch_track_pid {
+    pid_t pid;
+    unsigned long long start;
+  } *seen; /* processes found by a /proc scan once: still tracked after reparenting */
+  size_t nseen, capseen;
+} orch_track;
+
+/* Send `sig` (0: none) to every tracked process except `leader` and, unless `sig` is SIGKILL,
+ * except the members of the leader's process group (the caller signals the group). Returns how
+ * many tracked processes there were besides the leader, or a negative UV_E* code. With neither
+ * a cgroup nor a tag, 0. */
+long orch_track_signal(orch_track *t, pid_t leader, int sig);
+void orch_track_free(orch_track *t);
+void orch_track_open(lua_State *L);
 
 /* process.c: called from the ctx finaliser */
 void orch_process_shutdown(orch_ctx *ctx);

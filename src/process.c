@@ -41,6 +41,7 @@ typedef struct orch_proc {
   int err_ref;     /* stderr chunk callback or LUA_NOREF */
   uv_pipe_t *out;  /* malloc'd; freed in its close callback; NULL when none or closed */
   uv_pipe_t *err;  /* same for stderr */
+  orch_track track; /* processes that left the group (track.c); signalled with it */
 } orch_proc;
 
 static void proc_unref_all(lua_State *L, orch_proc *p)
@@ -141,9 +142,11 @@ static void proc_exited(orch_proc *p, int status)
     p->term_signal = WTERMSIG(status);
   else
     p->exit_code = WEXITSTATUS(status);
-  /* The leader is gone: what is left of its group would hold the pipes open for ever. */
+  /* The leader is gone: what is left of its group would hold the pipes open for ever; so
+   * would what left the group, a setsid'd grandchild, when it is tracked. */
   if (p->group)
     kill(-p->pid, SIGKILL);
+  (void)orch_track_signal(&p->track, 0, SIGKILL);
   p->pid = 0;
   proc_maybe_done(p);
 }
@@ -381,6 +384,9 @@ static void read_env(lua_State *L, int opts, orch_spawn_req *req)
 
 static void req_free(orch_spawn_req *req)
 {
+  if (req->cgroup_fd >= 0)
+    close(req->cgroup_fd);
+  req->cgroup_fd = -1;
   free(req->argv);
   free(req->envp);
   free(req->groups);
@@ -398,6 +404,7 @@ static int core_spawn(lua_State *L)
   memset(&req, 0, sizeof req);
   req.child_fd[0] = req.child_fd[1] = req.child_fd[2] = -1;
   req.host_proc_fd = ctx->host_proc_fd;
+  req.cgroup_fd = -1;
   int parent_out = -1, parent_err = -1, out_ref = LUA_NOREF, err_ref = LUA_NOREF;
   const char *fail = NULL;
   read_argv(L, &req);
@@ -418,7 +425,22 @@ static int core_spawn(lua_State *L)
   lua_getfield(L, 2, "pidns");
   req.pidns = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  size_t ntag = 0;
+  lua_getfield(L, 2, "tag");
+  const char *tag = luaL_optlstring(L, -1, NULL, &ntag);
+  lua_getfield(L, 2, "cgroup");
+  req.cgroup = luaL_optstring(L, -1, NULL);
+  lua_pop(L, 2); /* borrowed from opts */
   int err = read_user(L, 2, &req, &fail);
+  if (err == 0 && req.cgroup != NULL) {
+    const char *procs = lua_pushfstring(L, "%s/cgroup.procs", req.cgroup);
+    req.cgroup_fd = open(procs, O_WRONLY | O_CLOEXEC);
+    lua_pop(L, 1);
+    if (req.cgroup_fd < 0) {
+      err = uv_translate_sys_error(errno);
+      fail = lua_pushfstring(L, "join cgroup '%s'", req.cgroup);
+    }
+  }
   if (err == 0)
     err = orch_spawn_resolve(&req, &fail);
   if (err == 0)
@@ -456,6 +478,12 @@ static int core_spawn(lua_State *L)
   p->group = req.setsid;
   p->out_ref = out_ref;
   p->err_ref = err_ref;
+  if (req.cgroup != NULL)
+    p->track.cgroup = strdup(req.cgroup);
+  else if (tag != NULL && (p->track.tag = malloc(ntag + 1)) != NULL) {
+    memcpy(p->track.tag, tag, ntag + 1);
+    p->track.ntag = ntag;
+  }
   lua_pushvalue(L, 3);
   p->exit_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_setmetatable(L, ORCH_PROCESS_MT);
@@ -512,6 +540,7 @@ static int proc_kill(lua_State *L)
   int err = uv_kill(p->group ? -p->pid : p->pid, signum);
   if (err == UV_ESRCH && p->group) /* group already empty but the leader not yet reaped */
     err = uv_kill(p->pid, signum);
+  (void)orch_track_signal(&p->track, p->pid, signum);
   if (err < 0)
     return orch_pushfail(L, err, lua_pushfstring(L, "kill %d", (int)p->pid));
   lua_pushboolean(L, 1);
@@ -522,8 +551,10 @@ static int proc_kill(lua_State *L)
 static int proc_close(lua_State *L)
 {
   orch_proc *p = check_proc(L);
-  if (p->pid != 0 && !p->exited && p->exit_ref != LUA_NOREF)
+  if (p->pid != 0 && !p->exited && p->exit_ref != LUA_NOREF) {
     kill(p->group ? -p->pid : p->pid, SIGKILL);
+    (void)orch_track_signal(&p->track, p->pid, SIGKILL);
+  }
   close_pipe(&p->out);
   close_pipe(&p->err);
   if (!p->done) {
@@ -531,6 +562,28 @@ static int proc_close(lua_State *L)
     proc_unref_all(L, p);
   }
   return 0;
+}
+
+/* __gc: close, then forget the tracking state.   [-0, +0, -] */
+static int proc_gc(lua_State *L)
+{
+  proc_close(L);
+  orch_track_free(&check_proc(L)->track);
+  return 0;
+}
+
+/* proc:tracked([sig]) -> n | fail: how many processes of the child besides the leader are still
+ * tracked (its cgroup, or its tag and descendants), after sending them `sig` when given.
+ * [-0, +(1|3), v] */
+static int proc_tracked(lua_State *L)
+{
+  orch_proc *p = check_proc(L);
+  int signum = lua_isnoneornil(L, 2) ? 0 : orch_signal_check(L, 2);
+  long n = orch_track_signal(&p->track, p->exited ? 0 : p->pid, signum);
+  if (n < 0)
+    return orch_pushfail(L, (int)n, "tracked processes");
+  lua_pushinteger(L, n);
+  return 1;
 }
 
 static int proc_tostring(lua_State *L)
@@ -565,12 +618,13 @@ static const luaL_Reg proc_methods[] = {
   { "pid", proc_pid },
   { "host_pid", proc_host_pid },
   { "kill", proc_kill },
+  { "tracked", proc_tracked },
   { "close", proc_close },
   { NULL, NULL },
 };
 
 static const luaL_Reg proc_meta[] = {
-  { "__gc", proc_close },
+  { "__gc", proc_gc },
   { "__close", proc_close },
   { "__tostring", proc_tostring },
   { NULL, NULL },

@@ -151,9 +151,32 @@ static const luaL_Reg sig_meta[] = {
   { NULL, NULL },
 };
 
+void orch_early_signals(sigset_t *set)
+{
+  static const int SIGS[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+  sigemptyset(set);
+  for (size_t i = 0; i < sizeof SIGS / sizeof SIGS[0]; i++)
+    sigaddset(set, SIGS[i]);
+}
+
+/* core.unblock_signals(): unblock what main.c blocked at start (orch_early_signals); a signal
+ * that arrived meanwhile is delivered now, to the handlers installed by then.   [-0, +0, -] */
+static int core_unblock_signals(lua_State *L)
+{
+  (void)L;
+  sigset_t set;
+  orch_early_signals(&set);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+  return 0;
+}
+
 static const luaL_Reg funcs[] = {
-  { "signal", core_signal }, { "kill", core_kill }, { "signame", core_signame },
-  { "signum", core_signum }, { NULL, NULL },
+  { "signal", core_signal },
+  { "kill", core_kill },
+  { "signame", core_signame },
+  { "signum", core_signum },
+  { "unblock_signals", core_unblock_signals },
+  { NULL, NULL },
 };
 
 void orch_signal_open(lua_State *L)

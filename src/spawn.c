@@ -34,6 +34,7 @@ enum stage {
   ST_UID,
   ST_PDEATH,
   ST_MOUNT,
+  ST_CGROUP,
   ST_EXEC
 };
 
@@ -122,6 +123,9 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP)
       sigaction(sig, &dfl, NULL);
+  /* First, so that everything the child ever starts is in the cgroup ("0" is the writer). */
+  if (req->cgroup_fd >= 0 && write(req->cgroup_fd, "0", 1) != 1)
+    child_fail(report_fd, ST_CGROUP);
   if (req->setsid && setsid() < 0)
     child_fail(report_fd, ST_SETSID);
   if (req->pidns) { /* PID 1 of a new namespace: give it a /proc of its own */
@@ -178,6 +182,9 @@ static const char *stage_text(orch_spawn_req *req, int stage)
     return "prctl(PR_SET_PDEATHSIG)";
   case ST_MOUNT:
     return "mount /proc in the new PID namespace";
+  case ST_CGROUP:
+    snprintf(req->detail, sizeof req->detail, "join cgroup '%s'", req->cgroup);
+    return req->detail;
   default:
     return NULL;
   }

@@ -4,8 +4,8 @@
 -- error.
 --
 -- `run` evaluates main.lua in a root task, builds what it returns and supervises it: the first
--- SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second one
--- SIGKILLs every process group (exit 1), SIGHUP re-evaluates main.lua and swaps the graph when
+-- SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second SIGINT
+-- SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP re-evaluates main.lua and swaps the graph when
 -- the new script validates, SIGQUIT/SIGUSR1 dump the state of every entry to stderr.
 -- @module orch.cli
 local core = require 'orch.core'
@@ -13,6 +13,9 @@ local sched = require 'orch.sched'
 local log = require 'orch.log'
 local status = require 'orch.status'
 local notify = require 'orch.notify'
+local control = require 'orch.control'
+local track = require 'orch.track'
+local locate = require 'orch.locate'
 
 local M = {}
 
@@ -35,6 +38,13 @@ Commands:
   run     evaluate main.lua, start its graph and supervise it until stopped
   check   evaluate and validate main.lua; print its entries in start order
   graph   print the dependency graph (Graphviz dot or Mermaid)
+
+Control of a running orch (through its control socket):
+  status [id]            the state of every entry
+  logs [id...] [-n N] [-f]   recent output, then follow
+  stop|start|restart ID  act on one entry and what requires it
+  signal ID SIGNAL       signal the entry's process group
+  shutdown               stop the orch as SIGTERM does
 
 Options:
   -h, --help     show this help (orch <command> --help for a command)
@@ -60,13 +70,21 @@ Options:
                         atomically on every change
   --log-lines N         output lines kept per entry in memory (default 1000)
   --no-contain          do not run in a PID namespace of its own (also: ORCH_CONTAIN=0)
+  --name NAME           the name of this orch (default: the name of the script's
+                        directory), for its control socket
+  --control PATH        the control socket (default /run/orch/NAME.sock as root,
+                        $XDG_RUNTIME_DIR/orch/NAME.sock otherwise)
+  --no-control          no control socket (also: ORCH_CONTROL=0, unless --control or
+                        --name is given)
   -h, --help            show this help
+
+orch status, logs, stop, start, restart, signal and shutdown talk to the control socket.
 
 As root, orch runs as PID 1 of a PID namespace of its own, so nothing it started survives it,
 even a SIGKILL of orch; pids it reports are those the host sees.
 
-Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second one
-SIGKILLs every process group (exit 1); SIGHUP reloads main.lua; SIGQUIT/SIGUSR1 dump the
+Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second SIGINT
+SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored); SIGHUP reloads main.lua; SIGQUIT/SIGUSR1 dump the
 state of every entry to stderr.
 ]],
   check = [[
@@ -88,6 +106,72 @@ Options:
   --format FORMAT   dot (default, for Graphviz) or mermaid
   -h, --help        show this help
 ]],
+  status = [[
+Usage: orch status [id] [--json] [--watch] [--control PATH | --name NAME]
+
+Ask a running orch for the state of its entries: kind, state (with the reported health when
+it differs), pid, uptime, restarts, last exit, what it waits on and the health message, as an
+aligned table (coloured on a terminal).
+
+Options:
+  --json            print the raw status object (one JSON line per update with --watch)
+  -w, --watch       print it again on every change (redrawn in place on a terminal) until
+                    orch stops
+  --no-color, --color
+  --control PATH    the control socket (default: see below)
+  --name NAME       the orch's name (default: the name of the current directory)
+  -h, --help        show this help
+
+Every control command (status, logs, stop, start, restart, signal, shutdown) finds the socket
+the same way: --control PATH, else /run/orch/NAME.sock as root and
+$XDG_RUNTIME_DIR/orch/NAME.sock otherwise. Exit status: 0 done, 1 no such orch or the request
+failed (the reason on stderr), 2 usage error.
+]],
+  logs = [[
+Usage: orch logs [id...] [-n N] [-f] [--control PATH | --name NAME]
+
+Print the last N lines of output of each entry (all entries by default) that orch keeps in
+memory (orch run --log-lines), oldest first, with the same prefixes as the run log.
+
+Options:
+  -n, --lines N     lines per entry (default 10; 'all' for everything kept)
+  -f, --follow      then print new lines as they come, until orch stops
+  --json            one JSON object per line, as orch run --log-format json
+  --timestamps      prefix lines with the local time they were received by orch
+  --no-color, --color
+  --control PATH, --name NAME, -h, --help   as for orch status
+]],
+  stop = [[
+Usage: orch stop ID [--json] [--control PATH | --name NAME]
+
+Stop an entry and everything that requires it, directly or not, dependents first, each
+process with SIGTERM (SIGKILL after its timeout); returns when they have stopped. They report
+disabled "stopped" and stay stopped until orch start.
+]],
+  start = [[
+Usage: orch start ID [--json] [--control PATH | --name NAME]
+
+Let a stopped entry and its stopped dependents start again, each as soon as its requirements
+are ready. Returns at once.
+]],
+  restart = [[
+Usage: orch restart ID [--json] [--control PATH | --name NAME]
+
+Stop the entry and what requires it (dependents first, as orch stop), then start them again;
+dependents stopped on their own stay stopped. On a stopped entry it is orch start. Returns
+once the stop is done.
+]],
+  signal = [[
+Usage: orch signal ID SIGNAL [--json] [--control PATH | --name NAME]
+
+Send SIGNAL (HUP, SIGHUP, 1...) to the process group of the entry's current process.
+]],
+  shutdown = [[
+Usage: orch shutdown [--no-wait] [--control PATH | --name NAME]
+
+Stop the orch as SIGTERM does: the graph in reverse dependency order. Waits until it has
+stopped, unless --no-wait.
+]],
 }
 
 -- Options per command: name -> 'flag' | 'value' (required) | 'optional' (only as --x=V).
@@ -101,6 +185,9 @@ local OPTIONS = {
     ['status-file'] = 'value',
     ['log-lines'] = 'value',
     ['no-contain'] = 'flag',
+    ['control'] = 'value',
+    ['name'] = 'value',
+    ['no-control'] = 'flag',
     ['help'] = 'flag',
   },
   check = { ['help'] = 'flag' },
@@ -174,17 +261,24 @@ end
 
 -- Error message of any error value.
 local function message_of(e)
-  if type(e) == 'table' then
-    if e.message ~= nil then
+  local t = type(e)
+  if t == 'string' or t == 'number' then
+    return tostring(e)
+  end
+  -- any other value: its message or __tostring, never raising (a __tostring may fail)
+  local ok, msg = pcall(function()
+    if t == 'table' and e.message ~= nil then
       return tostring(e.message)
     end
     local mt = getmetatable(e)
-    if mt and mt.__tostring then
+    if type(mt) == 'table' and rawget(mt, '__tostring') then
       return tostring(e)
     end
-    return 'error object is a table value'
+  end)
+  if ok and type(msg) == 'string' then
+    return msg
   end
-  return tostring(e)
+  return ('error object is a %s value'):format(t)
 end
 
 -- A message handler: the message plus a short traceback of the user's frames only.
@@ -218,7 +312,9 @@ local function strip_lib_position(msg)
 end
 
 local function is_chain(v)
+  -- a chain instance: the Daemons class itself (`return orch.Daemons`) has the methods too
   return type(v) == 'table' and type(v.build) == 'function' and type(v.entries) == 'function'
+    and rawget(v, 'build') == nil and getmetatable(v) ~= nil
 end
 
 --- Evaluate `script` (yields: call it from a task): run the chunk with `args`, call a returned
@@ -235,43 +331,59 @@ function M.evaluate(script, args, ctx)
     a[i] = v
   end
   arg = a -- luacheck: ignore (the script's `arg`, as lua.c sets it)
-  -- `return chain:addDaemon(...)` is a tail call: an error it raises at level 2 has no caller
-  -- frame, hence no position. Track the last line run by the script's own top-level
-  -- functions, to give such an error the position of the statement that raised it.
-  local setup, last_line
-  debug.sethook(function(_, line)
-    local f = debug.getinfo(2, 'f').func
-    if f == chunk or (setup and f == setup) then
-      last_line = line
+  -- Validation errors of add* calls get the position of the call and field (orch.locate); any
+  -- other error without a position (a tail call has no caller frame) gets the last line the
+  -- script ran. Building the chain is refused meanwhile (Daemons._locator).
+  local locator = locate.new(lib_dir())
+  local Daemons = require 'orch.daemons'
+  local function handler(e)
+    if type(e) == 'string' and e == locator.raised then
+      return e
     end
-  end, 'l')
+    return traceback_handler(e)
+  end
+  local function finish()
+    locator:stop()
+    Daemons._locator = nil
+  end
   local function fail(msg)
-    debug.sethook()
-    if last_line and not msg:match('^[^\n]-:%d+: ') then
-      msg = ('%s:%d: %s'):format(script, last_line, msg)
+    finish()
+    local last = locator.last
+    if last.line and not msg:match('^[^\n]-:%d+: ') then
+      msg = ('%s:%d: %s'):format(last.source:sub(2), last.line, msg)
     end
     return nil, msg
   end
-  local ok, res = xpcall(chunk, traceback_handler, table.unpack(args))
-  if not ok then
-    return fail(res)
+  locator:start()
+  Daemons._locator = locator
+  local res = table.pack(xpcall(chunk, handler, table.unpack(args)))
+  local what = 'the script'
+  if res[1] and type(res[2]) == 'function' and res.n <= 2 then
+    what = "the script's function(ctx)"
+    res = table.pack(xpcall(res[2], handler, ctx))
   end
-  if type(res) == 'function' then
-    setup = res
-    ok, res = xpcall(res, traceback_handler, ctx)
-    if not ok then
-      return fail(res)
+  if not res[1] then
+    return fail(res[2])
+  end
+  finish()
+  local extra = 0
+  for i = 3, res.n do
+    if res[i] ~= nil then
+      extra = extra + 1
     end
   end
-  debug.sethook()
-  if not is_chain(res) then
-    local what = res == nil and 'nothing' or ('a ' .. type(res))
-    return nil, ('%s: the script returned %s; it must return a Daemons chain ' ..
-      '(orch.Daemons.of{...}:addDaemon(...)) or a function(ctx) returning one'):format(script,
-      what)
+  if extra > 0 then
+    return nil, ('%s: %s returned %d values; it must return one Daemons chain'):format(
+      script, what, extra + 1)
   end
-  local entries
-  ok, entries = xpcall(res.entries, traceback_handler, res)
+  res = res[2]
+  if not is_chain(res) then
+    local desc = res == nil and 'nothing' or ('a ' .. type(res))
+    return nil, ('%s: %s returned %s; it must return a Daemons chain ' ..
+      '(orch.Daemons.of{...}:addDaemon(...)) or a function(ctx) returning one'):format(script,
+      what, desc)
+  end
+  local ok, entries = xpcall(res.entries, traceback_handler, res)
   if not ok then
     return nil, entries
   end
@@ -569,14 +681,26 @@ function Run:on_signal(signame)
     self.wake:set()
   elseif not self.stop_requested then
     self.stop_requested = signame
-    self:log(('%s: stopping (send it again to kill everything)'):format(signame))
+    if signame == 'SIGINT' then
+      self:log(('%s: stopping (send it again to kill everything)'):format(signame))
+    else
+      self:log(('%s: stopping'):format(signame))
+    end
     self.wake:set()
+  elseif signame == 'SIGTERM' then
+    -- SIGTERM asks for the orderly shutdown already under way: a storm of them (a supervisor
+    -- retrying, a script looping over kill) must not turn it into a forced one.
+    if not self.term_repeated then
+      self.term_repeated = true
+      self:log('SIGTERM again: already stopping (repeated SIGTERMs are ignored; a second '
+        .. 'SIGINT or a SIGKILL forces)')
+    end
   else
     self:force(signame)
   end
 end
 
--- Second SIGINT/SIGTERM: SIGKILL every live group, exit 1.
+-- Second SIGINT (or a SIGINT after SIGTERM): SIGKILL every live group, exit 1.
 function Run:force(signame)
   self.exit_code = 1
   if not self.forced then
@@ -585,6 +709,9 @@ function Run:force(signame)
     local t = core.timer()
     t:start(M.FORCE_EXIT_DELAY, 0, function()
       err('orch: processes still not gone after SIGKILL; exiting\n')
+      if self.control then
+        self.control:close()
+      end
       os.exit(1)
     end)
     self.force_timer = t
@@ -611,9 +738,16 @@ function Run:install_signals()
     end, keep)
     self.signals[#self.signals + 1] = sig
   end
+  -- main.c kept them blocked until now: one that arrived during start-up is delivered here.
+  if core.unblock_signals then
+    core.unblock_signals()
+  end
 end
 
 function Run:close()
+  if self.control then
+    self.control:close()
+  end
   for _, sig in ipairs(self.signals or {}) do
     sig:close()
   end
@@ -647,6 +781,72 @@ function Run:set_phase(phase)
   if self.status_file then
     self.status_file.write()
   end
+  if self.control then
+    self.control:changed()
+  end
+end
+
+-- `orch shutdown`: the orderly stop of a first SIGTERM.
+function Run:request_stop(why)
+  if self.stop_requested then
+    return
+  end
+  self.stop_requested = why
+  self:log(('%s: stopping'):format(why))
+  self.wake:set()
+end
+
+-- Listen on the control socket (orch.control); prints why not and returns false.
+function Run:start_control()
+  local o = self.opts
+  if o.no_control then
+    return true
+  end
+  local where, werr = control.resolve({ control = o.control, name = o.name,
+    script = self.script })
+  if not where then
+    err('orch: ' .. werr .. '\n')
+    return false
+  end
+  local name = where.name or control.default_name(self.script)
+  local srv, lerr, note = control.listen(where, {
+    sink = self.sink,
+    meta = function()
+      local m = self:meta().orch
+      m.name = name
+      m.uptime = core.now() - self.started_at
+      return m
+    end,
+    chain = function()
+      if self.stop_requested then
+        return nil, 'orch is stopping'
+      elseif self.phase ~= 'running' or not self.chain then
+        return nil, ('orch is %s'):format(self.phase)
+      end
+      return self.chain
+    end,
+    shutdown = function()
+      self:request_stop('shutdown requested')
+    end,
+    log = function(msg, level)
+      self:log(msg, level)
+    end,
+  })
+  if not srv then
+    if note == 'live' or o.control or o.name then
+      err('orch: ' .. lerr .. '\n')
+      return false
+    end
+    -- The default socket is a convenience: without it orch still runs (a read-only /run...).
+    err(('orch: warning: no control socket (%s): orch status and the other control commands '
+      .. 'will not reach this orch\n'):format(lerr))
+    return true
+  end
+  if note then
+    self:log(note, 'warning')
+  end
+  self.control = srv
+  return true
 end
 
 -- SIGHUP: re-evaluate; swap the graph only when the new script validates.
@@ -709,6 +909,9 @@ end
 
 function Run:main()
   self:install_signals()
+  if not self:start_control() then
+    return 1
+  end
   local finished, chain, entries = self:race(function()
     return M.evaluate(self.script, self.args, self:ctx())
   end)
@@ -788,6 +991,27 @@ local function contain(opts)
   end
 end
 
+-- Process tracking (orch.track): a cgroup per incarnation when the kernel allows it, else a
+-- /proc scan; says so on stderr when it had to fall back. ORCH_TRACKING forces a mechanism.
+local function setup_tracking()
+  local mode = os.getenv('ORCH_TRACKING')
+  local ok, tracker = pcall(track.setup, { name = 'orch-' .. orch_pid(), mode = mode })
+  if not ok then
+    err(('orch: warning: ORCH_TRACKING: %s; using the default\n'):format(message_of(tracker)))
+    tracker = track.setup({ name = 'orch-' .. orch_pid() })
+  end
+  if tracker.mode == 'proc' and #tracker.refused > 0 then
+    local why = {}
+    for i, r in ipairs(tracker.refused) do
+      why[i] = ('%s: %s'):format(r.mode, r.reason)
+    end
+    err(('orch: notice: no cgroup for process tracking (%s); using the /proc scan: a process '
+      .. 'that double-forks and execs with a new environment before term() can escape it\n')
+      :format(table.concat(why, '; ')))
+  end
+  return tracker
+end
+
 local function cmd_run(opts, script, args)
   if opts.help then
     out(USAGE.run)
@@ -831,6 +1055,17 @@ local function cmd_run(opts, script, args)
     end
     ropts.log_lines = math.tointeger(n)
   end
+  if opts['no-control'] then
+    ropts.no_control = true
+  elseif opts.control or opts.name then
+    ropts.control, ropts.name = opts.control, opts.name
+    local _, cerr = control.resolve({ control = opts.control, name = opts.name })
+    if cerr then
+      usage_error('run', '%s', cerr)
+    end
+  elseif os.getenv('ORCH_CONTROL') == '0' then
+    ropts.no_control = true
+  end
   check_script('run', script)
   add_script_dir(script)
   contain(opts)
@@ -840,19 +1075,428 @@ local function cmd_run(opts, script, args)
       err(('orch: warning: %s\n'):format(tostring(serr)))
     end
   end
+  local tracker = setup_tracking()
   local run = Run.new(ropts, script, args)
+  tracker.log = function(msg, level)
+    run:log(msg, level)
+  end
   local code = run_root(function()
     return run:main()
   end)
   run:close()
+  tracker:close()
   return code
 end
+
+-----------------------------------------------------------------------------------------------
+-- The control commands: clients of a running orch's control socket (orch.control).
+
+-- Options of each control command (plus --control, --name and --help for all).
+local CONTROL_OPTIONS = {
+  status = { json = 'flag', watch = 'flag', color = 'flag', ['no-color'] = 'flag' },
+  logs = { lines = 'value', follow = 'flag', json = 'flag', timestamps = 'flag', color = 'flag',
+    ['no-color'] = 'flag' },
+  stop = { json = 'flag' },
+  start = { json = 'flag' },
+  restart = { json = 'flag' },
+  signal = { json = 'flag' },
+  shutdown = { ['no-wait'] = 'flag', json = 'flag' },
+}
+
+local CONTROL_SHORT = { n = 'lines', f = 'follow', w = 'watch', h = 'help' }
+
+-- Options anywhere among the arguments; returns opts and the positional arguments.
+local function parse_control(cmd, args, i)
+  local spec = CONTROL_OPTIONS[cmd]
+  local opts, pos = {}, {}
+  local function kind_of(name)
+    if name == 'control' or name == 'name' then
+      return 'value'
+    elseif name == 'help' then
+      return 'flag'
+    end
+    return spec[name]
+  end
+  while i <= #args do
+    local a = args[i]
+    if a == '--' then
+      for j = i + 1, #args do
+        pos[#pos + 1] = args[j]
+      end
+      break
+    end
+    local name, value
+    if a:sub(1, 2) == '--' then
+      name, value = a:match('^%-%-([^=]+)=(.*)$')
+      name = name or a:sub(3)
+    elseif a:match('^%-%a') then
+      name = CONTROL_SHORT[a:sub(2, 2)]
+      if not name then
+        usage_error(cmd, "unknown option '%s' for '%s'", a, cmd)
+      end
+      if #a > 2 then
+        value = a:sub(3)
+      end
+    end
+    if name then
+      local kind = kind_of(name)
+      if not kind then
+        usage_error(cmd, "unknown option '%s' for '%s'", a, cmd)
+      end
+      if kind == 'flag' and value then
+        usage_error(cmd, "option '%s' takes no value", a)
+      elseif kind == 'value' and not value then
+        i = i + 1
+        value = args[i]
+        if value == nil then
+          usage_error(cmd, "option '%s' needs a value", a)
+        end
+      end
+      opts[name] = value or true
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+local function use_color(opts)
+  if opts['no-color'] then
+    return false
+  elseif opts.color then
+    return true
+  end
+  local nc = os.getenv('NO_COLOR')
+  return not (nc and nc ~= '') and core.isatty and core.isatty(1) == true
+end
+
+-- Where the orch `opts` names listens (a usage error when the name is invalid).
+local function control_where(cmd, opts)
+  local where, werr = control.resolve({ control = opts.control, name = opts.name })
+  if not where then
+    usage_error(cmd, '%s', werr)
+  end
+  return where
+end
+
+-- Connect to the orch at `where` (in a task); prints why not and returns nil.
+local function control_connect(where, opts)
+  local client, msg, code = control.connect(where.path)
+  if client then
+    return client, where
+  end
+  if code == 'ENOENT' or code == 'ECONNREFUSED' then
+    local what = where.name and ("no orch named '%s' is running"):format(where.name)
+      or 'no orch is running there'
+    msg = ('%s (no control socket at %s)'):format(what, where.path)
+    if where.default and not opts.name then
+      msg = msg .. '; the name defaults to that of the current directory'
+    end
+    if where.default then
+      local names = control.list(where.dir)
+      if #names > 0 then
+        msg = msg .. ('; running: %s (use --name)'):format(table.concat(names, ', '))
+      end
+    end
+  elseif code == 'EACCES' then
+    msg = ('permission denied on %s: only the user running that orch, or root, may control it')
+      :format(where.path)
+  end
+  err('orch: ' .. msg .. '\n')
+  return nil
+end
+
+-- The next object (yields); prints a protocol failure and returns nil.
+local function control_recv(client)
+  local obj, why = client:recv()
+  local line = why
+  if not obj then
+    if why == 'eof' then
+      why = 'orch closed the connection'
+    end
+    err('orch: ' .. why .. '\n')
+    return nil
+  end
+  if obj.ok == false then
+    local e = type(obj.error) == 'table' and obj.error or {}
+    err(('orch: %s\n'):format(tostring(e.message or e.code or 'request failed')))
+    return nil
+  end
+  return obj, line
+end
+
+local function cmd_status(opts, pos)
+  if #pos > 1 then
+    usage_error('status', "too many arguments: orch status [id]")
+  end
+  local where = control_where('status', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'status', id = pos[1], watch = opts.watch or nil })
+    local reply, raw = control_recv(client)
+    if not reply then
+      return 1
+    end
+    local color = not opts.json and use_color(opts)
+    local broken = false -- stdout is gone (orch status --watch | head)
+    local function put(s)
+      if not (io.stdout:write(s) and io.stdout:flush()) then
+        broken = true
+      end
+    end
+    local function show(obj, received, clear, line)
+      if opts.json then
+        put(line .. '\n')
+        return
+      end
+      local text = control.format_status(obj, { color = color,
+        elapsed = (core.now() - received) / 1000 })
+      if clear then
+        text = '\27[H\27[2J' .. text
+      end
+      put(text)
+    end
+    if not opts.watch then
+      show(reply, core.now(), false, raw)
+      client:close()
+      return 0
+    end
+    -- --watch: a new table on every change; on a terminal, redrawn in place every second
+    local tty = not opts.json and core.isatty and core.isatty(1) == true
+    local last, received = reply, core.now()
+    show(reply, received, tty, raw)
+    local ticker
+    if tty then
+      ticker = sched.spawn(function()
+        while true do
+          sched.sleep(1000)
+          show(last, received, true)
+        end
+      end)
+    end
+    while not broken do
+      local obj, why = client:recv()
+      if not obj then
+        if ticker then
+          ticker:cancel()
+        end
+        client:close()
+        if why == 'eof' then
+          err('orch: the orch has stopped\n')
+          return 0
+        end
+        err('orch: ' .. why .. '\n')
+        return 1
+      end
+      last, received = obj, core.now()
+      if not tty and not opts.json then
+        put('\n')
+      end
+      show(obj, received, tty, why)
+    end
+    if ticker then
+      ticker:cancel()
+    end
+    client:close()
+    return 0
+  end)
+end
+
+local function cmd_logs(opts, pos)
+  local n = opts.lines
+  if n ~= nil then
+    if n == 'all' then
+      n = 1000000000
+    else
+      n = tonumber(n)
+      if not n or n < 0 or n ~= math.floor(n) then
+        usage_error('logs', "-n takes a count of lines, got '%s'", tostring(opts.lines))
+      end
+      n = math.tointeger(n)
+    end
+  end
+  local where = control_where('logs', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'logs', ids = #pos > 0 and pos or nil, n = n,
+      follow = opts.follow or nil })
+    local head = control_recv(client)
+    if not head then
+      return 1
+    end
+    local ts
+    local broken = false
+    local writer = log.new({
+      format = opts.json and 'json' or 'text',
+      color = not opts.json and use_color(opts),
+      timestamps = opts.timestamps,
+      clock = function()
+        return ts or core.time()
+      end,
+      ids = head.entries or {},
+      out = function(s)
+        if not io.stdout:write(s) or not io.stdout:flush() then
+          broken = true
+        end
+      end,
+    })
+    while not broken do
+      local obj, why = client:recv()
+      if not obj then
+        client:close()
+        if why == 'eof' and opts.follow then
+          return 0 -- orch has stopped
+        end
+        err('orch: ' .. (why == 'eof' and 'orch closed the connection' or why) .. '\n')
+        return 1
+      end
+      if obj.type == 'end' then
+        break
+      elseif obj.type == 'line' and type(obj.id) == 'string' and type(obj.line) == 'string' then
+        ts = control.parse_time(obj.ts)
+        writer:lines(obj.id, obj.stream == 'stderr' and 'stderr' or 'stdout', { obj.line })
+      end
+    end
+    client:close()
+    return 0
+  end)
+end
+
+local function one_id(cmd, pos)
+  if #pos == 0 then
+    usage_error(cmd, 'missing the entry id: orch %s ID', cmd)
+  elseif #pos > 1 then
+    usage_error(cmd, 'too many arguments: orch %s ID', cmd)
+  end
+  return pos[1]
+end
+
+-- stop, start and restart.
+local function cmd_action(cmd)
+  return function(opts, pos)
+    local id = one_id(cmd, pos)
+    local where = control_where(cmd, opts)
+    return run_root(function()
+      local client = control_connect(where, opts)
+      if not client then
+        return 1
+      end
+      client:send({ cmd = cmd, id = id })
+      local reply, raw = control_recv(client)
+      client:close()
+      if not reply then
+        return 1
+      end
+      if opts.json then
+        out(raw .. '\n')
+        return 0
+      end
+      local ids = type(reply.ids) == 'table' and reply.ids or {}
+      local list = table.concat(ids, ', ')
+      if cmd == 'stop' then
+        out(('stopped: %s\n'):format(list))
+      elseif #ids == 0 then
+        out(('nothing to start: %s and what requires it are not stopped\n'):format(id))
+      elseif cmd == 'start' then
+        out(('starting: %s\n'):format(list))
+      else
+        out(('restarting: %s\n'):format(list))
+      end
+      return 0
+    end)
+  end
+end
+
+local function cmd_signal(opts, pos)
+  if #pos ~= 2 then
+    usage_error('signal', 'expected an entry id and a signal: orch signal ID SIGNAL')
+  end
+  local id, sig = pos[1], control.signal_name(pos[2])
+  if not sig then
+    usage_error('signal', "unknown signal '%s'", pos[2])
+  end
+  local where = control_where('signal', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'signal', id = id, signal = sig })
+    local reply, raw = control_recv(client)
+    client:close()
+    if not reply then
+      return 1
+    end
+    if opts.json then
+      out(raw .. '\n')
+    else
+      out(('sent %s to %s (pid %s)\n'):format(sig, id, tostring(reply.pid)))
+    end
+    return 0
+  end)
+end
+
+local function cmd_shutdown(opts, pos)
+  if #pos > 0 then
+    usage_error('shutdown', 'orch shutdown takes no arguments')
+  end
+  local where = control_where('shutdown', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'shutdown' })
+    local reply, raw = control_recv(client)
+    if not reply then
+      client:close()
+      return 1
+    end
+    if opts.json then
+      out(raw .. '\n')
+    end
+    if opts['no-wait'] then
+      client:close()
+      return 0
+    end
+    repeat -- the connection ends when orch has stopped
+      local obj = client:recv()
+    until not obj
+    client:close()
+    if not opts.json then
+      out('stopped\n')
+    end
+    return 0
+  end)
+end
+
+local CONTROL_COMMANDS = {
+  status = cmd_status,
+  logs = cmd_logs,
+  stop = cmd_action('stop'),
+  start = cmd_action('start'),
+  restart = cmd_action('restart'),
+  signal = cmd_signal,
+  shutdown = cmd_shutdown,
+}
 
 local COMMANDS = { run = cmd_run, check = cmd_check, graph = cmd_graph }
 
 --- The entry point: `args` are the arguments after the program name; returns the exit status.
 function M.main(args)
   args = args or {}
+  -- main.c blocks the stop signals until there are handlers; only `run` installs any.
+  local first_arg = tostring(args[1] or '')
+  if core.unblock_signals and first_arg ~= 'run' and not first_arg:match('%.lua$') then
+    core.unblock_signals()
+  end
   local ok, code = xpcall(function()
     local first = args[1]
     if first == nil then
@@ -867,6 +1511,14 @@ function M.main(args)
       return 0
     end
     local cmd, start = first, 2
+    if CONTROL_COMMANDS[cmd] then
+      local copts, pos = parse_control(cmd, args, start)
+      if copts.help then
+        out(USAGE[cmd])
+        return 0
+      end
+      return CONTROL_COMMANDS[cmd](copts, pos)
+    end
     if not COMMANDS[cmd] then
       if first:match('%.lua$') and not first:match('^%-') then
         cmd, start = 'run', 1

@@ -19,6 +19,7 @@ local sched = require 'orch.sched'
 local process = require 'orch.process'
 local util = require 'orch.util'
 local validate = require 'orch.validate'
+local track = require 'orch.track'
 
 local Daemon = {}
 Daemon.__index = Daemon
@@ -200,29 +201,60 @@ local function spawn_command(self, exec)
   end
   local sub = self.subcontainer
   local pass = exec.runAsInit
-  local cmd, msg, code = process.spawn(argv, {
+  local opts = {
     env = merged_env(sub, exec.env),
     cwd = exec.cwd or (sub and sub.workdir) or nil,
     user = exec.user or (sub and sub.user) or nil,
     stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
     stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
     pidns = exec.runAsInit or nil,
-  })
-  if not cmd then
-    return nil, msg, code
+  }
+  -- Tracking (orch.track): a cgroup or an environment tag per incarnation.
+  local tracker, group = track.current(), nil
+  for _ = 1, 2 do
+    if tracker then
+      local gerr, gcode
+      group, gerr, gcode = tracker:group(self.id)
+      if not group then
+        return nil, ("spawn '%s': %s"):format(tostring(argv[1]), tostring(gerr)), gcode
+      end
+      opts.env[track.ENV] = group.id
+      opts.cgroup, opts.tag = group.cgroup, group.tag
+    end
+    local cmd, msg, code = process.spawn(argv, opts)
+    if cmd then
+      opts.cmd = cmd
+      break
+    end
+    -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
+    if not (group and tracker:spawn_failed(group, msg, code)) then
+      return nil, msg, code
+    end
   end
+  local cmd = opts.cmd
   local inc = setmetatable({
     cmd = cmd,
     pid = cmd:pid(),
     timeout = exec.sigtermTimeout or self.sigterm_timeout,
     rt = self,
+    group = group,
   }, CommandInc)
   emit(self, { event = 'spawn', pid = inc.pid })
   return inc
 end
 
+-- Wait until nothing tracked of the incarnation is left (yields).
+function CommandInc:release()
+  local g = self.group
+  if g then
+    g.entry = self.rt.id
+    g.tracker:release(g, self.cmd.proc)
+  end
+end
+
 function CommandInc:wait()
   local code, signal = self.cmd:wait()
+  self:release()
   local ok = process.clean_exit(code, signal)
   return ok, { code = code, signal = signal, message = self.cmd:describe_exit(), pid = self.pid }
 end
@@ -237,11 +269,13 @@ function CommandInc:term()
       cmd:kill('SIGKILL')
     end
     cmd.exited:wait()
+    self:release()
     rt.last_exit = { code = cmd.code, signal = cmd.signal, message = cmd:describe_exit(),
       time = sched.now() }
     emit(rt, { event = 'exit', pid = self.pid, code = cmd.code, signal = cmd.signal,
       message = cmd:describe_exit(), clean = process.clean_exit(cmd.code, cmd.signal) })
   end
+  self:release()
   if process.clean_exit(cmd.code, cmd.signal) then
     return true
   end
@@ -250,6 +284,14 @@ end
 
 function CommandInc:kill_now()
   self.cmd:kill('SIGKILL')
+end
+
+function CommandInc:signal(sig)
+  local ok, err = self.cmd:kill(sig)
+  if not ok then
+    return nil, err
+  end
+  return self.pid
 end
 
 function CommandInc:close()
@@ -322,6 +364,13 @@ function FnInc:kill_now()
     self.abort:_fire()
     self.task:cancel()
   end
+end
+
+function FnInc:signal(sig)
+  if self.inner then
+    return self.inner:signal(sig)
+  end
+  return nil, 'exec.fn has not returned a command yet'
 end
 
 function FnInc:close()
@@ -453,6 +502,16 @@ function Daemon:term()
   end
   self._loop, self._inc, self.phase = nil, nil, nil
   return ok, desc
+end
+
+--- Send `sig` to the current process group (operator control); returns the pid, or nil and
+-- why not.
+function Daemon:signal(sig)
+  local inc = self._inc
+  if not inc then
+    return nil, ('%s has no process running'):format(self.id)
+  end
+  return inc:signal(sig)
 end
 
 --- SIGKILL the current process group now (second Ctrl-C); the loop is left to `term()`.

@@ -10,7 +10,7 @@
 -- raised at level 2, pointing at the caller's line.
 --
 -- orch extensions for the CLI: `entries()`, `states()`, `kill_all()`, `stopEntry(id)`,
--- `startEntry(id)`, `restartEntry(id)`.
+-- `startEntry(id)`, `restartEntry(id)`, `signalEntry(id, sig)` (operator control).
 -- @classmod orch.Daemons
 local sched = require 'orch.sched'
 local util = require 'orch.util'
@@ -61,16 +61,35 @@ local function check_self(self, fname)
   end
 end
 
+--- While the CLI evaluates main.lua: a locator (orch.locate) that gives validation errors the
+-- position of the offending call and field; nil otherwise (errors then point at the caller).
+Daemons._locator = nil
+
 local function add(self, kind, id, options)
+  local anchor = Daemons._locator and Daemons._locator:anchor()
   if type(options) == 'function' then
-    options = options()
+    local ok, res = pcall(options)
+    if not ok then
+      if res == sched.ABORTED then
+        error(res, 0)
+      end
+      local okm, m = pcall(function()
+        return type(res) == 'string' and res or util.error_message(res)
+      end)
+      return nil, ("Daemons: entry '%s': the options function raised: %s"):format(tostring(id),
+        okm and tostring(m) or ('a ' .. type(res) .. ' value')), anchor
+    end
+    options = res
     if options == nil then
       return self
     end
   end
   local spec, warnings = validate.check(validate.entry, kind, self.ids, id, options)
   if not spec then
-    return nil, warnings
+    return nil, warnings, anchor
+  end
+  if Daemons._locator then
+    Daemons._locator:seen(kind, id, anchor)
   end
   for _, w in ipairs(warnings) do
     util.log(self.effects, 'warning', w)
@@ -85,11 +104,24 @@ end
 --   such a table or nil (nil leaves the chain unchanged); the function may yield
 -- @treturn Daemons a new chain; `self` is not modified
 -- @raise on an invalid id, requirement or option (level 2)
+-- Raise a validation error of add<kind>(id): at the located call and field while main.lua is
+-- evaluated by the CLI, else at the caller of the add* method (level 3 from here).
+local function raise(kind, id, err, anchor)
+  local loc = Daemons._locator
+  local pos = loc and loc:position(kind, id, require('orch.locate').field_of(err), anchor)
+  if pos then
+    local msg = pos .. ': ' .. err
+    loc.raised = msg -- shown without a traceback: the position says it all
+    error(msg, 0)
+  end
+  error(err, 3)
+end
+
 function Daemons:addDaemon(id, options)
   check_self(self, 'addDaemon')
-  local chain, err = add(self, 'daemon', id, options)
+  local chain, err, anchor = add(self, 'daemon', id, options)
   if not chain then
-    error(err, 2)
+    raise('daemon', id, err, anchor)
   end
   return chain
 end
@@ -102,9 +134,9 @@ end
 -- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addOneshot(id, options)
   check_self(self, 'addOneshot')
-  local chain, err = add(self, 'oneshot', id, options)
+  local chain, err, anchor = add(self, 'oneshot', id, options)
   if not chain then
-    error(err, 2)
+    raise('oneshot', id, err, anchor)
   end
   return chain
 end
@@ -117,9 +149,9 @@ end
 -- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addHealthCheck(id, options)
   check_self(self, 'addHealthCheck')
-  local chain, err = add(self, 'health', id, options)
+  local chain, err, anchor = add(self, 'health', id, options)
   if not chain then
-    error(err, 2)
+    raise('health', id, err, anchor)
   end
   return chain
 end
@@ -161,8 +193,18 @@ end
 --- Create the actors and start every entry whose requirements are met. Idempotent; returns at
 -- once (it does not wait for health). Callable from the main thread or a task.
 -- @treturn Daemons self
+-- Starting processes is orch's job once main.lua has returned its chain (and never `orch
+-- check`'s): refuse it while the CLI evaluates the script.
+local function refuse_while_evaluating(fname)
+  if Daemons._locator then
+    error(('Daemons: %s() cannot be called while main.lua is evaluated; return the chain and '
+      .. 'orch builds it'):format(fname), 3)
+  end
+end
+
 function Daemons:build()
   check_self(self, 'build')
+  refuse_while_evaluating('build')
   if self._hds then
     return self
   end
@@ -336,8 +378,10 @@ end
 -- @async
 function Daemons:runUntilSuccess(timeout)
   check_self(self, 'runUntilSuccess')
+  refuse_while_evaluating('runUntilSuccess')
   if timeout ~= nil and timeout ~= false then
-    if type(timeout) ~= 'number' or not util.is_integer(timeout) or timeout < 0 then
+    if type(timeout) ~= 'number' or not util.is_integer(timeout) or timeout < 0
+      or timeout > validate.MAX_MS then
       error(("bad argument #1 to 'runUntilSuccess' (non-negative integer ms or nil expected, "
         .. 'got %s)'):format(type(timeout) == 'number' and tostring(timeout) or type(timeout)), 2)
     end
@@ -413,31 +457,167 @@ function Daemons:kill_all()
   end
 end
 
+-- The entry and everything that requires it, directly or not (each once), entry first.
+local function with_dependents(hd)
+  local list, seen = { hd }, { [hd] = true }
+  local i = 1
+  while i <= #list do
+    for _, d in ipairs(list[i].dependents) do
+      if not seen[d] then
+        seen[d] = true
+        list[#list + 1] = d
+      end
+    end
+    i = i + 1
+  end
+  return list
+end
+
+local function ids_of(list)
+  local out = {}
+  for i, hd in ipairs(list) do
+    out[i] = hd.id
+  end
+  return out
+end
+
+-- Hold every entry of `list` with `reason`, dependents first: a layer is the entries no other
+-- entry of the list still to stop requires; each layer is held at once and waited for.
+local function hold_in_order(list, reason)
+  local remaining = list
+  while #remaining > 0 do
+    local required = {}
+    for _, hd in ipairs(remaining) do
+      for _, dep in ipairs(hd.deps) do
+        required[dep] = true
+      end
+    end
+    local layer, rest = {}, {}
+    for _, hd in ipairs(remaining) do
+      if required[hd] then
+        rest[#rest + 1] = hd
+      else
+        layer[#layer + 1] = hd
+      end
+    end
+    if #layer == 0 then -- cannot happen (requirements are declared before use); be safe
+      layer, rest = rest, {}
+    end
+    for _, hd in ipairs(layer) do
+      hd:hold(reason)
+    end
+    for _, hd in ipairs(layer) do
+      hd:settled()
+    end
+    remaining = rest
+  end
+end
+
+-- Run `fn` with the operator lock: one stop/start/restart at a time per chain, in call order.
+local function locked(self, fname, fn)
+  if self._op_busy then
+    if not sched.current() then
+      error(('orch: Daemons:%s() waits for another operation; call it from a task'):format(
+        fname), 3)
+    end
+    repeat
+      self._op_free:wait()
+    until not self._op_busy
+  end
+  self._op_busy, self._op_free = true, sched.event()
+  local _ <close> = setmetatable({}, { __close = function()
+    self._op_busy = false
+    self._op_free:set()
+  end })
+  return fn()
+end
+
 local function entry(self, fname, id)
   local hd = self._by_id and self._by_id[id]
   if not hd then
     error(("bad argument #1 to '%s' (no entry '%s' in a built chain)"):format(fname,
       tostring(id)), 3)
   end
+  if self._term_done then
+    error(('orch: Daemons:%s(): the chain is terminated'):format(fname), 3)
+  end
   return hd
 end
 
---- Stop one entry (and so its dependents) until `startEntry(id)`.
+--- Stop an entry and everything that requires it, directly or not, dependents first (each
+-- layer waits until its processes are gone, as in `term()`); they report `disabled "stopped"`
+-- and stay stopped until `startEntry`. Yields until done: call it from a task.
+-- @treturn {string,...} the ids held stopped, the entry first
+-- @async
 function Daemons:stopEntry(id)
-  entry(self, 'stopEntry', id):stop_entry()
-  return true
+  local hd = entry(self, 'stopEntry', id)
+  if not sched.current() then
+    error('orch: Daemons:stopEntry() yields; call it from a task (orch.spawn)', 2)
+  end
+  return locked(self, 'stopEntry', function()
+    local list = with_dependents(hd)
+    hold_in_order(list, 'stopped')
+    return ids_of(list)
+  end)
 end
 
---- Let a stopped entry run again.
+-- Release the entry and its held dependents; their ids.
+local function release_all(hd)
+  local released = {}
+  for _, d in ipairs(with_dependents(hd)) do
+    if d:held() then
+      d:release()
+      released[#released + 1] = d.id
+    end
+  end
+  return released
+end
+
+--- Let a stopped entry, and its stopped dependents, start again as their requirements allow.
+-- Returns at once (it does not wait for health), unless another operation is in progress.
+-- @treturn {string,...} the ids that were stopped and may start now
 function Daemons:startEntry(id)
-  entry(self, 'startEntry', id):start_entry()
-  return true
+  local hd = entry(self, 'startEntry', id)
+  return locked(self, 'startEntry', function()
+    return release_all(hd)
+  end)
 end
 
---- Stop and start an entry from scratch (its dependents restart too).
+--- Stop the entry and what requires it (dependents first, as `stopEntry`), then let them start
+-- again; dependents stopped on their own stay stopped. On a stopped entry it is `startEntry`.
+-- Yields until the stop is done (not until ready): call it from a task.
+-- @treturn {string,...} the ids restarted, the entry first
+-- @async
 function Daemons:restartEntry(id)
-  entry(self, 'restartEntry', id):restart_entry()
-  return true
+  local hd = entry(self, 'restartEntry', id)
+  if not sched.current() then
+    error('orch: Daemons:restartEntry() yields; call it from a task (orch.spawn)', 2)
+  end
+  return locked(self, 'restartEntry', function()
+    if hd:held() then
+      return release_all(hd)
+    end
+    local list = {}
+    for _, d in ipairs(with_dependents(hd)) do
+      if d:held() ~= 'stopped' then
+        list[#list + 1] = d
+      end
+    end
+    hold_in_order(list, 'restarting')
+    for _, d in ipairs(list) do
+      d:release()
+    end
+    return ids_of(list)
+  end)
+end
+
+--- Send `sig` (a name such as `'SIGHUP'`/`'HUP'` or a number) to the process group of the
+-- entry's current process.
+-- @treturn[1] integer the pid signalled
+-- @treturn[2] nil
+-- @treturn[2] string why not (no process, a health check...)
+function Daemons:signalEntry(id, sig)
+  return entry(self, 'signalEntry', id):signal(sig)
 end
 
 return Daemons

@@ -11,6 +11,7 @@
 -- raised by `ready.fn` becomes a failure and an invalid result becomes
 -- `failure "invalid health result '<x>'"` (H5, H7).
 -- @classmod orch.HealthDaemon
+local core = require 'orch.core'
 local sched = require 'orch.sched'
 local util = require 'orch.util'
 local validate = require 'orch.validate'
@@ -22,6 +23,13 @@ HealthDaemon.__index = HealthDaemon
 
 --- Default `ready.gracePeriod` (the seed's documented value; DECISIONS).
 HealthDaemon.DEFAULT_GRACE_PERIOD = 5000
+
+--- Default `ready.timeout`: a `ready.fn` call still running after this long is cancelled and
+-- counts as a failure (ms; 0 = no limit).
+HealthDaemon.DEFAULT_PROBE_TIMEOUT = 60000
+
+--- Longest health message kept (bytes); a longer one is cut and marked.
+HealthDaemon.MAX_MESSAGE = 4096
 
 local RESERVED = { id = true, name = true, result = true, message = true }
 
@@ -52,6 +60,7 @@ function HealthDaemon.new(spec, deps, effects)
     _dirty = false,
     _wake = sched.event(),
     _done = sched.event(),
+    _idle = sched.event(), -- set while the actor has nothing to do (see `settled`)
   }, HealthDaemon)
   if spec.exec then
     self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects })
@@ -133,7 +142,16 @@ function HealthDaemon:_notify(old)
   if old == 'success' and self.running then
     self._restart = self._restart or 'dependency'
   end
+  self:_poke()
+end
+
+-- Mark the actor dirty and wake it (it is busy until it has reconciled).
+function HealthDaemon:_poke()
+  if self.terminated then
+    return
+  end
   self._dirty = true
+  self._idle:clear()
   self._wake:set()
 end
 
@@ -160,10 +178,62 @@ local function waiting_message(waiting_on)
   return table.concat(names, ', ')
 end
 
--- Map what ready.fn produced (pcall results) to a health table.
-local function normalise(ok, r)
+-- The message of any value `ready.fn` raised, without raising itself (a `__tostring` that
+-- fails, or returns no string, is reported as such).
+local function raised_message(e)
+  local t = type(e)
+  if t == 'nil' or t == 'boolean' then
+    return ('ready.fn raised %s'):format(tostring(e))
+  elseif t == 'function' or t == 'thread' or t == 'userdata' then
+    local mt = getmetatable(e)
+    if not (type(mt) == 'table' and rawget(mt, '__tostring')) then
+      return ('ready.fn raised a %s value'):format(t)
+    end
+  end
+  local ok, msg = pcall(util.error_message, e)
   if not ok then
-    return { result = 'failure', message = util.error_message(r) }
+    return ('ready.fn raised a %s value whose __tostring failed: %s'):format(t,
+      type(msg) == 'string' and msg or type(msg))
+  end
+  if type(msg) ~= 'string' then
+    return ('ready.fn raised a %s value'):format(t)
+  end
+  if msg == '' then
+    return 'ready.fn raised an empty error message'
+  end
+  return msg
+end
+
+local function cut(msg)
+  if type(msg) == 'string' and #msg > HealthDaemon.MAX_MESSAGE then
+    return msg:sub(1, HealthDaemon.MAX_MESSAGE) .. ('... (%d bytes cut)'):format(
+      #msg - HealthDaemon.MAX_MESSAGE)
+  end
+  return msg
+end
+
+local normalise_result
+
+-- Map what ready.fn produced (pcall results) to a health table; never raises: a result orch
+-- cannot even read (a metatable that raises) is a failure too.
+local function normalise(ok, r)
+  local okn, h = pcall(normalise_result, ok, r)
+  if not okn then
+    h = { result = 'failure',
+      message = 'ready.fn returned a value that cannot be read: ' .. raised_message(h) }
+  end
+  h.message = cut(h.message)
+  return h
+end
+
+function normalise_result(ok, r)
+  if not ok then
+    return { result = 'failure', message = raised_message(r) }
+  end
+  local rt = type(r) == 'table' and type(r.result)
+  if rt == 'table' or rt == 'function' or rt == 'thread' or rt == 'userdata' then
+    return { result = 'failure', message = ("invalid health result (a %s)"):format(
+      type(r.result)) }
   end
   if type(r) ~= 'table' then
     return { result = 'failure', message = ("invalid health result '%s'"):format(tostring(r)) }
@@ -189,6 +259,48 @@ local function normalise(ok, r)
   return { result = r.result, message = msg, extras = extras }
 end
 
+-- Cancels the probe call's task when the probe loop ends (stop, timeout, or an error).
+local CALL_GUARD = { __close = function(g)
+  if not g.task:finished() then
+    g.task:cancel()
+  end
+end }
+
+--- Call `ready.fn` in a task of its own, bounded by `ready.timeout`: a call that waits longer
+-- is cancelled (its `<close>` handles close), and one that runs that long without yielding
+-- (a busy loop) gets an error raised inside it by an instruction-count hook. Returns the pcall
+-- results of the call, or false and a timeout message.
+function HealthDaemon:_call_probe()
+  local fn = self.ready.fn
+  local limit = self.ready.timeout
+  if limit == nil then
+    limit = HealthDaemon.DEFAULT_PROBE_TIMEOUT
+  end
+  local res
+  local done = sched.event()
+  local task = sched.spawn(self.id .. ':ready.fn', function()
+    res = table.pack(pcall(fn))
+    done:set()
+  end)
+  task.quiet = true
+  local _ <close> = setmetatable({ task = task }, CALL_GUARD)
+  if limit > 0 and core.hrtime and task.co and coroutine.status(task.co) ~= 'dead' then
+    local deadline = core.hrtime() + limit * 1000000
+    debug.sethook(task.co, function()
+      if core.hrtime() > deadline then
+        error(('ready.fn ran for more than %d ms without yielding'):format(limit), 2)
+      end
+    end, '', 10000)
+  end
+  if not done:wait(limit > 0 and limit or nil) then
+    return false, ('ready.fn did not return within %d ms'):format(limit)
+  end
+  if not res then
+    return false, 'ready.fn was cancelled'
+  end
+  return table.unpack(res, 1, res.n)
+end
+
 function HealthDaemon:_probe_loop(session)
   local function get_input()
     return { lastResult = self.health.result }
@@ -209,7 +321,7 @@ function HealthDaemon:_probe_loop(session)
     if not fire then
       return
     end
-    local h = normalise(pcall(self.ready.fn))
+    local h = normalise(self:_call_probe())
     if self._session ~= session then
       return
     end
@@ -287,26 +399,29 @@ function HealthDaemon:_stop()
   end
 end
 
-local STOPPED = { result = 'disabled', message = 'stopped' }
+-- What a held entry reports (`hold(reason)`).
+local HELD = {
+  stopped = { result = 'disabled', message = 'stopped' },
+  restarting = { result = 'waiting', message = 'restarting' },
+}
 
 --- Bring the entry towards its desired state (upstream `updateStatus` + `changeRunning`).
 -- Never yields unless it stops a session.
 function HealthDaemon:_reconcile()
   local ok, waiting_on = self:_deps_status()
-  local want = ok and not self._manual_stop
+  local held = self._held and HELD[self._held]
+  local want = ok and not held
   if self.running then
     if want and not self._restart then
       return
     end
-    local why = self._restart
     self._restart = nil
-    if not ok then
+    if held then
+      self:_set_health(held, true)
+    elseif not ok then
       self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
-    elseif self._manual_stop then
-      self:_set_health(STOPPED, true)
     else
-      self:_set_health({ result = 'waiting', message = why == 'manual' and 'restarting' or nil },
-        true)
+      self:_set_health({ result = 'waiting' }, true)
     end
     self:_stop()
     self._dirty = true
@@ -316,16 +431,17 @@ function HealthDaemon:_reconcile()
   if want then
     self:_set_health({ result = 'starting' }, true)
     self:_start()
-  elseif not ok then
-    self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
+  elseif held then
+    self:_set_health(held, true)
   else
-    self:_set_health(STOPPED, true)
+    self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
   end
 end
 
 function HealthDaemon:_actor()
   while true do
     while not self._dirty and not self.terminated do
+      self._idle:set()
       self._wake:clear()
       self._wake:wait()
     end
@@ -339,6 +455,7 @@ function HealthDaemon:_actor()
     self:_stop()
   end
   self._done:set()
+  self._idle:set()
 end
 
 --- The first pass at build time (synchronous: it only starts or reports waiting).
@@ -358,6 +475,7 @@ function HealthDaemon:term()
   self.terminated = true
   if not self._actor_task then
     self._done:set()
+    self._idle:set()
     return
   end
   self._wake:set()
@@ -377,27 +495,44 @@ function HealthDaemon:kill_now()
   self._wake:set()
 end
 
---- Operator control: stop the entry (it reports `disabled "stopped"`) until `start()`.
-function HealthDaemon:stop_entry()
-  self._manual_stop = true
-  self._dirty = true
-  self._wake:set()
+--- Operator control: keep the entry stopped until `release()`. `reason` is `'stopped'` (it
+-- reports `disabled "stopped"`) or `'restarting'` (`waiting "restarting"`). Returns at once;
+-- `settled()` waits until the process is gone.
+function HealthDaemon:hold(reason)
+  assert(HELD[reason], 'unknown hold reason')
+  self._held = reason
+  self:_poke()
 end
 
---- Operator control: undo `stop_entry`.
-function HealthDaemon:start_entry()
-  self._manual_stop = false
-  self._dirty = true
-  self._wake:set()
+--- Operator control: undo `hold`; the entry starts again as soon as its requirements allow.
+function HealthDaemon:release()
+  self._held = nil
+  self:_poke()
 end
 
---- Operator control: stop and start again from scratch (dependents restart too).
-function HealthDaemon:restart_entry()
-  if self.running then
-    self._restart = 'manual'
+--- Why the entry is held (`'stopped'`, `'restarting'`), or nil.
+function HealthDaemon:held()
+  return self._held
+end
+
+--- Wait until the actor has processed every pending change (a stop has completed); returns at
+-- once after `term()` or `kill_now()`.
+-- @async
+function HealthDaemon:settled()
+  while not self._idle.is_set and not self.terminated do
+    self._idle:wait()
   end
-  self._dirty = true
-  self._wake:set()
+end
+
+--- Send `sig` to the process group of the entry's current process.
+-- @treturn[1] integer the pid
+-- @treturn[2] nil
+-- @treturn[2] string why not
+function HealthDaemon:signal(sig)
+  if not self.daemon then
+    return nil, ('%s is a %s: it has no process'):format(self.id, self.kind)
+  end
+  return self.daemon:signal(sig)
 end
 
 --- A snapshot of the entry's state for the CLI.

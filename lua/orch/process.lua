@@ -69,7 +69,9 @@ end
 --- Start a process.
 -- `opts`: `env` (map overlaid on the orchestrator's environment), `cwd`, `user`,
 -- `stdout`/`stderr` (`'inherit'`, `'ignore'` or `function(chunk)`; nil chunk = EOF),
--- `pidns` (run as PID 1 of a new PID namespace).
+-- `pidns` (run as PID 1 of a new PID namespace), `cgroup` (a cgroup directory the child joins
+-- before exec) or `tag` (`NAME=value` in its environment that marks its descendants), see
+-- `orch.track`.
 -- @treturn Command|nil
 -- @treturn string error message
 -- @treturn string error code
@@ -84,6 +86,8 @@ function M.spawn(command, opts)
     stdout = opts.stdout or 'inherit',
     stderr = opts.stderr or 'inherit',
     pidns = opts.pidns,
+    cgroup = opts.cgroup,
+    tag = opts.tag,
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
     self.exited:set()

@@ -128,7 +128,8 @@ function Sink:_entry(id, kind)
 end
 
 function Sink:_emit(ev)
-  for _, fn in ipairs(self._subs) do
+  -- A copy: a subscriber may unsubscribe itself or another one (a dropped control client).
+  for _, fn in ipairs(table.move(self._subs, 1, #self._subs, 1, {})) do
     local ok, err = pcall(fn, ev, self)
     if not ok and self.writer then
       self.writer:message('status subscriber failed: ' .. tostring(err), 'error')

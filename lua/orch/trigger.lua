@@ -23,7 +23,7 @@ local STATUS_KEYS = {
 }
 
 local function check_ms(fname, n, v, level)
-  if type(v) ~= 'number' or v ~= v or v < 0 or v == math.huge then
+  if type(v) ~= 'number' or v ~= v or v < 0 or v > 2147483647 then -- validate.MAX_MS
     error(('bad argument #%d to \'%s\' (non-negative number of ms expected, got %s)'):format(n,
       fname, type(v) == 'number' and tostring(v) or type(v)), level + 1)
   end

@@ -25,7 +25,7 @@ local EXEC_KEYS = {
   'command', 'fn', 'env', 'cwd', 'user', 'sigtermTimeout', 'runAsInit', 'onStdout', 'onStderr',
 }
 local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true }
-local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger' }
+local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout' }
 local SUB_KEYS = { 'image', 'name', 'entrypoint', 'cmd', 'env', 'user', 'workdir' }
 
 -- Special hints for keys that are valid elsewhere.
@@ -128,6 +128,10 @@ local function expect(v, ok, ctx, name, what)
   end
 end
 
+--- The longest time option accepted (ms): 2^31 - 1, about 24.8 days (what a JavaScript
+-- timer accepts: upstream code with more would fire at once).
+M.MAX_MS = 2147483647
+
 local function check_ms(v, ctx, name)
   if v == nil then
     return
@@ -135,6 +139,10 @@ local function check_ms(v, ctx, name)
   if type(v) ~= 'number' or not util.is_integer(v) or v < 0 then
     fail(('%s%s must be a non-negative integer (ms), got %s'):format(ctx, name,
       type(v) == 'number' and tostring(v) or type_name(v)))
+  end
+  if v > M.MAX_MS then
+    fail(('%s%s must be at most %d ms (about 24.8 days), got %s'):format(ctx, name, M.MAX_MS,
+      tostring(v)))
   end
 end
 
@@ -182,6 +190,10 @@ local function check_user(v, ctx, name)
     return
   end
   local ok = (type(v) == 'string' and v ~= '') or (math.type(v) == 'integer' and v >= 0)
+  if not ok and (type(v) == 'number' or v == '') then
+    fail(('%s%s must be a user name, a uid or "uid:gid", got %s'):format(ctx, name,
+      v == '' and 'an empty string' or tostring(v)))
+  end
   expect(v, ok, ctx, name, 'a user name, a uid or "uid:gid"')
 end
 
@@ -271,7 +283,10 @@ function M.exec(exec, ctx, opts)
   out.sigtermTimeout = exec.sigtermTimeout
   out.env = check_env(exec.env, ctx, 'exec.env')
   if exec.cwd ~= nil then
-    expect(exec.cwd, type(exec.cwd) == 'string' and exec.cwd ~= '', ctx, 'exec.cwd', 'a path')
+    if exec.cwd == '' then
+      fail(ctx .. 'exec.cwd must not be empty')
+    end
+    expect(exec.cwd, type(exec.cwd) == 'string', ctx, 'exec.cwd', 'a path')
     out.cwd = exec.cwd
   end
   check_user(exec.user, ctx, 'exec.user')
@@ -317,6 +332,8 @@ local function check_ready(ready, ctx, warnings)
   out.fn = ready.fn
   check_ms(ready.gracePeriod, ctx, 'ready.gracePeriod')
   out.gracePeriod = ready.gracePeriod
+  check_ms(ready.timeout, ctx, 'ready.timeout')
+  out.timeout = ready.timeout
   if ready.trigger ~= nil then
     expect(ready.trigger, type(ready.trigger) == 'function', ctx, 'ready.trigger',
       'a trigger (e.g. trigger.cooldownTrigger(1000))')
@@ -374,7 +391,13 @@ function M.id(id, ids)
     fail(("Daemons: id '%s' is reserved (ids starting with '__' are internal)"):format(id))
   end
   if id:find('[%c]') then
-    fail(("Daemons: id %q contains a control character"):format(id))
+    -- %q would break the message over lines at a newline: show every control byte escaped
+    local shown = id:gsub('[%c"\\]', function(c)
+      local named = { ['\n'] = '\\n', ['\t'] = '\\t', ['\r'] = '\\r', ['"'] = '\\"',
+        ['\\'] = '\\\\' }
+      return named[c] or ('\\%d'):format(c:byte())
+    end)
+    fail(('Daemons: id "%s" contains a control character'):format(shown))
   end
   for _, known in ipairs(ids) do
     if known == id then

@@ -1,0 +1,201 @@
+--- Where in main.lua an `add*` call went wrong: `file:line` for validation errors raised while
+-- the CLI evaluates a script.
+--
+-- Lua gives every call of a chained expression (`Daemons.of{}:addDaemon(...):addDaemon(...)`)
+-- the line where the expression *starts*, and a `return chain:addDaemon(...)` tail call has no
+-- caller frame at all, so `error(msg, 2)` would point at the `return` line for every entry.
+-- The locator does better: it anchors on the caller's line (or, for a tail call, on the last
+-- line the script ran, tracked by a line hook), finds the call itself in the source from there
+-- (`addDaemon('web'` with the entry's id as a literal), then the offending field inside the
+-- call (`sigtermTimeout =`, else its parent `exec =`). Anything it cannot find falls back to
+-- the anchor line; nothing here can raise.
+-- @module orch.locate
+local M = {}
+
+-- Lua pattern escape.
+local function esc(s)
+  return (s:gsub('[%^%$%(%)%%%.%[%]%*%+%-%?]', '%%%0'))
+end
+
+local KIND_METHOD = { daemon = 'addDaemon', oneshot = 'addOneshot', health = 'addHealthCheck' }
+
+--- The field an `add*` validation message is about (`exec.sigtermTimout`, `requires`), or nil.
+function M.field_of(msg)
+  local rest = msg:match("^Daemons: entry '.-': (.*)$")
+  if not rest then
+    if msg:match("^Daemons: entry '.-' requires ") then
+      return 'requires'
+    end
+    return nil
+  end
+  local f = rest:match('^unknown option ([%w_%.]+)') or rest:match('^([%a_][%w_]*%.[%w_%.]+)')
+    or rest:match('^([%a_][%w_]*) must ') or rest:match('^([%a_][%w_]*) is required')
+    or rest:match('^([%a_][%w_]*) has ') or rest:match('^([%a_][%w_]*) contains ')
+    or rest:match('^([%a_][%w_]*): ')
+  return f
+end
+
+local Locator = {}
+Locator.__index = Locator
+
+--- A locator for scripts under evaluation; `lib_dir` is the orch library's directory (its
+-- frames are skipped).
+function M.new(lib_dir)
+  return setmetatable({ lib = lib_dir, sources = {}, last = {} }, Locator)
+end
+
+function Locator:_user_source(src)
+  return type(src) == 'string' and src:sub(1, 1) == '@'
+    and (self.lib == nil or src:find(self.lib, 1, true) == nil)
+end
+
+--- Install the line hook that remembers the last line run in a user file (call on the thread
+-- that evaluates the script; `stop()` removes it).
+function Locator:start()
+  self.last = {}
+  debug.sethook(function(_, line)
+    local info = debug.getinfo(2, 'S')
+    if info and self:_user_source(info.source) then
+      self.last = { source = info.source, line = line }
+    end
+  end, 'l')
+end
+
+function Locator:stop()
+  debug.sethook()
+end
+
+-- The text of a source (`@path`), cached; nil when unreadable.
+function Locator:_text(source)
+  local t = self.sources[source]
+  if t == nil then
+    local f = io.open(source:sub(2), 'rb')
+    t = f and f:read('a') or false
+    if f then
+      f:close()
+    end
+    self.sources[source] = t
+  end
+  return t or nil
+end
+
+-- Byte offset where line `n` of `text` starts (1-based); nil past the end.
+local function line_start(text, n)
+  local pos = 1
+  for _ = 2, n do
+    pos = text:find('\n', pos, true)
+    if not pos then
+      return nil
+    end
+    pos = pos + 1
+  end
+  return pos
+end
+
+local function line_of(text, pos)
+  local n = 1
+  for _ in text:sub(1, pos - 1):gmatch('\n') do
+    n = n + 1
+  end
+  return n
+end
+
+-- The innermost frame (above the library) in a user file: source, current line.
+function Locator:_anchor()
+  for level = 3, 60 do
+    local info = debug.getinfo(level, 'Sl')
+    if not info then
+      break
+    end
+    if self:_user_source(info.source) and info.currentline and info.currentline > 0 then
+      return info.source, info.currentline
+    end
+  end
+  if self.last.source then
+    return self.last.source, self.last.line
+  end
+  return nil
+end
+
+--- The anchor of an add* call being entered: the innermost user frame, or the last line run
+-- (taken before an options function runs, which would move it).
+function Locator:anchor()
+  local ok, source, line = pcall(self._anchor, self)
+  if ok and source then
+    return { source = source, line = line }
+  end
+  return nil
+end
+
+--- `file:line` for an error of `add<kind>(id, ...)` about `field` (may be nil), from `anchor`
+-- (see `anchor`; nil: now), or nil when there is no user frame to point at.
+function Locator:position(kind, id, field, anchor)
+  local ok, source, line = pcall(self._find, self, kind, id, field, anchor)
+  if ok and source then
+    return ('%s:%d'):format(source:sub(2), line)
+  end
+  return nil
+end
+
+function Locator:_find(kind, id, field, at)
+  local source, anchor
+  if at then
+    source, anchor = at.source, at.line
+  else
+    source, anchor = self:_anchor()
+  end
+  if not source then
+    return nil
+  end
+  local text = self:_text(source)
+  local from = text and line_start(text, anchor)
+  if not from then
+    return source, anchor
+  end
+  -- the call: `addDaemon('id'` / `addDaemon("id"` / `addDaemon{...}` is not an id literal
+  local method = KIND_METHOD[kind]
+  local call_s, call_e
+  local pat
+  if method and type(id) == 'string' then
+    pat = ':%s*' .. method .. '%s*%(%s*([\'"])' .. esc(id) .. '%1'
+  elseif method and math.type(id) == 'integer' then
+    pat = ':%s*' .. method .. '%s*%(%s*()' .. esc(tostring(id)) .. '%f[^%w_.]'
+  end
+  if pat then
+    local prev = self.prev_end and self.prev_source == source and self.prev_end or 0
+    call_s, call_e = text:find(pat, math.max(from, prev + 1))
+    if not call_s then
+      call_s, call_e = text:find(pat, from)
+    end
+  end
+  if not call_s then
+    return source, anchor
+  end
+  self.prev_source, self.prev_end = source, call_e
+  local line = line_of(text, call_s)
+  if not field then
+    return source, line
+  end
+  -- the field, inside this call: up to the next add* call
+  local stop = text:find(':%s*add%u%w*%s*[%(\'"{]', call_e + 1) or #text + 1
+  local body = text:sub(call_e + 1, stop - 1)
+  local parts = {}
+  for p in field:gmatch('[^%.]+') do
+    parts[#parts + 1] = p
+  end
+  for i = #parts, 1, -1 do
+    local at = body:find('%f[%w_]' .. esc(parts[i]) .. '%s*=')
+    if at then
+      return source, line_of(text, call_e + at)
+    end
+  end
+  return source, line
+end
+
+--- Note that an add* call succeeded: the next search starts after it (so a duplicate id in
+-- the same expression is found at its own call).
+function Locator:seen(kind, id, anchor)
+  pcall(self._find, self, kind, id, nil, anchor)
+end
+
+return M

@@ -1,0 +1,427 @@
+-- orch.control in process on the real core: where the socket goes, the protocol (framing,
+-- errors, order, bounds), logs and follow, the operator commands against a stand-in chain,
+-- a live or stale socket, and the rendering of `orch status`.
+local H = require 'spec.support.helpers'
+
+insulate('orch.control', function()
+  H.real()
+  local core = require 'orch.core'
+  local sched = require 'orch.sched'
+  local log = require 'orch.log'
+  local status = require 'orch.status'
+  local control = require 'orch.control'
+  local cjson = require 'cjson'
+
+  local function sh(cmd)
+    local f = assert(io.popen(cmd))
+    local out = f:read('a')
+    f:close()
+    return (out:gsub('%s+$', ''))
+  end
+
+  describe('where the socket is', function()
+    it('defaults to /run/orch as root, $XDG_RUNTIME_DIR/orch otherwise', function()
+      local env = { XDG_RUNTIME_DIR = '/run/user/1000/' }
+      local function getenv(k)
+        return env[k]
+      end
+      assert.equal('/run/orch', control.default_dir(0, getenv))
+      assert.equal('/run/user/1000/orch', control.default_dir(1000, getenv))
+      env.XDG_RUNTIME_DIR = nil
+      assert.equal('/tmp/orch-1000', control.default_dir(1000, getenv))
+      env.XDG_RUNTIME_DIR = 'relative'
+      assert.equal('/tmp/orch-1000', control.default_dir(1000, getenv))
+    end)
+
+    it("names an orch after its script's directory", function()
+      assert.equal('app', control.default_name('main.lua', '/srv/app'))
+      assert.equal('app', control.default_name('./main.lua', '/srv/app'))
+      assert.equal('web', control.default_name('../web/main.lua', '/srv/app'))
+      assert.equal('x', control.default_name('/opt/x/sub/../main.lua', '/'))
+      assert.equal('my_app', control.default_name('/opt/my app/main.lua'))
+      assert.equal('root', control.default_name('/main.lua'))
+      assert.equal('srv', control.default_name(nil, '/srv'))
+    end)
+
+    it('resolves --control, --name and the default', function()
+      local r = control.resolve({ name = 'api', uid = 0 })
+      assert.same({ path = '/run/orch/api.sock', dir = '/run/orch', name = 'api',
+        default = true }, r)
+      r = control.resolve({ script = 'main.lua', cwd = '/srv/shop', uid = 1000,
+        getenv = function()
+          return '/run/user/1000'
+        end })
+      assert.equal('/run/user/1000/orch/shop.sock', r.path)
+      r = control.resolve({ control = 'x/c.sock', cwd = '/tmp', name = 'n' })
+      assert.same({ path = '/tmp/x/c.sock', dir = '/tmp/x', name = 'n', default = false }, r)
+      local none, why = control.resolve({ name = '../etc' })
+      assert.is_nil(none)
+      assert.matches("invalid name '%.%./etc'", why)
+      assert.is_nil((control.resolve({ name = '' })))
+      assert.is_nil((control.resolve({ name = ('x'):rep(65) })))
+      assert.equal('a.b-c_1', control.check_name('a.b-c_1'))
+      assert.is_nil((control.check_name('.hidden')))
+    end)
+  end)
+
+  it('parses the times orch writes and names signals', function()
+    for _, t in ipairs({ 0, 951782400.5, 1700000000.123, 4102444800.999 }) do
+      assert.is_true(math.abs(control.parse_time(log.iso_time(t)) - t) < 0.0015)
+    end
+    assert.is_nil(control.parse_time('yesterday'))
+    assert.equal('SIGHUP', control.signal_name('HUP'))
+    assert.equal('SIGHUP', control.signal_name('sighup'))
+    assert.equal('SIGTERM', control.signal_name(15))
+    assert.equal('SIGKILL', control.signal_name('9'))
+    assert.is_nil(control.signal_name('NOPE'))
+    assert.is_nil(control.signal_name({}))
+  end)
+
+  it('renders a status reply as an aligned table', function()
+    local now = 1700000100
+    local reply = {
+      orch = { name = 'shop', pid = 42, phase = 'running', uptime = 125000, ready = 1,
+        total = 3 },
+      entries = {
+        { id = 'db', kind = 'daemon', result = 'success', pid = 77, uptime = 61000,
+          restarts = 2, lastExit = { signal = 'SIGKILL', time = log.iso_time(now - 30) },
+          health = { result = 'success', message = 'accepting' }, waitingOn = {} },
+        { id = 'migrate', kind = 'oneshot', result = 'failure', restarts = 0,
+          lastExit = { code = 3, time = log.iso_time(now - 4000) },
+          message = 'migrate exited with code 3', waitingOn = {} },
+        { id = 'web', kind = 'daemon', result = 'waiting', restarts = 0, waitingOn = { 'migrate' },
+          health = { result = 'waiting', message = 'Migrate' } },
+      },
+    }
+    local text = control.format_status(reply, { now = now, elapsed = 2 })
+    assert.equal(table.concat({
+      'orch shop (pid 42): running, up 2m07s, 1/3 ready',
+      'ID       KIND     STATE    PID  UPTIME  RESTARTS  LAST EXIT          WAITING ON  MESSAGE',
+      'db       daemon   success  77   1m03s   2         SIGKILL, 30s ago   -           accepting',
+      'migrate  oneshot  failure  -    -       0         code 3, 1h06m ago  -           '
+        .. 'migrate exited with code 3',
+      'web      daemon   waiting  -    -       0         -                  migrate     Migrate',
+      '',
+    }, '\n'), text)
+    local colored = control.format_status(reply, { now = now, color = true })
+    assert.truthy(colored:find('\27[31mfailure\27[0m', 1, true))
+    assert.truthy(colored:find('\27[36mwaiting\27[0m', 1, true))
+    reply.entries[1].health.result = 'starting'
+    assert.matches('db +daemon +success %(starting%)',
+      control.format_status(reply, { now = now, header = false }))
+  end)
+
+  describe('the server', function()
+    local dir, where, sink, srv, logged, chain_ok, ops
+
+    local chain = {
+      _by_id = { a = true, b = true },
+      entries = function()
+        return { { id = 'a' }, { id = 'b' } }
+      end,
+      stopEntry = function(_, id)
+        sched.sleep(50)
+        ops[#ops + 1] = 'stop ' .. id
+        return { id, 'b' }
+      end,
+      startEntry = function(_, id)
+        ops[#ops + 1] = 'start ' .. id
+        return { id }
+      end,
+      restartEntry = function(_, id)
+        ops[#ops + 1] = 'restart ' .. id
+        return { id }
+      end,
+      signalEntry = function(_, id, sig)
+        ops[#ops + 1] = sig .. ' ' .. id
+        if id == 'b' then
+          return nil, 'b has no process running'
+        end
+        return 4242
+      end,
+    }
+
+    local backend = {
+      meta = function()
+        return { pid = 1, phase = 'running', script = 'main.lua' }
+      end,
+      chain = function()
+        if chain_ok then
+          return chain
+        end
+        return nil, 'orch is stopping'
+      end,
+      shutdown = function()
+        ops[#ops + 1] = 'shutdown'
+      end,
+      log = function(msg, level)
+        logged[#logged + 1] = (level or 'info') .. ': ' .. msg
+      end,
+    }
+
+    before_each(function()
+      dir = sh('mktemp -d /tmp/orch-control-spec-XXXXXX')
+      where = { path = dir .. '/run/t.sock', dir = dir .. '/run', name = 't', default = true }
+      sink = status.new({ writer = false, ring = 100 })
+      sink:declare({ { id = 'a', kind = 'daemon', requires = {} },
+        { id = 'b', kind = 'daemon', requires = { 'a' } } })
+      backend.sink = sink
+      logged, ops, chain_ok = {}, {}, true
+    end)
+
+    after_each(function()
+      if srv then
+        srv:close()
+        srv = nil
+      end
+      os.execute('rm -rf ' .. dir)
+    end)
+
+    -- A raw client: `send(bytes)`, `lines()` (decoded replies so far), `eof`.
+    local function raw(path)
+      local c = { data = {}, objs = {} }
+      c.conn = assert(core.unix_connect(path, function() end))
+      c.conn:read_start(function(chunk)
+        if chunk then
+          c.data[#c.data + 1] = chunk
+        else
+          c.eof = true
+        end
+      end)
+      function c.send(s)
+        assert(c.conn:write(s))
+      end
+      function c.lines()
+        local out = {}
+        for line in table.concat(c.data):gmatch('([^\n]*)\n') do
+          out[#out + 1] = control.decode(line)
+        end
+        return out
+      end
+      function c.wait(n, what)
+        return H.wait_until(function()
+          return #c.lines() >= n and c.lines()
+        end, 5000, 5, what or ('%d replies'):format(n))
+      end
+      return c
+    end
+
+    local function listen()
+      local s, e = control.listen(where, backend)
+      assert(s, e)
+      srv = s
+      return s
+    end
+
+    local function codes(objs)
+      local out = {}
+      for i, o in ipairs(objs) do
+        assert.equal(1, o.v)
+        out[i] = o.ok == false and o.error.code or o.type
+      end
+      return out
+    end
+
+    it('creates its directory 0700 and the socket 0600, and removes the socket', function()
+      H.run(function()
+        listen()
+        assert.equal('700', sh('stat -c %a ' .. where.dir))
+        assert.equal('600', sh('stat -c %a ' .. where.path))
+        srv:close()
+        srv = nil
+        assert.is_nil(core.lstat(where.path))
+        -- a default directory is made private again; someone else's file is left alone
+        os.execute('chmod 0755 ' .. where.dir)
+        listen()
+        assert.equal('700', sh('stat -c %a ' .. where.dir))
+        os.remove(where.path)
+        os.execute('touch ' .. where.path)
+        srv:close()
+        srv = nil
+        assert.equal('file', core.lstat(where.path).type)
+        local none, e = control.listen(where, backend)
+        assert.is_nil(none)
+        assert.equal(("'%s' exists and is not a socket"):format(where.path), e)
+        os.remove(where.path)
+        local file = { path = dir .. '/f/x.sock', dir = dir .. '/f', default = false }
+        os.execute('touch ' .. file.dir)
+        none, e = control.listen(file, backend)
+        assert.is_nil(none)
+        assert.equal(("'%s' is not a directory"):format(file.dir), e)
+      end)
+    end)
+
+    it('refuses a live socket and replaces a stale one', function()
+      H.run(function()
+        listen()
+        local none, e = control.listen(where, backend)
+        assert.is_nil(none)
+        assert.equal(('another orch (pid 1, main.lua) is already running with the control '
+          .. 'socket %s; stop it, or give this one another --name or --control'):format(
+          where.path), e)
+        -- a socket nobody listens on any more
+        srv.listener:close()
+        srv = nil
+        local again, _, note = control.listen(where, backend)
+        assert(again)
+        srv = again
+        assert.equal('replaced the stale control socket ' .. where.path, note)
+        local c = raw(where.path)
+        c.send('{"cmd":"ping"}\n')
+        assert.same({ 'pong' }, codes(c.wait(1)))
+        c.conn:close()
+      end)
+    end)
+
+    it('answers pipelined and fragmented requests in order', function()
+      H.run(function()
+        listen()
+        local c = raw(where.path)
+        local all = {}
+        for i = 1, 200 do
+          all[i] = i % 2 == 0 and '{"v":1,"cmd":"ping"}' or '{"cmd":"status","id":"a"}'
+        end
+        c.send(table.concat(all, '\n') .. '\n')
+        local got = c.wait(200)
+        for i = 1, 200 do
+          assert.equal(i % 2 == 0 and 'pong' or 'status', got[i].type)
+        end
+        assert.equal('a', got[1].entries[1].id)
+        -- byte by byte, then an oversized line in pieces, then a request without its newline
+        local c2 = raw(where.path)
+        for ch in ('{"cmd":"ping"}\n'):gmatch('.') do
+          c2.send(ch)
+          sched.sleep(1)
+        end
+        for _ = 1, 20 do
+          c2.send(('y'):rep(8192))
+        end
+        c2.send('\n  \n{"cmd":"ping"}')
+        assert(c2.conn:shutdown())
+        assert.same({ 'pong', 'too-large', 'pong' }, codes(c2.wait(3)))
+        H.wait_until(function()
+          return c2.eof
+        end, 5000, 5, 'the server to close after answering')
+        c.conn:close()
+        c2.conn:close()
+      end)
+    end)
+
+    it('sends the last lines ordered across entries, then follows', function()
+      H.run(function()
+        listen()
+        sink:output('a', 'stdout', 'a1\na2\n')
+        sink:output('b', 'stderr', 'b1\n')
+        sink:output('a', 'stdout', 'a3\n')
+        local c = raw(where.path)
+        c.send('{"cmd":"logs","n":2}\n{"cmd":"logs","ids":["b"],"n":0,"follow":true}\n')
+        local got = c.wait(6)
+        assert.same({ 'logs', 'line', 'line', 'line', 'end', 'logs' }, codes(got))
+        assert.same({ 'a', 'b' }, got[1].ids)
+        assert.same({ 'a2', 'b1', 'a3' }, { got[2].line, got[3].line, got[4].line })
+        assert.same({ 'b', 'stderr' }, { got[3].id, got[3].stream })
+        assert.is_true(got[2].seq < got[3].seq and got[3].seq < got[4].seq)
+        assert.is_true(got[6].follow)
+        sink:output('a', 'stdout', 'not followed\n')
+        sink:output('b', 'stdout', 'b2\n')
+        got = c.wait(7)
+        assert.same({ 'b', 'b2' }, { got[7].id, got[7].line })
+        c.send('{"cmd":"logs","ids":["zz"]}\n')
+        got = c.wait(8)
+        assert.same({ 'unknown-entry', "no entry 'zz' (entries: a, b)" },
+          { got[8].error.code, got[8].error.message })
+        c.conn:close()
+      end)
+    end)
+
+    it('acts on entries through the chain, in order, and says when it cannot', function()
+      H.run(function()
+        listen()
+        local c = raw(where.path)
+        c.send(table.concat({
+          '{"cmd":"stop","id":"a"}', '{"cmd":"start","id":"a"}', '{"cmd":"restart","id":"b"}',
+          '{"cmd":"signal","id":"a","signal":"hup"}', '{"cmd":"signal","id":"b","signal":1}',
+          '{"cmd":"stop","id":"zz"}', '{"cmd":"stop","id":null}',
+        }, '\n') .. '\n')
+        local got = c.wait(7)
+        assert.same({ 'stopped', 'started', 'restarted', 'signalled', 'no-process',
+          'unknown-entry', 'bad-request' }, codes(got))
+        assert.same({ 'a', 'b' }, got[1].ids)
+        assert.same({ 'SIGHUP', 4242 }, { got[4].signal, got[4].pid })
+        assert.same({ 'stop a', 'start a', 'restart b', 'SIGHUP a', 'SIGHUP b' }, ops)
+        chain_ok = false
+        c.send('{"cmd":"restart","id":"a"}\n{"cmd":"shutdown"}\n')
+        got = c.wait(9)
+        assert.same({ 'unavailable', 'orch is stopping' }, { got[8].error.code,
+          got[8].error.message })
+        assert.equal('stopping', got[9].type)
+        assert.equal('shutdown', ops[#ops])
+        assert.truthy(logged[1]:find('info: control: stop a (from uid', 1, true))
+        c.conn:close()
+      end)
+    end)
+
+    it('drops a client that does not read, and keeps serving the others', function()
+      H.run(function()
+        listen()
+        local idle = assert(core.unix_connect(where.path, function() end)) -- never reads
+        idle:write('{"cmd":"logs","follow":true,"n":0}\n')
+        H.wait_until(function()
+          return next(srv.conns) ~= nil
+        end, 5000, 5, 'the connection')
+        sched.sleep(20)
+        local line = ('z'):rep(1000) .. '\n'
+        for _ = 1, 4000 do
+          sink:output('a', 'stdout', line)
+          if next(srv.conns) == nil then
+            break
+          end
+        end
+        assert.is_nil(next(srv.conns), 'the client was not dropped')
+        assert.matches('^warning: control: dropped a client that does not read %(1%d%d%d KiB '
+          .. 'waiting%)', logged[#logged])
+        local c = raw(where.path)
+        c.send('{"cmd":"status"}\n')
+        assert.same({ 'status' }, codes(c.wait(1)))
+        idle:close()
+        c.conn:close()
+      end)
+    end)
+
+    it('watches the status: one update per burst of changes', function()
+      H.run(function()
+        local s = listen()
+        local c = raw(where.path)
+        c.send('{"cmd":"status","watch":true}\n')
+        c.wait(1)
+        for i = 1, 20 do
+          sink:onState({ id = 'a', kind = 'daemon', result = i % 2 == 0 and 'success'
+            or 'starting' })
+        end
+        sink:output('a', 'stdout', 'output is not a change\n')
+        local got = c.wait(2)
+        assert.equal('status', got[2].type)
+        assert.is_nil(got[2].ok)
+        assert.equal('success', got[2].entries[1].result)
+        s:changed() -- the orch phase changed
+        c.wait(3)
+        sched.sleep(control.WATCH_DELAY * 2)
+        assert.equal(3, #c.lines())
+        c.conn:close()
+      end)
+    end)
+
+    it('encodes every reply as valid JSON, output bytes included', function()
+      H.run(function()
+        listen()
+        sink:output('a', 'stdout', 'bad \255\254 bytes\n')
+        local c = raw(where.path)
+        c.send('{"cmd":"logs","ids":"a"}\n')
+        local got = c.wait(3)
+        assert.equal('bad \u{FFFD}\u{FFFD} bytes', got[2].line)
+        assert.is_truthy(cjson.decode(table.concat(c.data):match('^[^\n]*')))
+        c.conn:close()
+      end)
+    end)
+  end)
+end)

@@ -1,0 +1,517 @@
+/* track.c: finding every process that belongs to an entry, beyond its process group.
+ *
+ * A process that calls setsid() (a double-forking daemon) leaves the process group orch
+ * signals, so the group alone cannot stop it. Two mechanisms find such processes:
+ *
+ *  - a cgroup per incarnation (cgroup v2, or the v1 "pids" hierarchy): the child joins it
+ *    before exec (spawn.c), and everything it ever forks stays inside. Killing is exact:
+ *    cgroup v2 has cgroup.kill; on v1, pids.max is set to 0 first, so nothing new can be
+ *    forked while every listed pid is SIGKILLed.
+ *  - without a usable cgroup, a scan of /proc: the processes whose environment holds the
+ *    incarnation's tag (ORCH_INVOCATION_ID=..., inherited by every descendant that does not
+ *    exec with a new environment), the descendants of the leader through the ppid chain
+ *    (while it is intact), and every process already found once (pid and start time, so a
+ *    recycled pid is never hit).
+ *
+ * orch (process.c) signals the tracked processes with the group on proc:kill(), SIGKILLs what
+ * is left when the leader is reaped, and proc:tracked() lets the Lua layer wait until nothing
+ * is left. The Lua functions below (core.cgroup_find, core.cgroup_mkdir, ...) let orch.track set the
+ * cgroups up and lets specs look at processes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "orch.h"
+#include "procfs.h"
+
+#define READ_MAX (4u << 20) /* the largest procfs/cgroupfs file read (an environ, a pid list) */
+
+/* Read all of `path` (relative to `dirfd`, or absolute) into a malloc'd buffer, NUL-terminated
+ * (the NUL is not counted in *len). 0 or a negative UV_E* code. */
+static int read_all(int dirfd, const char *path, char **out, size_t *len)
+{
+  int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  int err = buf ? 0 : UV_ENOMEM;
+  while (err == 0) {
+    if (n + 1 >= cap) {
+      if (cap >= READ_MAX)
+        break;
+      char *nb = realloc(buf, cap * 2);
+      if (nb == NULL) {
+        err = UV_ENOMEM;
+        break;
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      err = uv_translate_sys_error(errno);
+    else if (r == 0)
+      break;
+    else
+      n += (size_t)r;
+  }
+  close(fd);
+  if (err < 0) {
+    free(buf);
+    return err;
+  }
+  buf[n] = '\0';
+  *out = buf;
+  *len = n;
+  return 0;
+}
+
+/* Write `data` to `path` (relative to `dirfd`) in one write. 0 or a negative UV_E* code. */
+static int write_at(int dirfd, const char *path, const char *data)
+{
+  int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  size_t n = strlen(data);
+  ssize_t w;
+  do
+    w = write(fd, data, n);
+  while (w < 0 && errno == EINTR);
+  int err = w < 0 ? uv_translate_sys_error(errno) : 0;
+  close(fd);
+  return err;
+}
+
+/* The pids of a cgroup directory: a malloc'd array in *pids. Count or a negative UV_E* code. */
+static long cgroup_pids(const char *dir, long **pids)
+{
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return uv_translate_sys_error(errno);
+  char *text;
+  size_t len;
+  int err = read_all(dfd, "cgroup.procs", &text, &len);
+  close(dfd);
+  if (err < 0)
+    return err;
+  size_t n = orch_procfs_pids(text, len, NULL, 0);
+  *pids = malloc((n ? n : 1) * sizeof **pids);
+  if (*pids == NULL) {
+    free(text);
+    return UV_ENOMEM;
+  }
+  orch_procfs_pids(text, len, *pids, n);
+  free(text);
+  return (long)n;
+}
+
+/* SIGKILL everything in the cgroup `dir`: cgroup.kill (v2), else pids.max = 0 (v1: nothing new
+ * can fork) and a SIGKILL per listed pid. Returns how many processes were listed (0 when it
+ * was already empty), or a negative UV_E* code. */
+static long cgroup_kill_all(const char *dir)
+{
+  long *pids = NULL;
+  long n = cgroup_pids(dir, &pids);
+  if (n <= 0)
+    return n;
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int done = 0;
+  if (dfd >= 0) {
+    done = write_at(dfd, "cgroup.kill", "1") == 0;
+    if (!done)
+      (void)write_at(dfd, "pids.max", "0");
+    close(dfd);
+  }
+  if (!done)
+    for (long i = 0; i < n; i++)
+      if (pids[i] > 1 && pids[i] != (long)getpid())
+        kill((pid_t)pids[i], SIGKILL);
+  free(pids);
+  return n;
+}
+
+/* Every process of /proc (zombies included, flagged by state 'Z'). A malloc'd array in *out;
+ * count or a negative UV_E* code. With `tag`, *tagged[i] says whether process i carries it. */
+static long proc_scan(orch_stat **out, char **tagged, const char *tag, size_t ntag)
+{
+  DIR *d = opendir("/proc");
+  if (d == NULL)
+    return uv_translate_sys_error(errno);
+  size_t cap = 256, n = 0;
+  orch_stat *st = malloc(cap * sizeof *st);
+  char *tg = tag ? malloc(cap) : NULL;
+  long err = (st == NULL || (tag && tg == NULL)) ? UV_ENOMEM : 0;
+  int pfd = dirfd(d);
+  struct dirent *e;
+  while (err == 0 && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9')
+      continue;
+    char path[300], *text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/stat", e->d_name);
+    if (read_all(pfd, path, &text, &len) != 0)
+      continue; /* gone meanwhile */
+    orch_stat s;
+    int ok = orch_procfs_stat(text, len, &s) == 0;
+    free(text);
+    if (!ok)
+      continue;
+    if (n == cap) {
+      orch_stat *ns = realloc(st, cap * 2 * sizeof *st);
+      char *ntg = tag ? realloc(tg, cap * 2) : NULL;
+      if (ns)
+        st = ns;
+      if (ntg)
+        tg = ntg;
+      if (ns == NULL || (tag && ntg == NULL)) {
+        err = UV_ENOMEM;
+        break;
+      }
+      cap *= 2;
+    }
+    if (tag) {
+      tg[n] = 0;
+      snprintf(path, sizeof path, "%s/environ", e->d_name);
+      if (s.state != 'Z' && read_all(pfd, path, &text, &len) == 0) {
+        tg[n] = (char)orch_procfs_environ_has(text, len, tag, ntag);
+        free(text);
+      }
+    }
+    st[n++] = s;
+  }
+  closedir(d);
+  if (err < 0) {
+    free(st);
+    free(tg);
+    return err;
+  }
+  *out = st;
+  if (tagged)
+    *tagged = tg;
+  else
+    free(tg);
+  return (long)n;
+}
+
+static int seen_has(const orch_track *t, const orch_stat *s)
+{
+  for (size_t i = 0; i < t->nseen; i++)
+    if (t->seen[i].pid == (pid_t)s->pid && t->seen[i].start == s->start)
+      return 1;
+  return 0;
+}
+
+static void seen_add(orch_track *t, const orch_stat *s)
+{
+  if (seen_has(t, s))
+    return;
+  if (t->nseen == t->capseen) {
+    size_t cap = t->capseen ? t->capseen * 2 : 16;
+    struct orch_track_pid *ns = realloc(t->seen, cap * sizeof *ns);
+    if (ns == NULL)
+      return;
+    t->seen = ns;
+    t->capseen = cap;
+  }
+  t->seen[t->nseen].pid = (pid_t)s->pid;
+  t->seen[t->nseen].start = s->start;
+  t->nseen++;
+}
+
+/* The /proc fallback: mark the tracked processes, signal them, remember them. */
+static long scan_signal(orch_track *t, pid_t leader, int sig)
+{
+  orch_stat *st;
+  char *tagged = NULL;
+  long n = proc_scan(&st, &tagged, t->tag, t->ntag);
+  if (n < 0)
+    return n;
+  char *mark = calloc((size_t)n + 1, 1);
+  if (mark == NULL) {
+    free(st);
+    free(tagged);
+    return UV_ENOMEM;
+  }
+  pid_t self = getpid();
+  /* tagged or seen before; then the descendants of any marked process (and of the leader)
+   * through the ppid chain, to a fixed point */
+  for (long i = 0; i < n; i++)
+    mark[i] = st[i].state != 'Z' && ((tagged && tagged[i]) || seen_has(t, &st[i]) ||
+                                     (leader > 0 && st[i].pid == (long)leader));
+  for (int changed = 1; changed;) {
+    changed = 0;
+    for (long i = 0; i < n; i++) {
+      if (mark[i] || st[i].state == 'Z')
+        continue;
+      for (long j = 0; j < n; j++)
+        if (mark[j] && st[j].pid == st[i].ppid) {
+          mark[i] = 1;
+          changed = 1;
+          break;
+        }
+    }
+  }
+  long count = 0;
+  for (long i = 0; i < n; i++) {
+    if (!mark[i] || st[i].pid == (long)leader || st[i].pid <= 1 || st[i].pid == (long)self)
+      continue;
+    count++;
+    seen_add(t, &st[i]);
+    /* the group gets its signal from the caller; SIGKILL goes to everything */
+    if (sig != 0 && (sig == SIGKILL || leader <= 0 || st[i].pgrp != (long)leader))
+      kill((pid_t)st[i].pid, sig);
+  }
+  free(mark);
+  free(st);
+  free(tagged);
+  return count;
+}
+
+long orch_track_signal(orch_track *t, pid_t leader, int sig)
+{
+  if (t->cgroup != NULL) {
+    if (sig == SIGKILL)
+      return cgroup_kill_all(t->cgroup);
+    long *pids = NULL;
+    long n = cgroup_pids(t->cgroup, &pids);
+    if (n <= 0)
+      return n;
+    long count = 0;
+    for (long i = 0; i < n; i++) {
+      pid_t pid = (pid_t)pids[i];
+      if (pid == leader || pid <= 1 || pid == getpid())
+        continue;
+      count++;
+      if (sig != 0 && (leader <= 0 || getpgid(pid) != leader))
+        kill(pid, sig);
+    }
+    free(pids);
+    return count;
+  }
+  if (t->tag != NULL)
+    return scan_signal(t, leader, sig);
+  return 0;
+}
+
+void orch_track_free(orch_track *t)
+{
+  free(t->cgroup);
+  free(t->tag);
+  free(t->seen);
+  memset(t, 0, sizeof *t);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Lua functions */
+
+/* core.cgroup_find(kind) -> dir | fail: the directory of orch's own cgroup in the cgroup v2
+ * hierarchy (kind 'cgroup2') or in the v1 hierarchy of controller `kind` ('pids').
+ * [-0, +(1|3), v] */
+static int core_cgroup_find(lua_State *L)
+{
+  const char *kind = luaL_checkstring(L, 1);
+  int v2 = strcmp(kind, "cgroup2") == 0;
+  char *text;
+  size_t len;
+  char root[4096], point[4096], path[4096];
+  int err = read_all(AT_FDCWD, "/proc/self/mountinfo", &text, &len);
+  if (err < 0)
+    return orch_pushfail(L, err, "read /proc/self/mountinfo");
+  int found = orch_procfs_mount(text, len, v2 ? "cgroup2" : "cgroup", v2 ? NULL : kind, root,
+                                sizeof root, point, sizeof point);
+  free(text);
+  if (found != 0)
+    return orch_pushfail(L, UV_ENOENT, lua_pushfstring(L, "no %s hierarchy mounted", kind));
+  err = read_all(AT_FDCWD, "/proc/self/cgroup", &text, &len);
+  if (err < 0)
+    return orch_pushfail(L, err, "read /proc/self/cgroup");
+  found = orch_procfs_cgroup_path(text, len, v2 ? NULL : kind, path, sizeof path);
+  free(text);
+  if (found != 0)
+    return orch_pushfail(L, UV_ENOENT, lua_pushfstring(L, "no %s line in /proc/self/cgroup", kind));
+  /* The mount shows the tree from `root`: the part of our path below it is what is visible. */
+  const char *rel = path;
+  size_t rlen = strlen(root);
+  if (strcmp(root, "/") != 0 && strncmp(path, root, rlen) == 0 &&
+      (path[rlen] == '/' || path[rlen] == '\0'))
+    rel = path + rlen;
+  while (*rel == '/')
+    rel++;
+  if (*rel == '\0')
+    lua_pushstring(L, point);
+  else
+    lua_pushfstring(L, "%s/%s", point, rel);
+  return 1;
+}
+
+/* core.cgroup_mkdir(path) -> true | fail (mode 0755)   [-0, +(1|3), v] */
+static int core_cgroup_mkdir(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  if (mkdir(path, 0755) != 0)
+    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "mkdir %s", path));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.cgroup_rmdir(path) -> true | fail   [-0, +(1|3), v] */
+static int core_cgroup_rmdir(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  if (rmdir(path) != 0)
+    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "rmdir %s", path));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.cgroup_subdirs(path) -> {name...}: the subdirectories of a directory | fail */
+static int core_cgroup_subdirs(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "opendir %s", path));
+  lua_newtable(L);
+  int i = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+      continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++i);
+  }
+  closedir(d);
+  return 1;
+}
+
+/* core.cgroup_pids(dir) -> {pid...} | fail   [-0, +(1|3), v] */
+static int core_cgroup_pids(lua_State *L)
+{
+  const char *dir = luaL_checkstring(L, 1);
+  long *pids = NULL;
+  long n = cgroup_pids(dir, &pids);
+  if (n < 0)
+    return orch_pushfail(L, (int)n, lua_pushfstring(L, "read %s/cgroup.procs", dir));
+  lua_createtable(L, (int)n, 0);
+  for (long i = 0; i < n; i++) {
+    lua_pushinteger(L, pids[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  free(pids);
+  return 1;
+}
+
+/* core.cgroup_kill(dir) -> n | fail: SIGKILL everything in the cgroup; n processes were in it.
+ * [-0, +(1|3), v] */
+static int core_cgroup_kill(lua_State *L)
+{
+  const char *dir = luaL_checkstring(L, 1);
+  long n = cgroup_kill_all(dir);
+  if (n < 0)
+    return orch_pushfail(L, (int)n, lua_pushfstring(L, "kill cgroup %s", dir));
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* core.cgroup_write(path, data) -> true | fail: one write (cgroupfs control files).
+ * [-0, +(1|3), v] */
+static int core_cgroup_write(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  const char *data = luaL_checkstring(L, 2);
+  int err = write_at(AT_FDCWD, path, data);
+  if (err < 0)
+    return orch_pushfail(L, err, lua_pushfstring(L, "write %s", path));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.proc_list([tag]) -> {{pid, ppid, pgrp, state, start, tagged}...} | fail: every process
+ * in /proc; `tagged` says whether its environment holds the entry `tag` ("NAME=value").
+ * [-0, +(1|3), v] */
+static int core_proc_list(lua_State *L)
+{
+  size_t ntag = 0;
+  const char *tag = luaL_optlstring(L, 1, NULL, &ntag);
+  orch_stat *st;
+  char *tagged = NULL;
+  long n = proc_scan(&st, tag ? &tagged : NULL, tag, ntag);
+  if (n < 0)
+    return orch_pushfail(L, (int)n, "scan /proc");
+  lua_createtable(L, (int)n, 0);
+  for (long i = 0; i < n; i++) {
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, st[i].pid);
+    lua_setfield(L, -2, "pid");
+    lua_pushinteger(L, st[i].ppid);
+    lua_setfield(L, -2, "ppid");
+    lua_pushinteger(L, st[i].pgrp);
+    lua_setfield(L, -2, "pgrp");
+    lua_pushlstring(L, &st[i].state, 1);
+    lua_setfield(L, -2, "state");
+    lua_pushinteger(L, (lua_Integer)st[i].start);
+    lua_setfield(L, -2, "start");
+    if (tagged) {
+      lua_pushboolean(L, tagged[i]);
+      lua_setfield(L, -2, "tagged");
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  free(st);
+  free(tagged);
+  return 1;
+}
+
+/* core.host_alive(pid) -> boolean: whether `pid`, a pid of the host's PID namespace, exists
+ * (orch may be contained in a namespace of its own, where that pid means something else).
+ * [-0, +1, v] */
+static int core_host_alive(lua_State *L)
+{
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  orch_ctx *ctx = orch_ctx_get(L);
+  int alive;
+  if (pid <= 0 || pid > 0x7fffffff) {
+    alive = 0;
+  } else if (ctx->host_proc_fd >= 0) {
+    char name[24];
+    snprintf(name, sizeof name, "%d", (int)pid);
+    alive = faccessat(ctx->host_proc_fd, name, F_OK, 0) == 0;
+  } else {
+    alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+  }
+  lua_pushboolean(L, alive);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  { "host_alive", core_host_alive },
+  { "cgroup_find", core_cgroup_find },
+  { "cgroup_pids", core_cgroup_pids },
+  { "cgroup_kill", core_cgroup_kill },
+  { "cgroup_mkdir", core_cgroup_mkdir },
+  { "cgroup_rmdir", core_cgroup_rmdir },
+  { "cgroup_subdirs", core_cgroup_subdirs },
+  { "cgroup_write", core_cgroup_write },
+  { "proc_list", core_proc_list },
+  { NULL, NULL },
+};
+
+void orch_track_open(lua_State *L)
+{
+  luaL_setfuncs(L, funcs, 0);
+}
