@@ -328,9 +328,14 @@ static int core_port_listening(lua_State *L)
 {
   lua_Integer port = luaL_checkinteger(L, 1);
   luaL_argcheck(L, port >= 1 && port <= 65535, 1, "port must be 1..65535");
+  int own_netns = lua_isnoneornil(L, 2);
   const char *dir = listening_dir(L, 2);
   int found = 0;
-  int err = orch_proc_net_port_listening(dir, (unsigned)port, &found);
+  int err = -1;
+  if (own_netns) /* the cheap kernel query first */
+    err = orch_sock_diag_port_listening((unsigned)port, &found);
+  if (err < 0)
+    err = orch_proc_net_port_listening(dir, (unsigned)port, &found);
   if (err < 0)
     return orch_pushfail(L, err, lua_pushfstring(L, "port_listening %s", dir));
   lua_pushboolean(L, found);

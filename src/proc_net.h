@@ -17,4 +17,9 @@ int orch_proc_net_scan(const char *text, size_t len, unsigned port, int is_tcp);
  * that cannot be parsed). */
 int orch_proc_net_port_listening(const char *dir, unsigned port, int *found);
 
+/* The same question for orch's own network namespace, asked of the kernel over
+ * NETLINK_SOCK_DIAG (sock_diag.c). 0 or a negative UV_E* code (the caller then falls back to
+ * the /proc files). */
+int orch_sock_diag_port_listening(unsigned port, int *found);
+
 #endif
