@@ -24,39 +24,7 @@
 #include <uv.h>
 
 #include "orch.h"
-
-static const int RELAYED[] = {
-  SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT
-};
-
-/* The relay: forward signals to `child` until it exits, then exit the same way. */
-_Noreturn static void relay(pid_t child, const sigset_t *set)
-{
-  for (;;) {
-    siginfo_t si;
-    int sig = sigwaitinfo(set, &si);
-    if (sig < 0)
-      continue;
-    if (sig != SIGCHLD) {
-      kill(child, sig);
-      continue;
-    }
-    int status;
-    pid_t got = waitpid(child, &status, WNOHANG);
-    if (got != child)
-      continue;
-    if (WIFEXITED(status))
-      _exit(WEXITSTATUS(status));
-    int death = WTERMSIG(status);
-    signal(death, SIG_DFL);
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, death);
-    sigprocmask(SIG_UNBLOCK, &one, NULL);
-    kill(getpid(), death);
-    _exit(128 + death);
-  }
-}
+#include "relay.h"
 
 /* Inside the new namespace: a private mount tree with a /proc that shows it. */
 static int enter_namespace(orch_ctx *ctx, int alive_fd)
@@ -78,20 +46,20 @@ static int enter_namespace(orch_ctx *ctx, int alive_fd)
   return uv_loop_fork(&ctx->loop);
 }
 
-/* core.contain() -> relay_pid | nil, msg, CODE. Returns only in the contained child; the caller
- * goes on as PID 1 of a new PID namespace. Fails (and changes nothing) when the kernel does not
- * allow it, for example without CAP_SYS_ADMIN.   [-0, +(1|3), -] */
+/* core.contain([relay_exe]) -> relay_pid | nil, msg, CODE. With `relay_exe` (orch-relay, a
+ * libc-only program) the relay execs it, so it does not keep a copy of orch's memory.
+ * Returns only in the contained child; the caller goes on as PID 1 of a new PID namespace. Fails
+ * (and changes nothing) when the kernel does not allow it, for example without CAP_SYS_ADMIN. [-0,
+ * +(1|3), -] */
 static int core_contain(lua_State *L)
 {
   orch_ctx *ctx = orch_ctx_get(L);
+  const char *relay_exe = luaL_optstring(L, 1, NULL);
   if (getpid() == 1)
     return orch_pushfail(L, UV_EEXIST, "contain: already PID 1 of a namespace");
   fflush(NULL); /* nothing buffered may be written twice */
   sigset_t set, old;
-  sigemptyset(&set);
-  for (size_t i = 0; i < sizeof RELAYED / sizeof RELAYED[0]; i++)
-    sigaddset(&set, RELAYED[i]);
-  sigaddset(&set, SIGCHLD);
+  orch_relay_signals(&set);
   sigprocmask(SIG_BLOCK, &set, &old);
   pid_t self = getpid(); /* the relay: the pid users started and see */
   int alive[2];
@@ -109,7 +77,14 @@ static int core_contain(lua_State *L)
   }
   if (pid > 0) {
     close(alive[0]);
-    relay(pid, &set);
+    if (relay_exe != NULL) { /* a fresh, small process image rather than a copy of orch's heap */
+      char arg[24];
+      snprintf(arg, sizeof arg, "%ld", (long)pid);
+      fcntl(alive[1], F_SETFD, 0); /* the relay keeps it open for the life of the relay */
+      execl(relay_exe, "orch-relay", arg, (char *)NULL);
+      fcntl(alive[1], F_SETFD, FD_CLOEXEC);
+    }
+    orch_relay(pid, &set);
   }
   close(alive[1]);
   sigprocmask(SIG_SETMASK, &old, NULL);

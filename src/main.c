@@ -42,6 +42,21 @@ static void push_lua_dir(lua_State *L)
   lua_pushstring(L, is_dir(ORCH_SOURCE_LUA_DIR) ? ORCH_SOURCE_LUA_DIR : ORCH_LUA_DIR);
 }
 
+/* Push the path of orch-relay, installed beside this binary (see contain.c).  [-0, +(0|1), m] */
+static int push_relay_path(lua_State *L)
+{
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0)
+    return 0;
+  char *slash = strrchr(exe, '/');
+  if (slash == NULL)
+    return 0;
+  *slash = '\0';
+  lua_pushfstring(L, "%s/orch-relay", exe);
+  return 1;
+}
+
 /* Protected part of main: set up and call require('orch.cli').main(args).  [-0, +1, e] */
 static int pmain(lua_State *L)
 {
@@ -66,6 +81,8 @@ static int pmain(lua_State *L)
     lua_pushstring(L, argv[i]);
     lua_rawseti(L, -2, i);
   }
+  if (push_relay_path(L)) /* arg[-2], below the program name as lua.c does for its options */
+    lua_rawseti(L, -2, -2);
   lua_pushvalue(L, -1);
   lua_setglobal(L, "arg");
   lua_getglobal(L, "require");

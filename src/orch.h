@@ -108,7 +108,7 @@ typedef struct orch_track {
   struct orch_track_pid {
     pid_t pid;
     unsigned long long start;
-  } *seen; /* processes found by a /proc scan once: still tracked after reparenting */
+  } * seen; /* processes found by a /proc scan once: still tracked after reparenting */
   size_t nseen, capseen;
 } orch_track;
 
@@ -119,6 +119,7 @@ typedef struct orch_track {
 long orch_track_signal(orch_track *t, pid_t leader, int sig);
 void orch_track_free(orch_track *t);
 void orch_track_open(lua_State *L);
+void orch_preempt_open(lua_State *L);
 
 /* process.c: called from the ctx finaliser */
 void orch_process_shutdown(orch_ctx *ctx);

@@ -5,8 +5,9 @@
 --
 -- `run` evaluates main.lua in a root task, builds what it returns and supervises it: the first
 -- SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second SIGINT
--- SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP re-evaluates main.lua and swaps the graph when
--- the new script validates, SIGQUIT/SIGUSR1 dump the state of every entry to stderr.
+-- SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP re-evaluates
+-- main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump the state of
+-- every entry to stderr.
 -- @module orch.cli
 local core = require 'orch.core'
 local sched = require 'orch.sched'
@@ -84,8 +85,8 @@ As root, orch runs as PID 1 of a PID namespace of its own, so nothing it started
 even a SIGKILL of orch; pids it reports are those the host sees.
 
 Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second SIGINT
-SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored); SIGHUP reloads main.lua; SIGQUIT/SIGUSR1 dump the
-state of every entry to stderr.
+SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored); SIGHUP reloads main.lua;
+SIGQUIT/SIGUSR1 dump the state of every entry to stderr.
 ]],
   check = [[
 Usage: orch check main.lua [args...]
@@ -982,7 +983,8 @@ local function contain(opts)
     or core.getpid() == 1 or not core.contain then
     return
   end
-  local relay, msg = core.contain()
+  -- arg[-2] is orch-relay beside the binary (main.c): the relay execs it, not a copy of orch
+  local relay, msg = core.contain(arg and arg[-2])
   if relay then
     M.relay_pid = relay
   else
