@@ -21,8 +21,9 @@ local Daemon = require 'orch.daemon'
 local Daemons = {}
 Daemons.__index = Daemons
 
-local function new(effects, ids, entries)
-  return setmetatable({ effects = effects, ids = ids, _entries = entries }, Daemons)
+local function new(effects, ids, entries, index)
+  return setmetatable({ effects = effects, ids = ids, _entries = entries, _index = index },
+    Daemons)
 end
 
 --- An empty chain.
@@ -84,7 +85,7 @@ local function add(self, kind, id, options)
       return self
     end
   end
-  local spec, warnings = validate.check(validate.entry, kind, self.ids, id, options)
+  local spec, warnings = validate.check(validate.entry, kind, self.ids, id, options, self._index)
   if not spec then
     return nil, warnings, anchor
   end
@@ -94,7 +95,9 @@ local function add(self, kind, id, options)
   for _, w in ipairs(warnings) do
     util.log(self.effects, 'warning', w)
   end
-  return new(self.effects, util.append(self.ids, id), util.append(self._entries, spec))
+  local index = self._index or {}
+  index[id] = #self.ids + 1 -- shared along the lineage: see validate.id_set
+  return new(self.effects, util.append(self.ids, id), util.append(self._entries, spec), index)
 end
 
 --- Add a long-running daemon.
