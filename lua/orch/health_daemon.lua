@@ -33,6 +33,9 @@ HealthDaemon.MAX_MESSAGE = 4096
 
 local RESERVED = { id = true, name = true, result = true, message = true }
 
+-- The source prefix of orch's own modules (`@<dir>/orch/`), never preempted in.
+local LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/)[^/]*$')
+
 --- Create the actor for `spec` (a validated entry) with its dependency actors.
 -- @tparam table spec from `validate.entry`
 -- @tparam {HealthDaemon,...} deps
@@ -184,16 +187,18 @@ local function raised_message(e)
   local t = type(e)
   if t == 'nil' or t == 'boolean' then
     return ('ready.fn raised %s'):format(tostring(e))
-  elseif t == 'function' or t == 'thread' or t == 'userdata' then
+  elseif t == 'function' or t == 'thread' or t == 'userdata' or t == 'table' then
     local mt = getmetatable(e)
-    if not (type(mt) == 'table' and rawget(mt, '__tostring')) then
+    local has_tostring = type(mt) == 'table' and rawget(mt, '__tostring')
+    local has_message = t == 'table' and type(rawget(e, 'message')) == 'string'
+    if not has_tostring and not has_message then
       return ('ready.fn raised a %s value'):format(t)
     end
   end
   local ok, msg = pcall(util.error_message, e)
   if not ok then
     return ('ready.fn raised a %s value whose __tostring failed: %s'):format(t,
-      type(msg) == 'string' and msg or type(msg))
+      type(msg) == 'string' and util.error_message(msg) or type(msg))
   end
   if type(msg) ~= 'string' then
     return ('ready.fn raised a %s value'):format(t)
@@ -244,7 +249,13 @@ function normalise_result(ok, r)
   end
   local msg = r.message
   if msg ~= nil and type(msg) ~= 'string' then
-    msg = tostring(msg)
+    local mt = getmetatable(msg)
+    if type(msg) == 'number' or type(msg) == 'boolean'
+      or (type(mt) == 'table' and rawget(mt, '__tostring')) then
+      msg = tostring(msg)
+    else
+      msg = ('(a %s message)'):format(type(msg))
+    end
   end
   if msg == nil and (r.result == 'failure' or r.result == 'loading') then
     msg = ''
@@ -284,15 +295,24 @@ function HealthDaemon:_call_probe()
   end)
   task.quiet = true
   local _ <close> = setmetatable({ task = task }, CALL_GUARD)
-  if limit > 0 and core.hrtime and task.co and coroutine.status(task.co) ~= 'dead' then
-    local deadline = core.hrtime() + limit * 1000000
-    debug.sethook(task.co, function()
-      if core.hrtime() > deadline then
-        error(('ready.fn ran for more than %d ms without yielding'):format(limit), 2)
-      end
-    end, '', 10000)
+  local busy = ('ready.fn ran for more than %d ms without yielding'):format(limit)
+  if limit > 0 and task.co and coroutine.status(task.co) ~= 'dead' then
+    if core.preempt then
+      -- a busy loop is yielded out of (never inside orch's own modules), then cancelled
+      core.preempt(task.co, limit, LIB_SOURCE)
+    elseif core.hrtime then
+      local deadline = core.hrtime() + limit * 1000000
+      debug.sethook(task.co, function()
+        if core.hrtime() > deadline then
+          error(busy, 2)
+        end
+      end, '', 10000)
+    end
   end
   if not done:wait(limit > 0 and limit or nil) then
+    if core.preempted and core.preempted(task.co) then
+      return false, busy
+    end
     return false, ('ready.fn did not return within %d ms'):format(limit)
   end
   if not res then
@@ -530,7 +550,7 @@ end
 -- @treturn[2] string why not
 function HealthDaemon:signal(sig)
   if not self.daemon then
-    return nil, ('%s is a %s: it has no process'):format(self.id, self.kind)
+    return nil, ('%s is a health check: it has no process'):format(self.id)
   end
   return self.daemon:signal(sig)
 end
