@@ -3,8 +3,11 @@ local core = require 'orch.core'
 local process = require 'orch.process'
 local wait = require 'spec.support.wait'
 
+-- procps deadlocks with libasan preloaded (`make sanitize`): run pgrep without it.
+local NO_PRELOAD = { env = { LD_PRELOAD = false } }
+
 local function count_marker()
-  local r = process.exec({ 'pgrep', '-f', '^sleep 4243' })
+  local r = process.exec({ 'pgrep', '-f', '^sleep 4243' }, NO_PRELOAD)
   local n = 0
   for _ in r.stdout:gmatch('%d+') do
     n = n + 1
@@ -51,7 +54,7 @@ describe('core.contain', function()
   it('takes every descendant with it when the contained orchestrator is SIGKILLed', function()
     wait.run(function()
       local relay = start()
-      local children = process.exec({ 'pgrep', '-P', tostring(relay:pid()) }).stdout
+      local children = process.exec({ 'pgrep', '-P', tostring(relay:pid()) }, NO_PRELOAD).stdout
       local inner = tonumber(children:match('%d+'))
       core.kill(inner, 'SIGKILL')
       local code, sig = relay:wait(2000)
@@ -86,7 +89,8 @@ describe('core.contain', function()
         local a, b = table.concat(out):match('ns pid\t(%d+)\thost pid\t(%d+)')
         return a and { tonumber(a), tonumber(b) }
       end, 3000, 'the pids'))
-      local seen = tonumber(process.exec({ 'pgrep', '-f', '^sleep 4244' }).stdout:match('%d+'))
+      local seen = tonumber(process.exec({ 'pgrep', '-f', '^sleep 4244' }, NO_PRELOAD).stdout:match(
+        '%d+'))
       helper:wait(3000)
       return { ns = ns, host = host, seen = seen }
     end)

@@ -126,7 +126,7 @@ static int core_run(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->error_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ctx->error_ref);
     ctx->error_ref = LUA_NOREF;
-  ctx->host_proc_fd = -1;
+    ctx->host_proc_fd = -1;
     return lua_error(L);
   }
   lua_pushboolean(L, alive);
@@ -273,6 +273,7 @@ int luaopen_orch_core(lua_State *L)
   orch_probe_http_open(L);
   orch_stream_open(L);
   orch_track_open(L);
+  orch_preempt_open(L);
   orch_fs_open(L);
   lua_pushliteral(L, ORCH_VERSION);
   lua_setfield(L, -2, "version");

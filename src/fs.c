@@ -1,6 +1,7 @@
 /* fs.c: the few file system calls the control socket needs and Lua lacks: core.mkdir(path,
  * mode) with an exact mode, core.chmod(path, mode), core.lstat(path) (type, permissions, owner,
- * inode), core.readdir(path) and core.cwd(). Errors are returned as nil, message, CODE like every core call. */
+ * inode), core.readdir(path) and core.cwd(). Errors are returned as nil, message, CODE like every
+ * core call. */
 #include <dirent.h>
 #include <errno.h>
 #include <string.h>
@@ -94,7 +95,8 @@ static int core_readdir(lua_State *L)
   const char *path = luaL_checkstring(L, 1);
   DIR *d = opendir(path);
   if (d == NULL)
-    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "opendir '%s'", path));
+    return orch_pushfail(L, uv_translate_sys_error(errno),
+                         lua_pushfstring(L, "opendir '%s'", path));
   lua_newtable(L);
   lua_Integer n = 0;
   struct dirent *e;
@@ -121,12 +123,8 @@ static int core_cwd(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-  { "mkdir", core_mkdir },
-  { "chmod", core_chmod },
-  { "lstat", core_lstat },
-  { "readdir", core_readdir },
-  { "cwd", core_cwd },
-  { NULL, NULL },
+  { "mkdir", core_mkdir },     { "chmod", core_chmod }, { "lstat", core_lstat },
+  { "readdir", core_readdir }, { "cwd", core_cwd },     { NULL, NULL },
 };
 
 void orch_fs_open(lua_State *L)

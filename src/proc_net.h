@@ -22,4 +22,10 @@ int orch_proc_net_port_listening(const char *dir, unsigned port, int *found);
  * the /proc files). */
 int orch_sock_diag_port_listening(unsigned port, int *found);
 
+/* Parse one datagram of a sock_diag dump reply, `len` bytes at `buf` (aligned like a struct
+ * nlmsghdr): sets *found when a socket with local port `port` is in it. Returns 1 when the
+ * dump is complete (NLMSG_DONE, or an ENOENT error), 0 when more datagrams follow, or a
+ * negative UV_E* code (an error reply). Messages too short for what they claim are skipped. */
+int orch_sock_diag_scan(const void *buf, size_t len, unsigned port, int *found);
+
 #endif

@@ -27,20 +27,20 @@
 static const char PROCS_KEY = 'p'; /* registry: pid -> process userdata, until reaped */
 
 typedef struct orch_proc {
-  orch_ctx *ctx;   /* borrowed: outlives every process */
-  pid_t pid;       /* 0 once reaped */
-  pid_t host_pid;  /* the pid as the host sees it (differs from pid when orch is contained) */
-  int exit_code;   /* valid once exited */
-  int term_signal; /* 0 unless killed by a signal */
-  int exited;      /* reaped */
-  int done;        /* exit callback delivered (or detached) */
-  int group;       /* leads its own process group (setsid) */
-  int self_ref;    /* anchors the userdata until done */
-  int exit_ref;    /* on_exit callback, LUA_NOREF once called or closed */
-  int out_ref;     /* stdout chunk callback or LUA_NOREF */
-  int err_ref;     /* stderr chunk callback or LUA_NOREF */
-  uv_pipe_t *out;  /* malloc'd; freed in its close callback; NULL when none or closed */
-  uv_pipe_t *err;  /* same for stderr */
+  orch_ctx *ctx;    /* borrowed: outlives every process */
+  pid_t pid;        /* 0 once reaped */
+  pid_t host_pid;   /* the pid as the host sees it (differs from pid when orch is contained) */
+  int exit_code;    /* valid once exited */
+  int term_signal;  /* 0 unless killed by a signal */
+  int exited;       /* reaped */
+  int done;         /* exit callback delivered (or detached) */
+  int group;        /* leads its own process group (setsid) */
+  int self_ref;     /* anchors the userdata until done */
+  int exit_ref;     /* on_exit callback, LUA_NOREF once called or closed */
+  int out_ref;      /* stdout chunk callback or LUA_NOREF */
+  int err_ref;      /* stderr chunk callback or LUA_NOREF */
+  uv_pipe_t *out;   /* malloc'd; freed in its close callback; NULL when none or closed */
+  uv_pipe_t *err;   /* same for stderr */
   orch_track track; /* processes that left the group (track.c); signalled with it */
 } orch_proc;
 
@@ -226,10 +226,12 @@ void orch_process_shutdown(orch_ctx *ctx)
 /* Make a stdio setting at opts[field]: 'inherit', 'ignore' or a chunk callback. On a callback,
  * stores its ref and creates the pipe whose write end goes to the child.
  * [-0, +0, v] */
+static const char *const STDIO_MODES[] = { "inherit", "ignore", NULL };
+
 static int stdio_setup(lua_State *L, int opts, const char *field, int *ref, int *child_fd,
                        int *parent_fd)
 {
-  static const char *const modes[] = { "inherit", "ignore", NULL };
+  const char *const *modes = STDIO_MODES;
   *child_fd = -1;
   *parent_fd = -1;
   lua_getfield(L, opts, field);
@@ -332,54 +334,65 @@ static int read_user(lua_State *L, int opts, orch_spawn_req *req, const char **f
   return 0;
 }
 
-/* argv from the table at index 1; strings are borrowed from it.   [-0, +0, v] */
+/* A NULL-terminated array of n + 1 pointers in a userdata left on the stack: collected with
+ * it, so an error raised while it is filled leaks nothing.   [-0, +1, m] */
+static char **push_ptr_array(lua_State *L, lua_Integer n)
+{
+  size_t size = ((size_t)n + 1) * sizeof(char *);
+  char **a = lua_newuserdatauv(L, size, 0);
+  memset(a, 0, size);
+  return a;
+}
+
+/* argv from the table at index 1; strings are borrowed from it.   [-0, +1, v] */
 static void read_argv(lua_State *L, orch_spawn_req *req)
 {
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer n = luaL_len(L, 1);
   luaL_argcheck(L, n >= 1, 1, "argv must not be empty");
-  req->argv = calloc((size_t)n + 1, sizeof(char *));
-  if (req->argv == NULL)
-    luaL_error(L, "not enough memory");
+  req->argv = push_ptr_array(L, n);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, 1, i);
     const char *s = lua_tolstring(L, -1, &len);
     if (s == NULL || strlen(s) != len) {
-      free(req->argv);
       req->argv = NULL;
       luaL_argerror(L, 1,
                     lua_pushfstring(L, "argv[%d] must be a string without NUL bytes", (int)i));
+      return;
     }
     req->argv[i - 1] = (char *)s;
     lua_pop(L, 1); /* still referenced by the table */
   }
 }
 
+/* envp from opts.env, a list of 'NAME=value' strings borrowed from it.   [-0, +1, v] */
 static void read_env(lua_State *L, int opts, orch_spawn_req *req)
 {
   lua_getfield(L, opts, "env");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return;
-  }
+  if (lua_isnil(L, -1))
+    return; /* the nil stays: one value pushed either way */
   luaL_checktype(L, -1, LUA_TTABLE);
-  lua_Integer n = luaL_len(L, -1);
-  req->envp = calloc((size_t)n + 1, sizeof(char *));
-  if (req->envp == NULL)
-    luaL_error(L, "not enough memory");
+  int env = lua_gettop(L);
+  lua_Integer n = luaL_len(L, env);
+  char **envp = push_ptr_array(L, n);
+  lua_replace(L, env); /* the array replaces the table, which opts still holds */
+  lua_getfield(L, opts, "env");
+  env = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
-    lua_rawgeti(L, -1, i);
+    lua_rawgeti(L, env, i);
     const char *s = lua_tolstring(L, -1, &len);
-    if (s == NULL || strlen(s) != len || strchr(s, '=') == NULL)
+    if (s == NULL || strlen(s) != len || strchr(s, '=') == NULL) {
       luaL_error(L, "bad env entry %d: 'NAME=value' without NUL bytes expected", (int)i);
-    req->envp[i - 1] = (char *)s;
+      return;
+    }
+    envp[i - 1] = (char *)s;
     if (strncmp(s, "PATH=", 5) == 0)
       req->path_env = s + 5;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  req->envp = envp;
 }
 
 static void req_free(orch_spawn_req *req)
@@ -387,9 +400,7 @@ static void req_free(orch_spawn_req *req)
   if (req->cgroup_fd >= 0)
     close(req->cgroup_fd);
   req->cgroup_fd = -1;
-  free(req->argv);
-  free(req->envp);
-  free(req->groups);
+  free(req->groups); /* argv and envp are userdata on the stack (push_ptr_array) */
   free(req->file);
   for (int i = 0; i < 3; i++)
     if (req->child_fd[i] >= 0)
@@ -407,7 +418,9 @@ static int core_spawn(lua_State *L)
   req.cgroup_fd = -1;
   int parent_out = -1, parent_err = -1, out_ref = LUA_NOREF, err_ref = LUA_NOREF;
   const char *fail = NULL;
-  read_argv(L, &req);
+  /* Every check that can raise comes before anything is allocated or opened (argv and envp
+   * are collectable userdata): a misuse leaks nothing. */
+  luaL_checktype(L, 1, LUA_TTABLE);
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TTABLE);
   else {
@@ -415,6 +428,14 @@ static int core_spawn(lua_State *L)
     lua_replace(L, 2);
   }
   luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  for (int i = 0; i < 2; i++) {
+    lua_getfield(L, 2, i ? "stderr" : "stdout");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+      luaL_checkoption(L, -1, NULL, STDIO_MODES);
+    lua_pop(L, 1);
+  }
+  read_argv(L, &req);
   read_env(L, 2, &req);
   lua_getfield(L, 2, "cwd");
   req.cwd = luaL_optstring(L, -1, NULL);
@@ -615,12 +636,8 @@ static int core_orphans_reaped(lua_State *L)
 }
 
 static const luaL_Reg proc_methods[] = {
-  { "pid", proc_pid },
-  { "host_pid", proc_host_pid },
-  { "kill", proc_kill },
-  { "tracked", proc_tracked },
-  { "close", proc_close },
-  { NULL, NULL },
+  { "pid", proc_pid },         { "host_pid", proc_host_pid }, { "kill", proc_kill },
+  { "tracked", proc_tracked }, { "close", proc_close },       { NULL, NULL },
 };
 
 static const luaL_Reg proc_meta[] = {

@@ -208,8 +208,8 @@ int orch_procfs_mount(const char *text, size_t len, const char *fstype, const ch
       const char *type, *src, *opts;
       size_t typen, srcn, optsn;
       if (sep && next_field(&q, eol, &type, &typen) && next_field(&q, eol, &src, &srcn) &&
-          next_field(&q, eol, &opts, &optsn) && typen == tlen &&
-          memcmp(type, fstype, tlen) == 0 && (option == NULL || list_has(opts, optsn, option)))
+          next_field(&q, eol, &opts, &optsn) && typen == tlen && memcmp(type, fstype, tlen) == 0 &&
+          (option == NULL || list_has(opts, optsn, option)))
         return unescape_out(f[3], n[3], root, rootlen) == 0 &&
                        unescape_out(f[4], n[4], point, pointlen) == 0
                    ? 0

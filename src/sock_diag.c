@@ -43,19 +43,44 @@ static int dump(int fd, int family, int protocol, unsigned port, int *found)
         continue;
       return uv_translate_sys_error(errno);
     }
-    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-         h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_DONE)
-        return 0;
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        struct nlmsgerr *e = NLMSG_DATA(h);
-        return e->error == -ENOENT ? 0 : (e->error ? uv_translate_sys_error(-e->error) : 0);
-      }
-      struct inet_diag_msg *d = NLMSG_DATA(h);
+    int r = orch_sock_diag_scan(buf, (size_t)n, port, found);
+    if (r != 0)
+      return r < 0 ? r : 0;
+  }
+}
+
+int orch_sock_diag_scan(const void *buf, size_t len, unsigned port, int *found)
+{
+  /* NLMSG_OK/NLMSG_NEXT on a size_t length step past the end after a last message whose
+   * length is not a multiple of 4 (the remaining length wraps around): walk by hand. */
+  const char *p = buf;
+  size_t left = len;
+  while (left >= sizeof(struct nlmsghdr)) {
+    const struct nlmsghdr *h = (const struct nlmsghdr *)p;
+    if (h->nlmsg_len < sizeof *h || h->nlmsg_len > left)
+      return 0; /* a broken message: nothing more can be read in this datagram */
+    if (h->nlmsg_type == NLMSG_DONE)
+      return 1;
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
+        return UV_EPROTO;
+      const struct nlmsgerr *e = NLMSG_DATA(h);
+      if (e->error == 0 || e->error == -ENOENT)
+        return 1;
+      return e->error < 0 && e->error > -4096 ? uv_translate_sys_error(-e->error) : UV_EPROTO;
+    }
+    if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) { /* else too short */
+      const struct inet_diag_msg *d = NLMSG_DATA(h);
       if (ntohs(d->id.idiag_sport) == port)
         *found = 1; /* keep reading: the dump must be drained */
     }
+    size_t step = NLMSG_ALIGN(h->nlmsg_len);
+    if (step >= left)
+      break;
+    p += step;
+    left -= step;
   }
+  return 0;
 }
 
 int orch_sock_diag_port_listening(unsigned port, int *found)

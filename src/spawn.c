@@ -1,7 +1,8 @@
-/* spawn.c: the fork/exec of a child. In the child, between fork and exec: a new session,
- * supplementary groups then gid then uid (raw syscalls: glibc's set*id would try to signal
- * the parent's threads from a vfork child), PR_SET_PDEATHSIG(SIGKILL) after the credentials
- * change (which clears it), default signal dispositions, stdio, cwd, and no inherited fds.
+/* spawn.c: the fork/exec of a child. In the child, between fork and exec: the cgroup of its
+ * entry (process tracking), a new session, stdio, supplementary groups then gid then uid (raw
+ * syscalls: glibc's set*id would try to signal the parent's threads from a vfork child), the
+ * cwd as the target user, PR_SET_PDEATHSIG(SIGKILL) after the credentials change (which clears
+ * it), default signal dispositions, and no inherited fds.
  * Failures travel back to the parent through a close-on-exec pipe. */
 #include "spawn.h"
 
@@ -136,8 +137,6 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
   for (int fd = 0; fd < 3; fd++)
     if (req->child_fd[fd] >= 0 && dup2(req->child_fd[fd], fd) < 0)
       child_fail(report_fd, ST_STDIO);
-  if (req->cwd && chdir(req->cwd) != 0)
-    child_fail(report_fd, ST_CHDIR);
   if (req->set_user) {
     if (syscall(SYS_setgroups, (size_t)req->ngroups, req->groups) != 0 && errno != EPERM)
       child_fail(report_fd, ST_GROUPS);
@@ -146,6 +145,9 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
     if (syscall(SYS_setuid, req->uid) != 0)
       child_fail(report_fd, ST_UID);
   }
+  /* After the credentials change: the directory must be one the target user may enter. */
+  if (req->cwd && chdir(req->cwd) != 0)
+    child_fail(report_fd, ST_CHDIR);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
     child_fail(report_fd, ST_PDEATH);
   if (!req->pidns && getppid() != parent) /* orch died before the prctl took effect */

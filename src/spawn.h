@@ -15,15 +15,15 @@ typedef struct orch_spawn_req {
   gid_t gid;
   gid_t *groups; /* malloc'd by the caller */
   int ngroups;
-  int setsid;       /* new session and process group */
-  int pidns;        /* PID 1 of a new PID namespace with its own /proc */
-  int child_fd[3];  /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
-  int host_proc_fd; /* a procfs of the host's PID namespace when orch is contained, or -1 */
-  int cgroup_fd;    /* cgroup.procs of the cgroup the child joins before exec, or -1 */
+  int setsid;         /* new session and process group */
+  int pidns;          /* PID 1 of a new PID namespace with its own /proc */
+  int child_fd[3];    /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
+  int host_proc_fd;   /* a procfs of the host's PID namespace when orch is contained, or -1 */
+  int cgroup_fd;      /* cgroup.procs of the cgroup the child joins before exec, or -1 */
   const char *cgroup; /* that cgroup's directory (borrowed), for error messages */
-  pid_t pid;        /* out: the child */
-  pid_t host_pid;   /* out: the child as the host sees it (== pid unless contained) */
-  char detail[160]; /* out: what failed, e.g. "chdir '/nope'" */
+  pid_t pid;          /* out: the child */
+  pid_t host_pid;     /* out: the child as the host sees it (== pid unless contained) */
+  char detail[160];   /* out: what failed, e.g. "chdir '/nope'" */
 } orch_spawn_req;
 
 /* Resolve argv[0] against PATH into req->file. 0 or a negative UV_E* code. */

@@ -324,7 +324,7 @@ static int conn_peercred(lua_State *L)
 {
   orch_stream *s = conn_check(L, 1);
   uv_os_fd_t fd;
-  struct ucred cred;
+  struct ucred cred = { 0 };
   socklen_t len = sizeof cred;
   int err = uv_fileno(s->base.uv, &fd);
   if (err == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)

@@ -15,8 +15,8 @@
  *
  * orch (process.c) signals the tracked processes with the group on proc:kill(), SIGKILLs what
  * is left when the leader is reaped, and proc:tracked() lets the Lua layer wait until nothing
- * is left. The Lua functions below (core.cgroup_find, core.cgroup_mkdir, ...) let orch.track set the
- * cgroups up and lets specs look at processes. */
+ * is left. The Lua functions below (core.cgroup_find, core.cgroup_mkdir, ...) let orch.track set
+ * the cgroups up and lets specs look at processes. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,13 +36,22 @@
 
 #define READ_MAX (4u << 20) /* the largest procfs/cgroupfs file read (an environ, a pid list) */
 
+/* errno as a libuv error code, always negative (on Unix, UV_E* codes are -errno). */
+static int errno_err(void)
+{
+  int e = errno;
+  return e > 0 ? -e : UV_EIO;
+}
+
 /* Read all of `path` (relative to `dirfd`, or absolute) into a malloc'd buffer, NUL-terminated
  * (the NUL is not counted in *len). 0 or a negative UV_E* code. */
 static int read_all(int dirfd, const char *path, char **out, size_t *len)
 {
+  *out = NULL;
+  *len = 0;
   int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return uv_translate_sys_error(errno);
+    return errno_err();
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   int err = buf ? 0 : UV_ENOMEM;
@@ -62,7 +71,7 @@ static int read_all(int dirfd, const char *path, char **out, size_t *len)
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0)
-      err = uv_translate_sys_error(errno);
+      err = errno_err();
     else if (r == 0)
       break;
     else
@@ -84,13 +93,13 @@ static int write_at(int dirfd, const char *path, const char *data)
 {
   int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC);
   if (fd < 0)
-    return uv_translate_sys_error(errno);
+    return errno_err();
   size_t n = strlen(data);
   ssize_t w;
   do
     w = write(fd, data, n);
   while (w < 0 && errno == EINTR);
-  int err = w < 0 ? uv_translate_sys_error(errno) : 0;
+  int err = w < 0 ? errno_err() : 0;
   close(fd);
   return err;
 }
@@ -98,15 +107,16 @@ static int write_at(int dirfd, const char *path, const char *data)
 /* The pids of a cgroup directory: a malloc'd array in *pids. Count or a negative UV_E* code. */
 static long cgroup_pids(const char *dir, long **pids)
 {
+  *pids = NULL;
   int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
-    return uv_translate_sys_error(errno);
+    return errno_err();
   char *text;
   size_t len;
   int err = read_all(dfd, "cgroup.procs", &text, &len);
   close(dfd);
-  if (err < 0)
-    return err;
+  if (err < 0 || text == NULL)
+    return err < 0 ? err : UV_EIO;
   size_t n = orch_procfs_pids(text, len, NULL, 0);
   *pids = malloc((n ? n : 1) * sizeof **pids);
   if (*pids == NULL) {
@@ -125,8 +135,10 @@ static long cgroup_kill_all(const char *dir)
 {
   long *pids = NULL;
   long n = cgroup_pids(dir, &pids);
-  if (n <= 0)
+  if (n <= 0 || pids == NULL) {
+    free(pids);
     return n;
+  }
   int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   int done = 0;
   if (dfd >= 0) {
@@ -147,9 +159,12 @@ static long cgroup_kill_all(const char *dir)
  * count or a negative UV_E* code. With `tag`, *tagged[i] says whether process i carries it. */
 static long proc_scan(orch_stat **out, char **tagged, const char *tag, size_t ntag)
 {
+  *out = NULL;
+  if (tagged)
+    *tagged = NULL;
   DIR *d = opendir("/proc");
   if (d == NULL)
-    return uv_translate_sys_error(errno);
+    return errno_err();
   size_t cap = 256, n = 0;
   orch_stat *st = malloc(cap * sizeof *st);
   char *tg = tag ? malloc(cap) : NULL;
@@ -162,7 +177,7 @@ static long proc_scan(orch_stat **out, char **tagged, const char *tag, size_t nt
     char path[300], *text;
     size_t len;
     snprintf(path, sizeof path, "%s/stat", e->d_name);
-    if (read_all(pfd, path, &text, &len) != 0)
+    if (read_all(pfd, path, &text, &len) != 0 || text == NULL)
       continue; /* gone meanwhile */
     orch_stat s;
     int ok = orch_procfs_stat(text, len, &s) == 0;
@@ -171,21 +186,25 @@ static long proc_scan(orch_stat **out, char **tagged, const char *tag, size_t nt
       continue;
     if (n == cap) {
       orch_stat *ns = realloc(st, cap * 2 * sizeof *st);
-      char *ntg = tag ? realloc(tg, cap * 2) : NULL;
-      if (ns)
-        st = ns;
-      if (ntg)
-        tg = ntg;
-      if (ns == NULL || (tag && ntg == NULL)) {
+      if (ns == NULL) {
         err = UV_ENOMEM;
         break;
+      }
+      st = ns;
+      if (tag) {
+        char *ntg = realloc(tg, cap * 2);
+        if (ntg == NULL) {
+          err = UV_ENOMEM;
+          break;
+        }
+        tg = ntg;
       }
       cap *= 2;
     }
     if (tag) {
       tg[n] = 0;
       snprintf(path, sizeof path, "%s/environ", e->d_name);
-      if (s.state != 'Z' && read_all(pfd, path, &text, &len) == 0) {
+      if (s.state != 'Z' && read_all(pfd, path, &text, &len) == 0 && text != NULL) {
         tg[n] = (char)orch_procfs_environ_has(text, len, tag, ntag);
         free(text);
       }
@@ -234,11 +253,11 @@ static void seen_add(orch_track *t, const orch_stat *s)
 /* The /proc fallback: mark the tracked processes, signal them, remember them. */
 static long scan_signal(orch_track *t, pid_t leader, int sig)
 {
-  orch_stat *st;
+  orch_stat *st = NULL;
   char *tagged = NULL;
   long n = proc_scan(&st, &tagged, t->tag, t->ntag);
-  if (n < 0)
-    return n;
+  if (n < 0 || st == NULL)
+    return n < 0 ? n : UV_EIO;
   char *mark = calloc((size_t)n + 1, 1);
   if (mark == NULL) {
     free(st);
@@ -249,8 +268,8 @@ static long scan_signal(orch_track *t, pid_t leader, int sig)
   /* tagged or seen before; then the descendants of any marked process (and of the leader)
    * through the ppid chain, to a fixed point */
   for (long i = 0; i < n; i++)
-    mark[i] = st[i].state != 'Z' && ((tagged && tagged[i]) || seen_has(t, &st[i]) ||
-                                     (leader > 0 && st[i].pid == (long)leader));
+    mark[i] = (char)(st[i].state != 'Z' && ((tagged && tagged[i]) || seen_has(t, &st[i]) ||
+                                            (leader > 0 && st[i].pid == (long)leader)));
   for (int changed = 1; changed;) {
     changed = 0;
     for (long i = 0; i < n; i++) {
@@ -287,8 +306,10 @@ long orch_track_signal(orch_track *t, pid_t leader, int sig)
       return cgroup_kill_all(t->cgroup);
     long *pids = NULL;
     long n = cgroup_pids(t->cgroup, &pids);
-    if (n <= 0)
+    if (n <= 0 || pids == NULL) {
+      free(pids);
       return n;
+    }
     long count = 0;
     for (long i = 0; i < n; i++) {
       pid_t pid = (pid_t)pids[i];
@@ -328,16 +349,16 @@ static int core_cgroup_find(lua_State *L)
   size_t len;
   char root[4096], point[4096], path[4096];
   int err = read_all(AT_FDCWD, "/proc/self/mountinfo", &text, &len);
-  if (err < 0)
-    return orch_pushfail(L, err, "read /proc/self/mountinfo");
+  if (err < 0 || text == NULL)
+    return orch_pushfail(L, err < 0 ? err : UV_EIO, "read /proc/self/mountinfo");
   int found = orch_procfs_mount(text, len, v2 ? "cgroup2" : "cgroup", v2 ? NULL : kind, root,
                                 sizeof root, point, sizeof point);
   free(text);
   if (found != 0)
     return orch_pushfail(L, UV_ENOENT, lua_pushfstring(L, "no %s hierarchy mounted", kind));
   err = read_all(AT_FDCWD, "/proc/self/cgroup", &text, &len);
-  if (err < 0)
-    return orch_pushfail(L, err, "read /proc/self/cgroup");
+  if (err < 0 || text == NULL)
+    return orch_pushfail(L, err < 0 ? err : UV_EIO, "read /proc/self/cgroup");
   found = orch_procfs_cgroup_path(text, len, v2 ? NULL : kind, path, sizeof path);
   free(text);
   if (found != 0)
@@ -362,7 +383,7 @@ static int core_cgroup_mkdir(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
   if (mkdir(path, 0755) != 0)
-    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "mkdir %s", path));
+    return orch_pushfail(L, errno_err(), lua_pushfstring(L, "mkdir %s", path));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -372,7 +393,7 @@ static int core_cgroup_rmdir(lua_State *L)
 {
   const char *path = luaL_checkstring(L, 1);
   if (rmdir(path) != 0)
-    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "rmdir %s", path));
+    return orch_pushfail(L, errno_err(), lua_pushfstring(L, "rmdir %s", path));
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -383,7 +404,7 @@ static int core_cgroup_subdirs(lua_State *L)
   const char *path = luaL_checkstring(L, 1);
   DIR *d = opendir(path);
   if (d == NULL)
-    return orch_pushfail(L, uv_translate_sys_error(errno), lua_pushfstring(L, "opendir %s", path));
+    return orch_pushfail(L, errno_err(), lua_pushfstring(L, "opendir %s", path));
   lua_newtable(L);
   int i = 0;
   struct dirent *e;
@@ -405,8 +426,11 @@ static int core_cgroup_pids(lua_State *L)
   const char *dir = luaL_checkstring(L, 1);
   long *pids = NULL;
   long n = cgroup_pids(dir, &pids);
-  if (n < 0)
-    return orch_pushfail(L, (int)n, lua_pushfstring(L, "read %s/cgroup.procs", dir));
+  if (n < 0 || (n > 0 && pids == NULL)) {
+    free(pids);
+    return orch_pushfail(L, n < 0 ? (int)n : UV_EIO,
+                         lua_pushfstring(L, "read %s/cgroup.procs", dir));
+  }
   lua_createtable(L, (int)n, 0);
   for (long i = 0; i < n; i++) {
     lua_pushinteger(L, pids[i]);
@@ -448,11 +472,11 @@ static int core_proc_list(lua_State *L)
 {
   size_t ntag = 0;
   const char *tag = luaL_optlstring(L, 1, NULL, &ntag);
-  orch_stat *st;
+  orch_stat *st = NULL;
   char *tagged = NULL;
   long n = proc_scan(&st, tag ? &tagged : NULL, tag, ntag);
-  if (n < 0)
-    return orch_pushfail(L, (int)n, "scan /proc");
+  if (n < 0 || st == NULL)
+    return orch_pushfail(L, n < 0 ? (int)n : UV_EIO, "scan /proc");
   lua_createtable(L, (int)n, 0);
   for (long i = 0; i < n; i++) {
     lua_createtable(L, 0, 6);
@@ -499,16 +523,11 @@ static int core_host_alive(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-  { "host_alive", core_host_alive },
-  { "cgroup_find", core_cgroup_find },
-  { "cgroup_pids", core_cgroup_pids },
-  { "cgroup_kill", core_cgroup_kill },
-  { "cgroup_mkdir", core_cgroup_mkdir },
-  { "cgroup_rmdir", core_cgroup_rmdir },
-  { "cgroup_subdirs", core_cgroup_subdirs },
-  { "cgroup_write", core_cgroup_write },
-  { "proc_list", core_proc_list },
-  { NULL, NULL },
+  { "host_alive", core_host_alive },         { "cgroup_find", core_cgroup_find },
+  { "cgroup_pids", core_cgroup_pids },       { "cgroup_kill", core_cgroup_kill },
+  { "cgroup_mkdir", core_cgroup_mkdir },     { "cgroup_rmdir", core_cgroup_rmdir },
+  { "cgroup_subdirs", core_cgroup_subdirs }, { "cgroup_write", core_cgroup_write },
+  { "proc_list", core_proc_list },           { NULL, NULL },
 };
 
 void orch_track_open(lua_State *L)

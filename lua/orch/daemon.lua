@@ -210,7 +210,7 @@ local function spawn_command(self, exec)
     pidns = exec.runAsInit or nil,
   }
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation.
-  local tracker, group = track.current(), nil
+  local tracker, group, cmd = track.current(), nil, nil
   for _ = 1, 2 do
     if tracker then
       local gerr, gcode
@@ -221,9 +221,9 @@ local function spawn_command(self, exec)
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
     end
-    local cmd, msg, code = process.spawn(argv, opts)
+    local msg, code
+    cmd, msg, code = process.spawn(argv, opts)
     if cmd then
-      opts.cmd = cmd
       break
     end
     -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
@@ -231,7 +231,6 @@ local function spawn_command(self, exec)
       return nil, msg, code
     end
   end
-  local cmd = opts.cmd
   local inc = setmetatable({
     cmd = cmd,
     pid = cmd:pid(),

@@ -61,7 +61,7 @@ function Locator:start()
   end, 'l')
 end
 
-function Locator:stop()
+function Locator:stop() -- luacheck: ignore 212 (a method, for symmetry with start)
   debug.sethook()
 end
 
@@ -184,9 +184,9 @@ function Locator:_find(kind, id, field, at)
     parts[#parts + 1] = p
   end
   for i = #parts, 1, -1 do
-    local at = body:find('%f[%w_]' .. esc(parts[i]) .. '%s*=')
-    if at then
-      return source, line_of(text, call_e + at)
+    local found = body:find('%f[%w_]' .. esc(parts[i]) .. '%s*=')
+    if found then
+      return source, line_of(text, call_e + found)
     end
   end
   return source, line

@@ -3,13 +3,21 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "check.h"
+#include "proc_net.h"
 #include "procfs.h"
 
 static int stat_of(const char *text, orch_stat *st)
@@ -49,7 +57,7 @@ static void stat_malformed(void)
   CHECK_EQ(stat_of("12", &st), -1);
   CHECK_EQ(stat_of("12 (x", &st), -1);
   CHECK_EQ(stat_of("12 (x) S", &st), -1);
-  CHECK_EQ(stat_of("12 (x) S 1 2 3", &st), -1);                 /* no start time */
+  CHECK_EQ(stat_of("12 (x) S 1 2 3", &st), -1); /* no start time */
   CHECK_EQ(stat_of("x (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5", &st), -1);
   CHECK_EQ(stat_of("99999999999999999999 (x) S 1 1", &st), -1); /* overflow */
   /* a length that cuts the text short is respected */
@@ -121,21 +129,21 @@ static void mountinfo_lines(void)
            0);
   CHECK_STR(root, "/docker/x");
   CHECK_STR(point, "/sys/fs/cgroup/my pids");
-  CHECK_EQ(orch_procfs_mount(MOUNTINFO, strlen(MOUNTINFO), "cgroup", "cpuacct", root,
-                             sizeof root, point, sizeof point),
+  CHECK_EQ(orch_procfs_mount(MOUNTINFO, strlen(MOUNTINFO), "cgroup", "cpuacct", root, sizeof root,
+                             point, sizeof point),
            0);
   CHECK_STR(point, "/sys/fs/cgroup/cpu,cpuacct");
   CHECK_EQ(orch_procfs_mount(MOUNTINFO, strlen(MOUNTINFO), "cgroup", "memory", root, sizeof root,
                              point, sizeof point),
            -1);
-  CHECK_EQ(orch_procfs_mount(MOUNTINFO, strlen(MOUNTINFO), "cgroup2", NULL, root, sizeof root,
-                             point, 8),
-           -1);
+  CHECK_EQ(
+      orch_procfs_mount(MOUNTINFO, strlen(MOUNTINFO), "cgroup2", NULL, root, sizeof root, point, 8),
+      -1);
   /* no "-" separator, truncated lines */
   const char *bad = "31 30 0:27 / /x rw shared:10 cgroup2 cgroup2 rw\n31 30 0:27 /\n";
-  CHECK_EQ(orch_procfs_mount(bad, strlen(bad), "cgroup2", NULL, root, sizeof root, point,
-                             sizeof point),
-           -1);
+  CHECK_EQ(
+      orch_procfs_mount(bad, strlen(bad), "cgroup2", NULL, root, sizeof root, point, sizeof point),
+      -1);
 }
 
 static void environ_entries(void)
@@ -164,6 +172,55 @@ static void pid_lists(void)
   CHECK_EQ(orch_procfs_pids("\n\n", 2, pids, 3), 0);
 }
 
+/* A sock_diag reply: one socket on `port`, then a message of `tail_len` bytes (not a multiple
+ * of 4: NLMSG_NEXT would wrap around past it), in a buffer of exactly the datagram's size. */
+static void sock_diag_reply(void)
+{
+  struct {
+    struct nlmsghdr h;
+    struct inet_diag_msg d;
+  } sock;
+  memset(&sock, 0, sizeof sock);
+  sock.h.nlmsg_len = sizeof sock;
+  sock.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  sock.d.id.idiag_sport = htons(8080);
+  struct nlmsghdr tail = { .nlmsg_len = sizeof(struct nlmsghdr) + 3, .nlmsg_type = 99 };
+  size_t len = sizeof sock + sizeof tail + 3;
+  char *buf = calloc(1, len);
+  memcpy(buf, &sock, sizeof sock);
+  memcpy(buf + sizeof sock, &tail, sizeof tail);
+  int found = 0;
+  CHECK_EQ(orch_sock_diag_scan(buf, len, 8081, &found), 0);
+  CHECK_EQ(found, 0);
+  CHECK_EQ(orch_sock_diag_scan(buf, len, 8080, &found), 0); /* more to read */
+  CHECK_EQ(found, 1);
+  /* a length claiming more than there is, and one too short for a socket */
+  ((struct nlmsghdr *)buf)->nlmsg_len = (unsigned)len + 100;
+  found = 0;
+  CHECK_EQ(orch_sock_diag_scan(buf, len, 8080, &found), 0);
+  CHECK_EQ(found, 0);
+  ((struct nlmsghdr *)buf)->nlmsg_len = sizeof(struct nlmsghdr) + 4;
+  CHECK_EQ(orch_sock_diag_scan(buf, len, 8080, &found), 0);
+  CHECK_EQ(found, 0);
+  free(buf);
+  /* done, and an error reply */
+  struct nlmsghdr done = { .nlmsg_len = sizeof done, .nlmsg_type = NLMSG_DONE };
+  CHECK_EQ(orch_sock_diag_scan(&done, sizeof done, 1, &found), 1);
+  struct {
+    struct nlmsghdr h;
+    struct nlmsgerr e;
+  } err;
+  memset(&err, 0, sizeof err);
+  err.h.nlmsg_len = sizeof err;
+  err.h.nlmsg_type = NLMSG_ERROR;
+  err.e.error = -EACCES;
+  CHECK_EQ(orch_sock_diag_scan(&err, sizeof err, 1, &found), UV_EACCES);
+  err.e.error = -ENOENT;
+  CHECK_EQ(orch_sock_diag_scan(&err, sizeof err, 1, &found), 1);
+  err.h.nlmsg_len = sizeof(struct nlmsghdr) + 2;
+  CHECK_EQ(orch_sock_diag_scan(&err, sizeof err, 1, &found), UV_EPROTO);
+}
+
 int main(void)
 {
   static const check_case cases[] = {
@@ -175,6 +232,7 @@ int main(void)
     { "mountinfo: cgroup mounts", mountinfo_lines },
     { "environ: exact entries", environ_entries },
     { "cgroup.procs: pid lists", pid_lists },
+    { "sock_diag: replies, short and lying messages", sock_diag_reply },
   };
   return check_run(cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -41,3 +41,30 @@ foreach(spec ${ORCH_SPEC_FILES})
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(busted-${name} PROPERTIES ENVIRONMENT "${ORCH_BUSTED_ENV}" TIMEOUT 600)
 endforeach()
+
+# The libFuzzer harnesses for 30 s (tools/fuzz_test.sh builds them with clang in its own build
+# directory; skipped, with a message, when clang or libFuzzer is missing). Not under the
+# sanitizer build: the harnesses are sanitized builds already.
+if(NOT ORCH_SANITIZE)
+  add_test(NAME fuzz-harnesses
+           COMMAND ${CMAKE_SOURCE_DIR}/tools/fuzz_test.sh ${CMAKE_SOURCE_DIR}
+                   ${CMAKE_BINARY_DIR}/fuzz-harnesses 30
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(fuzz-harnesses PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()
+
+# Soak: the long runs of the fault specs (`it('... #soak')`: the 60 s chaos, the 1 GB flood).
+# The entries above leave them out (.busted: exclude-tags = 'soak'); these run only them, with the
+# label soak: `make soak` selects it, `make test` and `make sanitize` exclude it.
+foreach(spec ${ORCH_SPEC_FILES})
+  file(STRINGS ${CMAKE_SOURCE_DIR}/${spec} soak_tagged REGEX "it[(].*#soak")
+  if(soak_tagged)
+    get_filename_component(name ${spec} NAME_WE)
+    add_test(NAME soak-${name}
+             COMMAND ${BUSTED} --lua=lua5.4 --cpath=${CMAKE_BINARY_DIR}/lib/?.so --tags=soak
+                     --exclude-tags=none ${spec}
+             WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(soak-${name} PROPERTIES LABELS soak ENVIRONMENT "${ORCH_BUSTED_ENV}"
+                         TIMEOUT 1800)
+  endif()
+endforeach()

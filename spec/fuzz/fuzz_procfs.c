@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   case 2: {
     char root[32], point[32];
-    if (orch_procfs_mount(text, size, arg & 1 ? "cgroup" : "cgroup2", arg & 2 ? "pids" : NULL,
-                          root, sizeof root, point, sizeof point) == 0 &&
+    if (orch_procfs_mount(text, size, arg & 1 ? "cgroup" : "cgroup2", arg & 2 ? "pids" : NULL, root,
+                          sizeof root, point, sizeof point) == 0 &&
         (strlen(root) >= sizeof root || strlen(point) >= sizeof point))
       __builtin_trap();
     break;
