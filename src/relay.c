@@ -13,5 +13,9 @@ int main(int argc, char **argv)
   sigset_t set;
   orch_relay_signals(&set);
   sigprocmask(SIG_BLOCK, &set, NULL);
-  orch_relay((pid_t)atol(argv[1]), &set);
+  char *end;
+  long child = strtol(argv[1], &end, 10);
+  if (end == argv[1] || *end != '\0' || child <= 0)
+    return 2;
+  orch_relay((pid_t)child, &set);
 }
