@@ -428,8 +428,8 @@ function M.id(id, ids, known)
 end
 
 --- Validate one `add*` call. `kind` is 'daemon', 'oneshot' or 'health'; `ids` the ids already
--- declared (`index`: see M.id_set). Returns the normalised entry spec and a list of warnings; raises a failure (use
--- through `M.check`).
+-- declared (`index`: see M.id_set). Returns the normalised entry spec and a list of warnings;
+-- raises a failure (use through `M.check`).
 function M.entry(kind, ids, id, opts, index)
   local known = M.id_set(ids, index)
   M.id(id, ids, known)
