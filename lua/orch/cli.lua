@@ -211,6 +211,25 @@ local function usage_error(cmd, fmt, ...)
   error(setmetatable({ cmd = cmd, message = fmt:format(...) }, UsageError), 0)
 end
 
+-- The value of one option of `cmd` (`kind`: 'flag', 'value' or 'optional'; nil = unknown), shown
+-- as `shown` in errors: a flag is true, a 'value' takes the inline `value` or the next argument.
+-- Returns the value and the index of the last argument it used. Shared by both parsers.
+local function option_value(cmd, kind, shown, value, args, i)
+  if not kind then
+    usage_error(cmd, "unknown option '%s' for '%s'", shown, cmd)
+  end
+  if kind == 'flag' and value then
+    usage_error(cmd, "option '%s' takes no value", shown)
+  elseif kind == 'value' and not value then
+    i = i + 1
+    value = args[i]
+    if value == nil then
+      usage_error(cmd, "option '%s' needs a value", shown)
+    end
+  end
+  return value or true, i
+end
+
 -- Parse `args[i..]` for `cmd`: options first, then the script and its arguments.
 local function parse(cmd, args, i)
   local spec = OPTIONS[cmd]
@@ -225,20 +244,7 @@ local function parse(cmd, args, i)
     elseif a:sub(1, 2) == '--' then
       local name, value = a:match('^%-%-([^=]+)=(.*)$')
       name = name or a:sub(3)
-      local kind = spec[name]
-      if not kind then
-        usage_error(cmd, "unknown option '--%s' for '%s'", name, cmd)
-      end
-      if kind == 'flag' and value then
-        usage_error(cmd, "option '--%s' takes no value", name)
-      elseif kind == 'value' and not value then
-        i = i + 1
-        value = args[i]
-        if value == nil then
-          usage_error(cmd, "option '--%s' needs a value", name)
-        end
-      end
-      opts[name] = value or true
+      opts[name], i = option_value(cmd, spec[name], '--' .. name, value, args, i)
     elseif a:sub(1, 1) == '-' and #a > 1 then
       usage_error(cmd, "unknown option '%s' for '%s'", a, cmd)
     else
@@ -1141,20 +1147,7 @@ local function parse_control(cmd, args, i)
       end
     end
     if name then
-      local kind = kind_of(name)
-      if not kind then
-        usage_error(cmd, "unknown option '%s' for '%s'", a, cmd)
-      end
-      if kind == 'flag' and value then
-        usage_error(cmd, "option '%s' takes no value", a)
-      elseif kind == 'value' and not value then
-        i = i + 1
-        value = args[i]
-        if value == nil then
-          usage_error(cmd, "option '%s' needs a value", a)
-        end
-      end
-      opts[name] = value or true
+      opts[name], i = option_value(cmd, kind_of(name), a, value, args, i)
     else
       pos[#pos + 1] = a
     end
