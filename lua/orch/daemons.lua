@@ -66,8 +66,25 @@ end
 -- position of the offending call and field; nil otherwise (errors then point at the caller).
 Daemons._locator = nil
 
+local function add_checked(self, kind, id, options, anchor)
+  local spec, warnings = validate.check(validate.entry, kind, self.ids, id, options, self._index)
+  if not spec then
+    return nil, warnings, anchor
+  end
+  if Daemons._locator then
+    Daemons._locator:seen(kind, id, anchor)
+  end
+  for _, w in ipairs(warnings) do
+    util.log(self.effects, 'warning', w)
+  end
+  local index = self._index or {}
+  index[id] = #self.ids + 1 -- shared along the lineage: see validate.id_set
+  return new(self.effects, util.append(self.ids, id), util.append(self._entries, spec), index)
+end
+
 local function add(self, kind, id, options)
-  local anchor = Daemons._locator and Daemons._locator:anchor()
+  local loc = Daemons._locator
+  local anchor = loc and loc:anchor()
   if type(options) == 'function' then
     local ok, res = pcall(options)
     if not ok then
@@ -85,19 +102,13 @@ local function add(self, kind, id, options)
       return self
     end
   end
-  local spec, warnings = validate.check(validate.entry, kind, self.ids, id, options, self._index)
-  if not spec then
-    return nil, warnings, anchor
+  -- library code from here on: the locator's line hook only needs the script's own lines
+  local paused = loc and loc:pause()
+  local chain, err, at = add_checked(self, kind, id, options, anchor)
+  if loc then
+    loc:resume(paused)
   end
-  if Daemons._locator then
-    Daemons._locator:seen(kind, id, anchor)
-  end
-  for _, w in ipairs(warnings) do
-    util.log(self.effects, 'warning', w)
-  end
-  local index = self._index or {}
-  index[id] = #self.ids + 1 -- shared along the lineage: see validate.id_set
-  return new(self.effects, util.append(self.ids, id), util.append(self._entries, spec), index)
+  return chain, err, at
 end
 
 --- Add a long-running daemon.

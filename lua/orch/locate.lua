@@ -53,16 +53,37 @@ end
 -- that evaluates the script; `stop()` removes it).
 function Locator:start()
   self.last = {}
-  debug.sethook(function(_, line)
+  self.hook = function(_, line)
     local info = debug.getinfo(2, 'S')
     if info and self:_user_source(info.source) then
       self.last = { source = info.source, line = line }
     end
-  end, 'l')
+  end
+  debug.sethook(self.hook, 'l')
 end
 
-function Locator:stop() -- luacheck: ignore 212 (a method, for symmetry with start)
-  debug.sethook()
+--- Suspend the hook while library code runs (validating an entry runs hundreds of lines: with
+-- the hook on, evaluating a 1000-entry script took 3 s instead of 0.3 s). Returns a token for
+-- `resume`; a no-op on a thread without the hook.
+function Locator:pause()
+  if self.hook and debug.gethook() == self.hook then
+    debug.sethook()
+    return true
+  end
+  return false
+end
+
+function Locator:resume(paused)
+  if paused then
+    debug.sethook(self.hook, 'l')
+  end
+end
+
+function Locator:stop()
+  if debug.gethook() == self.hook then
+    debug.sethook()
+  end
+  self.hook = nil
 end
 
 -- The text of a source (`@path`), cached; nil when unreadable.
