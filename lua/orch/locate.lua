@@ -100,25 +100,39 @@ function Locator:_text(source)
   return t or nil
 end
 
--- Byte offset where line `n` of `text` starts (1-based); nil past the end.
-local function line_start(text, n)
-  local pos = 1
-  for _ = 2, n do
-    pos = text:find('\n', pos, true)
-    if not pos then
-      return nil
+-- The byte offset where each line of `text` starts, computed once per text: every add* call
+-- of a script looks a line up, and rescanning from the top made a 1000-entry script quadratic.
+local starts_cache = {}
+local function starts_of(text)
+  local starts = starts_cache[text]
+  if not starts then
+    starts = { 1 }
+    for pos in text:gmatch('\n()') do
+      starts[#starts + 1] = pos
     end
-    pos = pos + 1
+    starts_cache = { [text] = starts } -- one text at a time: a script is read once
   end
-  return pos
+  return starts
 end
 
+-- Byte offset where line `n` of `text` starts (1-based); nil past the end.
+local function line_start(text, n)
+  return starts_of(text)[n]
+end
+
+-- The line holding byte `pos` (binary search over the line starts).
 local function line_of(text, pos)
-  local n = 1
-  for _ in text:sub(1, pos - 1):gmatch('\n') do
-    n = n + 1
+  local starts = starts_of(text)
+  local lo, hi = 1, #starts
+  while lo < hi do
+    local mid = (lo + hi + 1) // 2
+    if starts[mid] <= pos then
+      lo = mid
+    else
+      hi = mid - 1
+    end
   end
-  return n
+  return lo
 end
 
 -- The innermost frame (above the library) in a user file: source, current line.
