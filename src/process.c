@@ -400,6 +400,9 @@ static void req_free(orch_spawn_req *req)
   if (req->cgroup_fd >= 0)
     close(req->cgroup_fd);
   req->cgroup_fd = -1;
+  if (req->cgroup_dir_fd >= 0)
+    close(req->cgroup_dir_fd);
+  req->cgroup_dir_fd = -1;
   free(req->groups); /* argv and envp are userdata on the stack (push_ptr_array) */
   free(req->file);
   for (int i = 0; i < 3; i++)
@@ -416,6 +419,7 @@ static int core_spawn(lua_State *L)
   req.child_fd[0] = req.child_fd[1] = req.child_fd[2] = -1;
   req.host_proc_fd = ctx->host_proc_fd;
   req.cgroup_fd = -1;
+  req.cgroup_dir_fd = -1;
   int parent_out = -1, parent_err = -1, out_ref = LUA_NOREF, err_ref = LUA_NOREF;
   const char *fail = NULL;
   /* Every check that can raise comes before anything is allocated or opened (argv and envp
@@ -460,6 +464,8 @@ static int core_spawn(lua_State *L)
     if (req.cgroup_fd < 0) {
       err = uv_translate_sys_error(errno);
       fail = lua_pushfstring(L, "join cgroup '%s'", req.cgroup);
+    } else {
+      req.cgroup_dir_fd = open(req.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
   }
   if (err == 0)

@@ -20,6 +20,7 @@ typedef struct orch_spawn_req {
   int child_fd[3];    /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
   int host_proc_fd;   /* a procfs of the host's PID namespace when orch is contained, or -1 */
   int cgroup_fd;      /* cgroup.procs of the cgroup the child joins before exec, or -1 */
+  int cgroup_dir_fd;  /* that cgroup's directory (v2: the child is born in it), or -1 */
   const char *cgroup; /* that cgroup's directory (borrowed), for error messages */
   pid_t pid;          /* out: the child */
   pid_t host_pid;     /* out: the child as the host sees it (== pid unless contained) */
