@@ -5,8 +5,9 @@
 -- `{lastResult = <raw result>}`. The sleep is chosen when `next()` is called, i.e. measured from
 -- the end of the previous probe and its report (cooldown semantics), as upstream.
 --
--- `defaultTrigger` is orch's "fast until first success" (DECISIONS): probes after 50, 100, 200,
--- 400, 800, then every 1000 ms until the first `success` of the session, afterwards
+-- `defaultTrigger` is orch's "fast until first success" (DECISIONS): probes 5 ms apart at
+-- first, then at 1/8 of the time since launch, up to one per second, until the first
+-- `success` of the session, afterwards
 -- `statusTrigger(30000, {starting = 1000, waiting = 1000, failure = 1000})`. The upstream
 -- triggers keep the seed's quirks (observed.md section 2).
 -- @module orch.trigger
@@ -191,23 +192,37 @@ function M.successFailure(o)
   return M.lastStatus { success = o.duringSuccess, default = o.duringError }
 end
 
---- First delay of the default trigger's fast phase, its cap, and the settled cadence.
-M.FAST_FIRST_MS = 50
+--- The default trigger's fast phase: the delay before each probe is 1/FAST_RATIO of the time
+-- since the session started (so a probe is never more than 1/8 of that time late), at least
+-- FAST_MIN_MS, at most FAST_MAX_MS, and never shorter than the previous probe took (a slow
+-- probe cannot take more than half of the time). A doubling schedule (50, 100, 200 ms ...)
+-- finds a listener that binds 51 ms after launch at 150 ms: each link of a dependency chain
+-- paid up to twice its start time.
+M.FAST_MIN_MS = 5
+M.FAST_RATIO = 8
 M.FAST_MAX_MS = 1000
 local settled = M.statusTrigger(30000, { starting = 1000, waiting = 1000, failure = 1000 })
 
---- The default trigger: fast until the first success of the session, then
+--- The delay of the fast phase `elapsed` ms into a session after a probe that took `took` ms.
+function M.fast_delay(elapsed, took)
+  local d = math.max(M.FAST_MIN_MS, elapsed // M.FAST_RATIO, took or 0)
+  return math.min(d, M.FAST_MAX_MS)
+end
+
+--- The default trigger: fast until the first success of the session (see FAST_RATIO), then
 -- `statusTrigger(30000, {starting = 1000, waiting = 1000, failure = 1000})`.
 function M.defaultTrigger(getInput)
-  local delay = M.FAST_FIRST_MS
+  local start = sched.now()
+  local returned -- when the previous probe was let go: `now - returned` is what it took
   local after
   return function()
     if not after then
       if getInput().lastResult == 'success' then
         after = settled(getInput)
       else
-        sched.sleep(delay)
-        delay = math.min(delay * 2, M.FAST_MAX_MS)
+        local now = sched.now()
+        sched.sleep(M.fast_delay(now - start, returned and now - returned))
+        returned = sched.now()
         return true
       end
     end
