@@ -417,6 +417,13 @@ local function run_loop(self)
       local inc <close>, err, code = incarnate(self)
       if inc then
         self._inc = inc
+        if self._on_spawn then
+          local okc, e = pcall(self._on_spawn, inc.pid)
+          if not okc then
+            util.log(self.effects, 'error', ('%s: spawn handler failed: %s'):format(self.id,
+              tostring(e)))
+          end
+        end
         ok, info = inc:wait()
         self._inc = nil
         if self._aborted then
@@ -458,14 +465,16 @@ local function run_loop(self)
 end
 
 --- Start the loop (no-op while one runs); `on_exit(ok, info)` is called after every exit
--- (`info = {code, signal, message, spawn_error}`), never after `term()`.
-function Daemon:start(on_exit)
+-- (`info = {code, signal, message, spawn_error}`), never after `term()`; `on_spawn(pid)`, if
+-- given, after every successful spawn.
+function Daemon:start(on_exit, on_spawn)
   if self._loop and not self._loop:finished() then
     return
   end
   self._aborted = false
   self.done = false
   self._on_exit = on_exit
+  self._on_spawn = on_spawn
   self._loop = sched.spawn(self.id .. ':loop', run_loop, self)
 end
 
@@ -490,7 +499,7 @@ function Daemon:term()
     return true
   end
   self._aborted = true
-  self._on_exit = nil
+  self._on_exit, self._on_spawn = nil, nil
   local ok, desc = true, nil
   local inc = self._inc
   if inc then

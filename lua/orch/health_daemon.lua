@@ -385,6 +385,7 @@ function HealthDaemon:_on_exit(session, ok, info)
   self:_set_health({ result = 'failure', message = msg }, true)
 end
 
+
 function HealthDaemon:_start()
   self.running = true
   self._started = sched.now()
@@ -395,9 +396,15 @@ function HealthDaemon:_start()
     self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
   end
   if self.daemon then
+    -- without a readiness check, a daemon is ready as soon as its process runs
+    local on_spawn = not self.ready and self.kind == 'daemon' and function()
+      if self._session == session and not self.terminated then
+        self:_set_health({ result = 'success', message = 'running' }, false)
+      end
+    end or nil
     self.daemon:start(function(ok, info)
       self:_on_exit(session, ok, info)
-    end)
+    end, on_spawn)
   end
 end
 

@@ -469,12 +469,16 @@ function M.entry(kind, ids, id, opts, index)
     end
   end
   if kind ~= 'oneshot' then
-    if opts.ready == nil then
+    -- A daemon may go without a readiness check (orch's extension: it is ready once its
+    -- process runs, and nothing is probed); a health check is nothing but its check.
+    if opts.ready == nil and kind == 'health' then
       fail(ctx .. 'ready is required ({display = ..., fn = ...})')
     end
-    spec.ready = check_ready(opts.ready, ctx, warnings)
+    if opts.ready ~= nil then
+      spec.ready = check_ready(opts.ready, ctx, warnings)
+    end
   end
-  spec.visible = kind ~= 'oneshot' and type(spec.ready.display) == 'string'
+  spec.visible = spec.ready ~= nil and type(spec.ready.display) == 'string'
   if not M.valid_health_id(id) then
     if spec.visible then
       fail(("Daemons: id '%s' is not a valid health check id "
