@@ -41,7 +41,7 @@ Locator.__index = Locator
 --- A locator for scripts under evaluation; `lib_dir` is the orch library's directory (its
 -- frames are skipped).
 function M.new(lib_dir)
-  return setmetatable({ lib = lib_dir, sources = {}, last = {} }, Locator)
+  return setmetatable({ lib = lib_dir, sources = {}, starts = {}, last = {} }, Locator)
 end
 
 function Locator:_user_source(src)
@@ -100,29 +100,23 @@ function Locator:_text(source)
   return t or nil
 end
 
--- The byte offset where each line of `text` starts, computed once per text: every add* call
--- of a script looks a line up, and rescanning from the top made a 1000-entry script quadratic.
-local starts_cache = {}
+-- The byte offset where each line of `text` starts, computed once per source (Locator.starts):
+-- every add* call looks a line up, and rescanning from the top made 1000 entries quadratic.
 local function starts_of(text)
-  local starts = starts_cache[text]
-  if not starts then
-    starts = { 1 }
-    for pos in text:gmatch('\n()') do
-      starts[#starts + 1] = pos
-    end
-    starts_cache = { [text] = starts } -- one text at a time: a script is read once
+  local starts = { 1 }
+  for pos in text:gmatch('\n()') do
+    starts[#starts + 1] = pos
   end
   return starts
 end
 
--- Byte offset where line `n` of `text` starts (1-based); nil past the end.
-local function line_start(text, n)
-  return starts_of(text)[n]
+-- Byte offset where line `n` starts (1-based; `starts` from starts_of); nil past the end.
+local function line_start(starts, n)
+  return starts[n]
 end
 
 -- The line holding byte `pos` (binary search over the line starts).
-local function line_of(text, pos)
-  local starts = starts_of(text)
+local function line_of(starts, pos)
   local lo, hi = 1, #starts
   while lo < hi do
     local mid = (lo + hi + 1) // 2
@@ -183,7 +177,12 @@ function Locator:_find(kind, id, field, at)
     return nil
   end
   local text = self:_text(source)
-  local from = text and line_start(text, anchor)
+  local starts = text and self.starts[source]
+  if text and not starts then
+    starts = starts_of(text)
+    self.starts[source] = starts
+  end
+  local from = text and line_start(starts, anchor)
   if not from then
     return source, anchor
   end
@@ -207,7 +206,7 @@ function Locator:_find(kind, id, field, at)
     return source, anchor
   end
   self.prev_source, self.prev_end = source, call_e
-  local line = line_of(text, call_s)
+  local line = line_of(starts, call_s)
   if not field then
     return source, line
   end
@@ -221,7 +220,7 @@ function Locator:_find(kind, id, field, at)
   for i = #parts, 1, -1 do
     local found = body:find('%f[%w_]' .. esc(parts[i]) .. '%s*=')
     if found then
-      return source, line_of(text, call_e + found)
+      return source, line_of(starts, call_e + found)
     end
   end
   return source, line
