@@ -61,9 +61,7 @@ function HealthDaemon.new(spec, deps, effects)
     is_ready = false,
     terminated = false,
     _dirty = false,
-    _wake = sched.event(),
-    _done = sched.event(),
-    _idle = sched.event(), -- set while the actor has nothing to do (see `settled`)
+    idle = true, -- the actor has nothing to do (see `settled`)
   }, HealthDaemon)
   if spec.exec then
     self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects })
@@ -148,14 +146,30 @@ function HealthDaemon:_notify(old)
   self:_poke()
 end
 
--- Mark the actor dirty and wake it (it is busy until it has reconciled).
+-- Mark the entry dirty and make sure an actor task will reconcile it (it is busy until then).
 function HealthDaemon:_poke()
   if self.terminated then
     return
   end
   self._dirty = true
-  self._idle:clear()
-  self._wake:set()
+  self.idle = false
+  self:_ensure_actor()
+end
+
+-- The actor is a task that exists only while there is something to do: an idle entry holds no
+-- coroutine (1000 entries: ~2 MiB less, and nothing to wake).
+function HealthDaemon:_ensure_actor()
+  if self._live and not self._actor_task then
+    self._actor_task = sched.spawn(self.id .. ':actor', self._actor, self)
+  end
+end
+
+-- Wake whoever waits in `settled` or `term` (events made on demand).
+function HealthDaemon:_signal(name)
+  local ev = self[name]
+  if ev then
+    ev:set()
+  end
 end
 
 function HealthDaemon:_deps_status()
@@ -466,23 +480,20 @@ function HealthDaemon:_reconcile()
 end
 
 function HealthDaemon:_actor()
-  while true do
-    while not self._dirty and not self.terminated do
-      self._idle:set()
-      self._wake:clear()
-      self._wake:wait()
-    end
-    if self.terminated then
-      break
-    end
+  while self._dirty and not self.terminated do
     self._dirty = false
     self:_reconcile()
   end
-  if self.running then
-    self:_stop()
+  if self.terminated then
+    if self.running then
+      self:_stop()
+    end
+    self.done = true
+    self:_signal('_done')
   end
-  self._done:set()
-  self._idle:set()
+  self._actor_task = nil -- from here on, a poke starts a new actor
+  self.idle = true
+  self:_signal('_idle')
 end
 
 --- The first pass at build time (synchronous: it only starts or reports waiting).
@@ -490,9 +501,13 @@ function HealthDaemon:initial()
   self:_reconcile()
 end
 
---- Start the actor task.
+--- Let changes be acted on from now on (after `initial`): an actor task runs whenever the
+-- entry has something to do.
 function HealthDaemon:start_actor()
-  self._actor_task = sched.spawn(self.id .. ':actor', self._actor, self)
+  self._live = true
+  if self._dirty then
+    self:_ensure_actor()
+  end
 end
 
 --- Terminate (yields): stop the probe loop and the process; nothing is reported afterwards and
@@ -500,13 +515,15 @@ end
 -- @async
 function HealthDaemon:term()
   self.terminated = true
-  if not self._actor_task then
-    self._done:set()
-    self._idle:set()
+  if not self._live or self.done then
+    self.done, self.idle = true, true
     return
   end
-  self._wake:set()
-  self._done:wait()
+  self:_ensure_actor() -- a running actor sees `terminated` when its reconcile returns
+  self._done = self._done or sched.event()
+  while not self.done do
+    self._done:wait()
+  end
 end
 
 --- SIGKILL the process group now and ignore everything afterwards (second Ctrl-C).
@@ -519,7 +536,6 @@ function HealthDaemon:kill_now()
   if self.daemon then
     self.daemon:kill_now()
   end
-  self._wake:set()
 end
 
 --- Operator control: keep the entry stopped until `release()`. `reason` is `'stopped'` (it
@@ -546,7 +562,9 @@ end
 -- once after `term()` or `kill_now()`.
 -- @async
 function HealthDaemon:settled()
-  while not self._idle.is_set and not self.terminated do
+  while not self.idle and not self.terminated do
+    self._idle = self._idle or sched.event()
+    self._idle:clear()
     self._idle:wait()
   end
 end
