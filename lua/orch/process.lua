@@ -112,6 +112,12 @@ function Command:kill(sig)
   return self.proc:kill(sig or 'SIGTERM')
 end
 
+--- Call `fn()` (no yielding) once the process has exited and every pipe is at EOF; at once
+-- if it has.
+function Command:on_exit(fn)
+  self.exited:on_set(fn)
+end
+
 --- Wait for the exit and EOF on every pipe (yields); returns `code, signal`.
 -- @async
 function Command:wait(timeout_ms)

@@ -273,6 +273,16 @@ function Event:set(...)
   end
 end
 
+--- Call `fn()` (a plain function: it must not yield) when the event is set; at once if it is.
+-- Lets an object react to an event without a task waiting for it.
+function Event:on_set(fn)
+  if self.is_set then
+    fn()
+  else
+    self._waiters[#self._waiters + 1] = fn
+  end
+end
+
 function Event:clear()
   self.is_set = false
   self.value = nil
