@@ -147,4 +147,23 @@ describe('orch.sched', function()
     end, { timeout = 1000 })
     assert.same({ 1, 2, 3 }, order)
   end)
+
+  it('Event:on_set calls a plain function once when set, or at once when already set', function()
+    local calls = {}
+    local ev = sched.event()
+    ev:on_set(function()
+      calls[#calls + 1] = 'first'
+    end)
+    assert.same({}, calls)
+    ev:set()
+    ev:set()
+    assert.same({ 'first' }, calls)
+    ev:on_set(function()
+      calls[#calls + 1] = 'late'
+    end)
+    assert.same({ 'first', 'late' }, calls)
+    ev:clear()
+    ev:set()
+    assert.same({ 'first', 'late' }, calls)
+  end)
 end)
