@@ -29,13 +29,13 @@ insulate('Daemons:runUntilSuccess (group F)', function()
       returned = orch.now()
     end, 200000)
     assert.is_true(res)
-    -- server ready at its probe at 750; bootstrap runs 750..1050; then term: server exits 200 ms
-    -- after its SIGTERM
-    assert.are.same({ 750 }, fake.spawn_times('bootstrap'))
+    -- server ready at its first probe after the bind at 500: 553 (492 + 492 // 8); bootstrap
+    -- runs 553..853; then term: server exits 200 ms after its SIGTERM
+    assert.are.same({ 553 }, fake.spawn_times('bootstrap'))
     local server = fake.procs('server')[1]
-    assert.are.same({ { sig = 'SIGTERM', t = 1050 } }, server.signals)
-    assert.are.equal(1250, server.t_exit)
-    assert.are.equal(1250, returned)
+    assert.are.same({ { sig = 'SIGTERM', t = 853 } }, server.signals)
+    assert.are.equal(1053, server.t_exit)
+    assert.are.equal(1053, returned)
   end)
 
   it('56: on timeout, term() and then raise "Timed out waiting for web,seed" with diagnostics',

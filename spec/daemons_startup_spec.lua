@@ -1,6 +1,7 @@
 -- Group B of reference.md section 4: startup and dependency gating (fake clock).
--- Adjusted per DECISIONS: the default trigger probes fast until the first success (50, 100,
--- 200, ... ms) instead of once a second.
+-- Adjusted per DECISIONS: the default trigger probes fast until the first success (5 ms apart
+-- at first, then 1/8 of the time since the start: 5, 10, ... 50, 56, 63, ... ms) instead of once
+-- a second.
 local H = require 'spec.support.helpers'
 
 insulate('Daemons startup and gating (group B)', function()
@@ -68,18 +69,27 @@ insulate('Daemons startup and gating (group B)', function()
         r[1].result })
       assert.is_nil(r[1].message)
       assert.are.equal(0, fake.procs('main')[1].t0)
-      -- fast probes at 50, 150 (failure shown as starting within grace), 350 success, then 30 s
-      assert.are.same({ 0, 50, 150, 350, 30350 }, H.times(r))
-      assert.are.same({ 'starting', 'starting', 'starting', 'success', 'success' },
-        (function()
-          local out = {}
-          for i, x in ipairs(r) do
-            out[i] = x.result
-          end
-          return out
-        end)())
-      assert.are.equal('Main is ready', r[4].message)
+      -- fast probes at 5, 10, ... 245, 275 (failures shown as starting within grace), the
+      -- first one after the bind at 300 succeeds (309), then 30 s later (30309)
+      local ready = H.fast_first(300)
+      local expected, results = { 0 }, { 'starting' }
+      for _, t in ipairs(H.fast_probes(ready)) do
+        expected[#expected + 1] = t
+        results[#results + 1] = t < ready and 'starting' or 'success'
+      end
+      expected[#expected + 1] = ready + 30000
+      results[#results + 1] = 'success'
+      assert.are.same(expected, H.times(r))
+      assert.are.same(results, (function()
+        local out = {}
+        for i, x in ipairs(r) do
+          out[i] = x.result
+        end
+        return out
+      end)())
+      assert.are.equal('Main is ready', r[#r - 1].message)
       assert.are.equal('Main is not listening', r[2].message)
+      assert.are.equal('Main is not listening', r[#r - 2].message)
     end)
 
   it('14: a dependent reports waiting with the dependency names, then starts the instant it '
@@ -104,7 +114,7 @@ insulate('Daemons startup and gating (group B)', function()
       local ok = first(api, function(x)
         return x.result == 'success'
       end)
-      assert.are.equal(1050, ok.t) -- first probe of the default trigger, 50 ms after launch
+      assert.are.equal(1005, ok.t) -- first probe of the default trigger, 5 ms after launch
     end)
 
   it('15: hidden and oneshot dependencies are not named; visible ones are, in requires order',
@@ -228,7 +238,8 @@ insulate('Daemons startup and gating (group B)', function()
       local ok = first(sync, function(x)
         return x.result == 'success'
       end)
-      assert.are.same({ 1050, 'sync', 'Sync', 'synced' }, { ok.t, ok.id, ok.name, ok.message })
+      -- its first probe, 5 ms after app's success at 1000 started it
+      assert.are.same({ 1005, 'sync', 'Sync', 'synced' }, { ok.t, ok.id, ok.name, ok.message })
       assert.are.equal(0, #fake.procs('sync'))
     end)
 

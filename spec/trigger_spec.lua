@@ -145,34 +145,152 @@ insulate('orch.trigger', function()
   end)
 
   describe('defaultTrigger', function()
-    it('probes fast until the first success: 50 ms, doubling up to 1000 ms', function()
-      local t = drive(trigger.defaultTrigger, function()
+    -- The fast phase with probes that take no time: 5 ms apart up to 50, then 1/8 of the time
+    -- since the session start (each gap is floor(previous probe time / 8)), 1000 ms apart from
+    -- 8254 on.
+    local FAST = { 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 56, 63, 70, 78, 87, 97, 109, 122, 137,
+      154, 173, 194, 218, 245, 275, 309, 347, 390, 438, 492, 553, 622, 699, 786, 884, 994, 1118,
+      1257, 1414, 1590, 1788, 2011, 2262, 2544, 2862, 3219, 3621, 4073, 4582, 5154, 5798, 6522,
+      7337, 8254, 9254, 10254, 11254, 12254 }
+
+    local function failing()
+      return 'failure'
+    end
+
+    it('probes fast until the first success: 5 ms apart, then 1/8 of the time since the start, '
+      .. 'up to 1000 ms', function()
+        local t = drive(trigger.defaultTrigger, failing, #FAST)
+        assert.are.same(FAST, t)
+        -- the helpers the Daemons specs derive their times from agree
+        assert.are.same(FAST, H.fast_probes(FAST[#FAST]))
+        assert.are.same({ 5, 10 }, H.fast_probes(14))
+        assert.are.same({ 5, 309, 553, 10254 }, { H.fast_first(0), H.fast_first(300),
+          H.fast_first(500), H.fast_first(9255) })
+      end)
+
+    it('probes 5 ms after the session start, with or without a result yet', function()
+      assert.are.same({ 5 }, drive(trigger.defaultTrigger, failing, 1))
+      fake.reset()
+      assert.are.same({ 5 }, drive(trigger.defaultTrigger, failing, 1, false))
+      assert.are.equal(5, trigger.FAST_MIN_MS)
+    end)
+
+    it('probes every 5 ms during the first 45 ms', function()
+      local g = gaps({ 0, table.unpack(drive(trigger.defaultTrigger, failing, 10)) })
+      assert.are.same({ 5, 5, 5, 5, 5, 5, 5, 5, 5, 5 }, g) -- the probe at 45 is followed at 50
+      for elapsed = 0, 47 do
+        assert.are.equal(5, trigger.fast_delay(elapsed, 0), elapsed)
+      end
+      assert.are.equal(6, trigger.fast_delay(48, 0))
+    end)
+
+    it('waits 1/8 of the time since the session start later on', function()
+      assert.are.equal(8, trigger.FAST_RATIO)
+      assert.are.equal(100, trigger.fast_delay(800, 0))
+      assert.are.equal(100, trigger.fast_delay(807))
+      assert.are.equal(50, trigger.fast_delay(400, 0))
+      assert.are.equal(124, trigger.fast_delay(999, 3))
+      -- on the trigger: a session whose first next() comes 800 ms after the trigger was
+      -- created (the session start) probes 100 ms later, then 1/8 of 900 later
+      local times = {}
+      H.run(function()
+        local nxt = trigger.defaultTrigger(function()
+          return { lastResult = 'failure' }
+        end)
+        orch.sleep(800)
+        for i = 1, 3 do
+          assert.is_true(nxt())
+          times[i] = orch.now()
+        end
+      end, 100000)
+      assert.are.same({ 900, 1012, 1138 }, times) -- 800 + 100, 900 + 112, 1012 + 126
+      -- every gap of the instant-probe schedule past 50 ms is 1/8 of the previous probe time
+      for i = 10, #FAST - 1 do
+        assert.are.equal(math.min(FAST[i] // 8, 1000), FAST[i + 1] - FAST[i], FAST[i])
+      end
+    end)
+
+    it('waits at most 1000 ms between probes', function()
+      assert.are.equal(1000, trigger.FAST_MAX_MS)
+      assert.are.equal(999, trigger.fast_delay(7999, 0))
+      assert.are.equal(1000, trigger.fast_delay(8000, 0))
+      assert.are.equal(1000, trigger.fast_delay(3600 * 1000, 0))
+      assert.are.equal(1000, trigger.fast_delay(10, 5000)) -- even after a slow probe
+      local g = gaps(drive(trigger.defaultTrigger, failing, 70))
+      for i = 56, #g do
+        assert.are.equal(1000, g[i]) -- from 8254 on
+      end
+    end)
+
+    it('never waits less than the previous probe took', function()
+      -- the first probe (at 5) takes 300 ms: next() is called at 305, when 1/8 of the time is
+      -- only 38 ms, and waits 300; the probes after it take no time: 605 + 605 // 8, ...
+      local t = drive(trigger.defaultTrigger, function(i)
+        if i == 1 then
+          orch.sleep(300)
+        end
         return 'failure'
-      end, 9)
-      assert.are.same({ 50, 100, 200, 400, 800, 1000, 1000, 1000, 1000 },
-        gaps({ 0, table.unpack(t) }))
+      end, 4)
+      assert.are.same({ 5, 605, 680, 765 }, t)
+      assert.are.equal(300, trigger.fast_delay(305, 300))
+      assert.are.equal(38, trigger.fast_delay(305, 0))
+      -- a probe that takes 3 s: the next one comes 1000 ms after it (the cap)
+      fake.reset()
+      t = drive(trigger.defaultTrigger, function(i)
+        if i == 1 then
+          orch.sleep(3000)
+        end
+        return 'failure'
+      end, 2)
+      assert.are.same({ 5, 4005 }, t)
     end)
 
     it('settles on statusTrigger(30000, {starting, waiting, failure = 1000}) after a success',
       function()
-        local seq = { 'failure', 'success', 'success', 'failure', 'loading', 'failure' }
+        local seq = { 'failure', 'success', 'success', 'failure', 'loading', 'starting',
+          'waiting', 'failure' }
         local t = drive(trigger.defaultTrigger, function(i)
           return seq[i]
-        end, 7)
-        assert.are.same({ 50, 100, 30000, 30000, 1000, 30000, 1000 },
+        end, 9)
+        assert.are.same({ 5, 5, 30000, 30000, 1000, 30000, 1000, 1000, 1000 },
           gaps({ 0, table.unpack(t) }))
       end)
 
-    it('is per session: a new instance starts fast again', function()
-      local t1 = drive(trigger.defaultTrigger, function()
+    it('keeps the 30 s cadence after the first success, whatever the probes took', function()
+      -- first success at 5; the later probes take 2 s each: 30 s after the end of each
+      local t = drive(trigger.defaultTrigger, function(i)
+        if i >= 2 then
+          orch.sleep(2000)
+        end
         return 'success'
-      end, 2)
-      assert.are.same({ 50, 30050 }, t1)
-      fake.reset()
-      local t2 = drive(trigger.defaultTrigger, function()
-        return 'failure'
-      end, 1)
-      assert.are.same({ 50 }, t2)
+      end, 4)
+      assert.are.same({ 5, 30005, 62005, 94005 }, t)
+    end)
+
+    it('is per session: a new instance starts fast again, timed from its own start', function()
+      local t1, t2 = {}, {}
+      H.run(function()
+        local last
+        local function input()
+          return { lastResult = last }
+        end
+        local nxt = trigger.defaultTrigger(input)
+        for i = 1, 2 do
+          assert.is_true(nxt())
+          t1[i] = orch.now()
+          last = 'success'
+        end
+        -- a new session 60 s later (the entry restarted): fast again from its own start
+        orch.sleep(60000 - orch.now())
+        last = 'failure'
+        nxt = trigger.defaultTrigger(input)
+        for i = 1, 3 do
+          assert.is_true(nxt())
+          t2[i] = orch.now()
+        end
+      end, 100000)
+      assert.are.same({ 5, 30005 }, t1)
+      assert.are.same({ 60005, 60010, 60015 }, t2)
     end)
   end)
 end)

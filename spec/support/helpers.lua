@@ -202,6 +202,35 @@ function M.times(list, t0)
   return out
 end
 
+--- The probe times of the default trigger's fast phase (before the first success) with probes
+-- that take no time, in ms since the session start: every one at or before `upto`. Each delay
+-- is `trigger.fast_delay(elapsed, took)`: 5 ms at first, then 1/8 of the elapsed time, at most
+-- 1000 ms. spec/trigger_spec.lua checks these against literal times (5 10 ... 45 50 56 63 70 78
+-- ... 275 309 ... 492 553 ... 8254 9254 10254).
+function M.fast_probes(upto)
+  local fast_delay = require('orch.trigger').fast_delay
+  local out, t = {}, 0
+  while true do
+    t = t + fast_delay(t, #out > 0 and 0 or nil)
+    if t > upto then
+      return out
+    end
+    out[#out + 1] = t
+  end
+end
+
+--- The first probe of the default trigger's fast phase at or after `t` ms into the session
+-- (probes that take no time): e.g. 309 for a listener that binds at 300.
+function M.fast_first(t)
+  local fast_delay = require('orch.trigger').fast_delay
+  local p, n = 0, 0
+  repeat
+    p = p + fast_delay(p, n > 0 and 0 or nil)
+    n = n + 1
+  until p >= t
+  return p
+end
+
 --- A probe fn returning the scripted results in turn (the last repeats); records call times.
 function M.scripted(results)
   local calls = {}
