@@ -194,8 +194,8 @@ end
 
 --- The default trigger's fast phase: the delay before each probe is 1/FAST_RATIO of the time
 -- since the session started (so a probe is never more than 1/8 of that time late), at least
--- FAST_MIN_MS, at most FAST_MAX_MS, and never shorter than the previous probe took (a slow
--- probe cannot take more than half of the time). A doubling schedule (50, 100, 200 ms ...)
+-- FAST_MIN_MS, and never shorter than the previous probe took (so that a slow probe cannot
+-- take more than half of the time), at most FAST_MAX_MS. A doubling schedule (50, 100, 200 ms ...)
 -- finds a listener that binds 51 ms after launch at 150 ms: each link of a dependency chain
 -- paid up to twice its start time.
 M.FAST_MIN_MS = 5
