@@ -444,9 +444,7 @@ end
 
 -- Sleep the backoff (yields) and step it up.
 local function back_off(self)
-  self.phase = 'backoff'
   sched.sleep(self._backoff)
-  self.phase = nil
   self._backoff = math.min(self._backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
   self.restarts = self.restarts + 1
 end
@@ -584,7 +582,7 @@ function Daemon:term()
   if inc then
     inc:close()
   end
-  self._loop, self._inc, self.phase, self._active = nil, nil, nil, false
+  self._loop, self._inc, self._active = nil, nil, false
   return ok, desc
 end
 
