@@ -48,6 +48,12 @@ foreach(spec ${ORCH_SPEC_FILES})
            COMMAND ${BUSTED} --lua=lua5.4 --cpath=${CMAKE_BINARY_DIR}/lib/?.so ${spec}
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(busted-${name} PROPERTIES ENVIRONMENT "${ORCH_BUSTED_ENV}" TIMEOUT 600)
+  # The fault specs check that no process of their fixtures is left anywhere on the machine,
+  # by command line (chaos.lua's daemons are shared by faults_chaos and faults_limits): under
+  # `ctest -j` they must not run at the same time as one another.
+  if(name MATCHES "^faults_")
+    set_tests_properties(busted-${name} PROPERTIES RESOURCE_LOCK orch_fault_fixtures)
+  endif()
 endforeach()
 
 # The libFuzzer harnesses for 30 s (tools/fuzz_test.sh builds them with clang in its own build
@@ -73,6 +79,6 @@ foreach(spec ${ORCH_SPEC_FILES})
                      --exclude-tags=none ${spec}
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(soak-${name} PROPERTIES LABELS soak ENVIRONMENT "${ORCH_BUSTED_ENV}"
-                         TIMEOUT 1800)
+                         TIMEOUT 1800 RESOURCE_LOCK orch_fault_fixtures)
   endif()
 endforeach()
