@@ -3,8 +3,14 @@
  * CURLMOPT_TIMERFUNCTION: one uv_timer_t).
  *
  * Lua code runs only from check_done(), after curl_multi_socket_action() has returned, never
- * from inside a curl callback, so a Lua callback may start or close probes freely. */
+ * from inside a curl callback, so a Lua callback may start or close probes freely.
+ *
+ * libcurl is dlopen'ed on the first http_get, not linked: its dependency chain (TLS, Kerberos,
+ * LDAP, SSH...) costs ~5 MB of RSS in every orch that never makes an HTTP check. curl.h still
+ * gives the types and constants. */
+#include <dlfcn.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +24,36 @@
 
 #define HTTP_DEFAULT_TIMEOUT       1000
 #define HTTP_DEFAULT_MAX_REDIRECTS 5
+
+#ifndef ORCH_LIBCURL_SONAME
+#define ORCH_LIBCURL_SONAME "libcurl.so.4"
+#endif
+
+/* Every libcurl function used here, called as curl.<name> (the symbol is curl_<name>). */
+#define CURL_FUNCTIONS(X)                                                                          \
+  X(global_init)                                                                                   \
+  X(easy_init)                                                                                     \
+  X(easy_cleanup)                                                                                  \
+  X(easy_setopt)                                                                                   \
+  X(easy_getinfo)                                                                                  \
+  X(easy_strerror)                                                                                 \
+  X(multi_init)                                                                                    \
+  X(multi_cleanup)                                                                                 \
+  X(multi_setopt)                                                                                  \
+  X(multi_assign)                                                                                  \
+  X(multi_add_handle)                                                                              \
+  X(multi_remove_handle)                                                                           \
+  X(multi_socket_action)                                                                           \
+  X(multi_info_read)                                                                               \
+  X(multi_strerror)
+
+static struct {
+#define CURL_POINTER(name) __typeof__(curl_##name) *(name);
+  CURL_FUNCTIONS(CURL_POINTER)
+#undef CURL_POINTER
+} curl;
+
+static int curl_loaded; /* every pointer in `curl` is set and curl_global_init succeeded */
 
 struct http_multi;
 
@@ -73,11 +109,11 @@ static void http_detach(http_probe *p)
   if (p->easy == NULL)
     return;
   if (m != NULL) {
-    curl_multi_remove_handle(m->multi, p->easy);
+    curl.multi_remove_handle(m->multi, p->easy);
     if (--m->transfers == 0)
       uv_unref((uv_handle_t *)m->timer);
   }
-  curl_easy_cleanup(p->easy);
+  curl.easy_cleanup(p->easy);
   p->easy = NULL;
 }
 
@@ -96,7 +132,7 @@ static const char *http_code(CURL *easy, CURLcode rc)
   case CURLE_COULDNT_RESOLVE_HOST:
     return "EAI_NONAME";
   case CURLE_COULDNT_CONNECT:
-    curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+    curl.easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
     return os_errno > 0 ? uv_err_name(uv_translate_sys_error((int)os_errno)) : "ECONNREFUSED";
   default:
     return "ECURL";
@@ -111,11 +147,11 @@ static void http_done(http_probe *p, CURLcode rc)
   lua_Integer elapsed = (lua_Integer)((uv_hrtime() - p->start) / 1000000);
   long status = 0;
   const char *code = NULL;
-  curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl.easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
   if (rc != CURLE_OK) {
     code = http_code(p->easy, rc);
     if (p->errbuf[0] == '\0')
-      strncpy(p->errbuf, curl_easy_strerror(rc), sizeof p->errbuf - 1);
+      strncpy(p->errbuf, curl.easy_strerror(rc), sizeof p->errbuf - 1);
   }
   http_detach(p);
   int base = orch_probe_push_done(&p->head);
@@ -141,12 +177,12 @@ static void check_done(http_multi *m)
 {
   CURLMsg *msg;
   int pending;
-  while ((msg = curl_multi_info_read(m->multi, &pending)) != NULL) {
+  while ((msg = curl.multi_info_read(m->multi, &pending)) != NULL) {
     if (msg->msg != CURLMSG_DONE)
       continue;
     char *priv = NULL;
     CURLcode rc = msg->data.result;
-    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+    curl.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
     if (priv != NULL)
       http_done((http_probe *)(void *)priv, rc);
   }
@@ -165,7 +201,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
-  curl_multi_socket_action(m->multi, s->fd, flags, &running); /* may close s */
+  curl.multi_socket_action(m->multi, s->fd, flags, &running); /* may close s */
   check_done(m);
 }
 
@@ -175,7 +211,7 @@ static void on_multi_timer(uv_timer_t *t)
   int running;
   if (m == NULL)
     return;
-  curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  curl.multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   check_done(m);
 }
 
@@ -189,7 +225,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     /* curl says so before it closes fd: stopping now (uv_close stops at once) frees the fd
      * number for a new uv_poll_t should curl open another socket with it */
     if (s != NULL) {
-      curl_multi_assign(m->multi, fd, NULL);
+      curl.multi_assign(m->multi, fd, NULL);
       sock_close(s);
     }
     return 0;
@@ -210,7 +246,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     if (m->socks != NULL)
       m->socks->prev = s;
     m->socks = s;
-    curl_multi_assign(m->multi, fd, s);
+    curl.multi_assign(m->multi, fd, s);
   }
   int events = 0;
   if (what & CURL_POLL_IN)
@@ -233,22 +269,63 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
   return 0;
 }
 
-/* The ctx's multi, created on first use; NULL when out of memory or curl cannot start. */
+/* Resolve every CURL_FUNCTIONS symbol of `lib` into `curl`; 0, or -1 with dlerror() set. */
+static int curl_resolve(void *lib)
+{
+  void *sym;
+  /* memcpy: ISO C has no conversion from an object pointer to a function pointer */
+#define CURL_RESOLVE(name)                                                                         \
+  if ((sym = dlsym(lib, "curl_" #name)) == NULL)                                                   \
+    return -1;                                                                                     \
+  memcpy(&curl.name, &sym, sizeof sym);
+  CURL_FUNCTIONS(CURL_RESOLVE)
+#undef CURL_RESOLVE
+  return 0;
+}
+
+/* Open libcurl, resolve `curl` and call curl_global_init, once per process (never undone: TLS
+ * libraries are not meant to be unloaded). NULL when ready, else why not, in a static buffer.
+ * A failure is retried on the next call: libcurl may have been installed meanwhile. */
+static const char *curl_load(void)
+{
+  static char why[512];
+  if (curl_loaded)
+    return NULL;
+  const char *err;
+  void *lib = dlopen(ORCH_LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (lib == NULL || curl_resolve(lib) != 0) {
+    err = dlerror();
+  } else if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    err = "curl_global_init failed";
+    lib = NULL; /* it may have started its TLS library: stays loaded */
+  } else {
+    curl_loaded = 1;
+    return NULL;
+  }
+  if (err == NULL)
+    err = "cannot load";
+  /* dlerror() names the library already; say which one where it does not */
+  int named = strstr(err, ORCH_LIBCURL_SONAME) != NULL;
+  snprintf(why, sizeof why, "HTTP checks need libcurl: %s%s%s", named ? "" : ORCH_LIBCURL_SONAME,
+           named ? "" : ": ", err);
+  if (lib != NULL)
+    dlclose(lib); /* after snprintf: dlclose may reuse dlerror()'s buffer */
+  return why;
+}
+
+/* The ctx's multi, created on first use (after curl_load); NULL when out of memory. */
 static http_multi *http_multi_get(orch_ctx *ctx)
 {
   if (ctx->http != NULL)
     return ctx->http;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-    return NULL; /* reference counted by curl: paired with the cleanup in orch_http_close */
   http_multi *m = calloc(1, sizeof *m);
   uv_timer_t *timer = malloc(sizeof *timer);
-  CURLM *multi = curl_multi_init();
+  CURLM *multi = curl.multi_init();
   if (m == NULL || timer == NULL || multi == NULL) {
     free(m);
     free(timer);
     if (multi != NULL)
-      curl_multi_cleanup(multi);
-    curl_global_cleanup();
+      curl.multi_cleanup(multi);
     return NULL;
   }
   uv_timer_init(&ctx->loop, timer);
@@ -257,10 +334,10 @@ static http_multi *http_multi_get(orch_ctx *ctx)
   m->multi = multi;
   m->timer = timer;
   m->ctx = ctx;
-  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, m);
-  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, m);
+  curl.multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl.multi_setopt(multi, CURLMOPT_SOCKETDATA, m);
+  curl.multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl.multi_setopt(multi, CURLMOPT_TIMERDATA, m);
   ctx->http = m;
   return m;
 }
@@ -270,14 +347,13 @@ void orch_http_close(orch_ctx *ctx)
   http_multi *m = ctx->http;
   if (m == NULL)
     return;
-  curl_multi_cleanup(m->multi); /* may still call on_curl_socket: m stays valid until after */
+  curl.multi_cleanup(m->multi); /* may still call on_curl_socket: m stays valid until after */
   while (m->socks != NULL)
     sock_close(m->socks);
   m->timer->data = NULL;
   uv_close((uv_handle_t *)m->timer, on_close_free);
   free(m);
   ctx->http = NULL;
-  curl_global_cleanup();
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
@@ -334,7 +410,7 @@ static CURLcode http_setup(CURL *easy, http_probe *p, const char *url, const htt
   CURLcode rc = CURLE_OK;
 #define SET(opt, val)                                                                              \
   if (rc == CURLE_OK)                                                                              \
-  rc = curl_easy_setopt(easy, opt, val)
+  rc = curl.easy_setopt(easy, opt, val)
   SET(CURLOPT_URL, url);
   SET(CURLOPT_PRIVATE, (void *)p);
   SET(CURLOPT_ERRORBUFFER, p->errbuf);
@@ -387,22 +463,25 @@ static int core_http_get(lua_State *L)
   http_check_opts(L, 2, &o);
   luaL_checktype(L, 3, LUA_TFUNCTION);
   orch_ctx *ctx = orch_ctx_get(L);
+  const char *why = curl_load();
+  if (why != NULL)
+    return http_pushfail(L, url, why);
   http_multi *m = http_multi_get(ctx);
   if (m == NULL)
     return http_pushfail(L, url, "cannot start libcurl");
-  CURL *easy = curl_easy_init();
+  CURL *easy = curl.easy_init();
   if (easy == NULL)
     return http_pushfail(L, url, "cannot create a curl handle");
   http_probe *p = (http_probe *)orch_probe_new(L, sizeof *p, 3, http_cancel);
   p->start = uv_hrtime();
   CURLcode rc = http_setup(easy, p, url, &o);
-  CURLMcode mrc = rc == CURLE_OK ? curl_multi_add_handle(m->multi, easy) : CURLM_OK;
+  CURLMcode mrc = rc == CURLE_OK ? curl.multi_add_handle(m->multi, easy) : CURLM_OK;
   if (rc != CURLE_OK || mrc != CURLM_OK) {
-    curl_easy_cleanup(easy);
+    curl.easy_cleanup(easy);
     p->head.cancel = NULL;
     orch_probe_close(L, &p->head);
     return http_pushfail(L, url,
-                         rc != CURLE_OK ? curl_easy_strerror(rc) : curl_multi_strerror(mrc));
+                         rc != CURLE_OK ? curl.easy_strerror(rc) : curl.multi_strerror(mrc));
   }
   p->easy = easy;
   if (m->transfers++ == 0)
