@@ -41,7 +41,8 @@ Locator.__index = Locator
 --- A locator for scripts under evaluation; `lib_dir` is the orch library's directory (its
 -- frames are skipped).
 function M.new(lib_dir)
-  return setmetatable({ lib = lib_dir, sources = {}, starts = {}, last = {} }, Locator)
+  return setmetatable({ lib = lib_dir, sources = {}, starts = {}, last = {}, pending = {} },
+    Locator)
 end
 
 function Locator:_user_source(src)
@@ -159,6 +160,10 @@ end
 --- `file:line` for an error of `add<kind>(id, ...)` about `field` (may be nil), from `anchor`
 -- (see `anchor`; nil: now), or nil when there is no user frame to point at.
 function Locator:position(kind, id, field, anchor)
+  for _, p in ipairs(self.pending) do
+    pcall(self._find, self, p[1], p[2], nil, p[3])
+  end
+  self.pending = {}
   local ok, source, line = pcall(self._find, self, kind, id, field, anchor)
   if ok and source then
     return ('%s:%d'):format(source:sub(2), line)
@@ -229,7 +234,9 @@ end
 --- Note that an add* call succeeded: the next search starts after it (so a duplicate id in
 -- the same expression is found at its own call).
 function Locator:seen(kind, id, anchor)
-  pcall(self._find, self, kind, id, nil, anchor)
+  -- Recorded only: the searches run when an error needs a position (`position` replays them
+  -- first), so a valid script pays nothing for them.
+  self.pending[#self.pending + 1] = { kind, id, anchor }
 end
 
 return M
