@@ -42,7 +42,9 @@ local LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/)[^/]*$')
 -- @tparam table effects
 -- @treturn HealthDaemon
 function HealthDaemon.new(spec, deps, effects)
-  local ready = spec.ready
+  -- Few fields, and flags that start as nil rather than false: an entry's table stays at 16
+  -- hash slots (with 20 it took 32: 400 bytes more per entry). What the spec says is read
+  -- from it (`ready`, `visible`, `display`, `grace`, `trigger` below).
   local self = setmetatable({
     id = spec.id,
     kind = spec.kind,
@@ -50,17 +52,8 @@ function HealthDaemon.new(spec, deps, effects)
     deps = deps,
     dependents = {},
     effects = effects or {},
-    ready = ready,
-    visible = spec.visible,
-    display = ready and ready.display,
-    grace = ready and ready.gracePeriod or HealthDaemon.DEFAULT_GRACE_PERIOD,
-    trigger = ready and ready.trigger or trigger.defaultTrigger,
     health = { result = 'waiting' },
     since = sched.now(),
-    running = false,
-    is_ready = false,
-    terminated = false,
-    _dirty = false,
     idle = true, -- the actor has nothing to do (see `settled`)
   }, HealthDaemon)
   if spec.exec then
@@ -70,6 +63,32 @@ function HealthDaemon.new(spec, deps, effects)
     d.dependents[#d.dependents + 1] = self
   end
   return self
+end
+
+--- The entry's `ready` table (nil for a daemon without one).
+function HealthDaemon:ready()
+  return self.spec.ready
+end
+
+--- Whether the entry's health is shown (`ready.display` is a string).
+function HealthDaemon:visible()
+  return self.spec.visible
+end
+
+--- The entry's display name, or nil.
+function HealthDaemon:display()
+  local ready = self.spec.ready
+  return ready and ready.display or nil
+end
+
+function HealthDaemon:_grace()
+  local ready = self.spec.ready
+  return ready and ready.gracePeriod or HealthDaemon.DEFAULT_GRACE_PERIOD
+end
+
+function HealthDaemon:_trigger()
+  local ready = self.spec.ready
+  return ready and ready.trigger or trigger.defaultTrigger
 end
 
 local function call_effect(self, name, arg)
@@ -88,18 +107,18 @@ end
 -- Report `h` to effects.setHealth (visible entries only), softening a failure to `starting`
 -- within the grace period of the current session.
 function HealthDaemon:_report(h)
-  if not self.visible then
+  if not self:visible() then
     return
   end
   local result = h.result
-  if result == 'failure' and self._started and sched.now() - self._started <= self.grace then
+  if result == 'failure' and self._started and sched.now() - self._started <= self:_grace() then
     result = 'starting'
   end
   local payload = {}
   for k, v in pairs(h.extras or {}) do
     payload[k] = v
   end
-  payload.id, payload.name, payload.result, payload.message = self.id, self.display, result,
+  payload.id, payload.name, payload.result, payload.message = self.id, self:display(), result,
     h.message
   call_effect(self, 'setHealth', payload)
 end
@@ -113,13 +132,10 @@ function HealthDaemon:_set_health(h, report)
   if changed then
     self.since = sched.now()
   end
-  if h.result == 'success' then
-    self.is_ready = true
-  end
   if changed or old.message ~= h.message then
     call_effect(self, 'onState', {
       id = self.id, kind = self.kind, result = h.result, message = h.message,
-      visible = self.visible,
+      visible = self:visible(),
     })
   end
   if report then
@@ -185,8 +201,8 @@ end
 local function waiting_message(waiting_on)
   local names = {}
   for _, d in ipairs(waiting_on) do
-    if d.visible then
-      names[#names + 1] = d.display
+    if d:visible() then
+      names[#names + 1] = d:display()
     end
   end
   if #names == 0 then
@@ -296,8 +312,9 @@ end }
 -- (a busy loop) gets an error raised inside it by an instruction-count hook. Returns the pcall
 -- results of the call, or false and a timeout message.
 function HealthDaemon:_call_probe()
-  local fn = self.ready.fn
-  local limit = self.ready.timeout
+  local ready = self:ready()
+  local fn = ready.fn
+  local limit = ready.timeout
   if limit == nil then
     limit = HealthDaemon.DEFAULT_PROBE_TIMEOUT
   end
@@ -339,7 +356,7 @@ function HealthDaemon:_probe_loop(session)
   local function get_input()
     return { lastResult = self.health.result }
   end
-  local ok, nxt = pcall(self.trigger, get_input)
+  local ok, nxt = pcall(self:_trigger(), get_input)
   if not ok or type(nxt) ~= 'function' then
     util.log(self.effects, 'error', ('%s: ready.trigger failed: %s'):format(self.id,
       ok and ('returned ' .. type(nxt)) or util.error_message(nxt)))
@@ -403,15 +420,14 @@ end
 function HealthDaemon:_start()
   self.running = true
   self._started = sched.now()
-  self.is_ready = false
   local session = {}
   self._session = session
-  if self.ready then
+  if self:ready() then
     self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
   end
   if self.daemon then
     -- without a readiness check, a daemon is ready as soon as its process runs
-    local on_spawn = not self.ready and self.kind == 'daemon' and function()
+    local on_spawn = not self:ready() and self.kind == 'daemon' and function()
       if self._session == session and not self.terminated then
         self:_set_health({ result = 'success', message = 'running' }, false)
       end
@@ -426,7 +442,6 @@ end
 function HealthDaemon:_stop()
   self.running = false
   self._session = nil
-  self.is_ready = false
   local probe = self._probe
   self._probe = nil
   if probe then
@@ -587,12 +602,12 @@ function HealthDaemon:snapshot()
   return {
     id = self.id,
     kind = self.kind,
-    display = self.display,
-    visible = self.visible,
+    display = self:display(),
+    visible = self:visible(),
     result = self.health.result,
     message = self.health.message,
-    running = self.running,
-    terminated = self.terminated,
+    running = self.running == true,
+    terminated = self.terminated == true,
     pid = d and d:pid() or nil,
     restarts = d and d.restarts or 0,
     lastExit = last and { code = last.code, signal = last.signal, time = last.time,
