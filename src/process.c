@@ -458,14 +458,10 @@ static int core_spawn(lua_State *L)
   lua_pop(L, 2); /* borrowed from opts */
   int err = read_user(L, 2, &req, &fail);
   if (err == 0 && req.cgroup != NULL) {
-    const char *procs = lua_pushfstring(L, "%s/cgroup.procs", req.cgroup);
-    req.cgroup_fd = open(procs, O_WRONLY | O_CLOEXEC);
-    lua_pop(L, 1);
-    if (req.cgroup_fd < 0) {
+    req.cgroup_dir_fd = open(req.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (req.cgroup_dir_fd < 0) {
       err = uv_translate_sys_error(errno);
       fail = lua_pushfstring(L, "join cgroup '%s'", req.cgroup);
-    } else {
-      req.cgroup_dir_fd = open(req.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     }
   }
   if (err == 0)

@@ -121,10 +121,20 @@ static void report_host_pid(int host_proc_fd, int report_fd)
   (void)n;
 }
 
+/* What the child needs: its request, the pipe its failures go to, orch's pid, the signal mask
+ * to exec with. */
+typedef struct child_args {
+  orch_spawn_req *req;
+  int report_fd;
+  pid_t parent;
+  const sigset_t *unblocked;
+} child_args;
+
 /* Runs in the child: only async-signal-safe calls and raw syscalls from here on. */
-_Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t parent,
-                                 const sigset_t *unblocked, int in_cgroup)
+_Noreturn static void child_main(const child_args *a, int in_cgroup)
 {
+  orch_spawn_req *req = a->req;
+  int report_fd = a->report_fd;
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
@@ -141,7 +151,9 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
       child_fail(report_fd, ST_MOUNT);
   }
-  for (int fd = 0; fd < 3; fd++)
+  if (dup2(req->stdin_fd, 0) < 0)
+    child_fail(report_fd, ST_STDIO);
+  for (int fd = 1; fd < 3; fd++)
     if (req->child_fd[fd] >= 0 && dup2(req->child_fd[fd], fd) < 0)
       child_fail(report_fd, ST_STDIO);
   if (req->set_user) {
@@ -157,7 +169,7 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
     child_fail(report_fd, ST_CHDIR);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
     child_fail(report_fd, ST_PDEATH);
-  if (!req->pidns && getppid() != parent) /* orch died before the prctl took effect */
+  if (!req->pidns && getppid() != a->parent) /* orch died before the prctl took effect */
     _exit(127);
   if (req->host_proc_fd >= 0) /* orch is contained: tell it the pid the host sees */
     report_host_pid(req->host_proc_fd, report_fd);
@@ -166,7 +178,7 @@ _Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t paren
     for (int fd = 3; fd < report_fd; fd++)
       close(fd);
   syscall(SYS_close_range, (unsigned)report_fd + 1, ~0U, 0U);
-  sigprocmask(SIG_SETMASK, unblocked, NULL);
+  sigprocmask(SIG_SETMASK, a->unblocked, NULL);
   execve(req->file, req->argv, req->envp ? req->envp : environ);
   child_fail(report_fd, ST_EXEC);
 }
@@ -201,23 +213,13 @@ static const char *stage_text(orch_spawn_req *req, int stage)
 
 #if defined(CLONE_INTO_CGROUP) && defined(__x86_64__)
 #define ORCH_CLONE_INTO_CGROUP 1
-/* Set once clone3 or CLONE_INTO_CGROUP turned out to be unavailable: joining by a write to
- * cgroup.procs from then on. */
+/* Set once clone3 turned out to be unavailable: joining by a write to cgroup.procs from then
+ * on. */
 static int clone3_refused;
-
-typedef struct child_args {
-  orch_spawn_req *req;
-  int report_fd;
-  pid_t parent;
-  const sigset_t *unblocked;
-} child_args;
-
-_Noreturn static void child_main(orch_spawn_req *req, int report_fd, pid_t parent,
-                                 const sigset_t *unblocked, int in_cgroup);
 
 _Noreturn static void child_entry(child_args *a)
 {
-  child_main(a->req, a->report_fd, a->parent, a->unblocked, 1);
+  child_main(a, 1);
 }
 
 /* The child's stack: the parent is suspended until the child execs or exits (CLONE_VFORK) and
@@ -250,8 +252,8 @@ static pid_t vfork_into_cgroup(child_args *ca)
                    "ud2\n\t"
                    "1:\n\t"
                    : "=a"(ret)
-                   : "a"((long)SYS_clone3), "D"(&args), "S"(sizeof args),
-                     [fn] "r"(child_entry), [arg] "r"(ca)
+                   : "a"((long)SYS_clone3), "D"(&args),
+                     "S"(sizeof args), [fn] "r"(child_entry), [arg] "r"(ca)
                    : "rcx", "r11", "memory");
   if (ret < 0) {
     errno = (int)-ret;
@@ -261,15 +263,58 @@ static pid_t vfork_into_cgroup(child_args *ca)
 }
 #endif
 
+/* The child's stdin when none is given: one /dev/null for every spawn (close-on-exec). */
+static int shared_devnull(void)
+{
+  static int fd = -1;
+  if (fd < 0)
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  return fd;
+}
+
+/* The cgroup.procs of req's cgroup, for a child that joins it by a write (no clone3). */
+static int open_cgroup_procs(orch_spawn_req *req)
+{
+  if (req->cgroup_dir_fd < 0 || req->cgroup_fd >= 0)
+    return 0;
+  req->cgroup_fd = openat(req->cgroup_dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  return req->cgroup_fd < 0 ? uv_translate_sys_error(errno) : 0;
+}
+
+/* Start the child born in its cgroup when the kernel allows: 1 with *pid set (the child, or
+ * -1 and errno for a failure of the spawn itself), 0 when the child must be started another way
+ * (no clone3, a v1 cgroup, a PID namespace). */
+static int start_in_cgroup(orch_spawn_req *req, child_args *ca, pid_t *pid)
+{
+#ifdef ORCH_CLONE_INTO_CGROUP
+  /* Joining a cgroup by writing cgroup.procs waits for an RCU grace period (measured 0.7 to
+   * 15 ms per child); a child born in it with clone3(CLONE_INTO_CGROUP) costs a vfork. */
+  if (req->pidns || req->cgroup_dir_fd < 0 || clone3_refused)
+    return 0;
+  *pid = vfork_into_cgroup(ca);
+  if (*pid >= 0)
+    return 1;
+  /* no clone3 at all (remembered), or not into this cgroup (a v1 one: this spawn only) */
+  if (errno == ENOSYS || errno == E2BIG) {
+    clone3_refused = 1;
+    return 0;
+  }
+  return errno == EINVAL || errno == EBADF || errno == EOPNOTSUPP ? 0 : 1;
+#else
+  (void)req;
+  (void)ca;
+  (void)pid;
+  return 0;
+#endif
+}
+
 int orch_spawn_exec(orch_spawn_req *req, const char **detail)
 {
   int fds[2];
   *detail = NULL;
-  if (req->child_fd[0] < 0) {
-    req->child_fd[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (req->child_fd[0] < 0)
-      return uv_translate_sys_error(errno);
-  }
+  req->stdin_fd = req->child_fd[0] >= 0 ? req->child_fd[0] : shared_devnull();
+  if (req->stdin_fd < 0)
+    return uv_translate_sys_error(errno);
   if (pipe2(fds, O_CLOEXEC) != 0)
     return uv_translate_sys_error(errno);
   sigset_t all, old;
@@ -279,28 +324,23 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   sigemptyset(&unblocked);
   pid_t parent = getpid();
   pid_t pid = -1;
-  int in_cgroup = 0;
-#ifdef ORCH_CLONE_INTO_CGROUP
-  /* Joining a cgroup by writing cgroup.procs waits for an RCU grace period (measured 0.7 to
-   * 15 ms per child); a child born in it with clone3(CLONE_INTO_CGROUP) costs a vfork. */
-  if (!req->pidns && req->cgroup_dir_fd >= 0 && !clone3_refused) {
-    child_args ca = { req, fds[1], parent, &unblocked };
-    pid = vfork_into_cgroup(&ca);
-    if (pid < 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG || errno == EBADF ||
-                    errno == EOPNOTSUPP))
-      clone3_refused = 1;
-    else
-      in_cgroup = 1;
+  child_args ca = { req, fds[1], parent, &unblocked };
+  int in_cgroup = start_in_cgroup(req, &ca, &pid);
+  if (!in_cgroup) {
+    int err = open_cgroup_procs(req); /* the child joins by a write */
+    if (err < 0) {
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      close(fds[0]);
+      close(fds[1]);
+      *detail = stage_text(req, ST_CGROUP);
+      return err;
+    }
+    pid = req->pidns
+              ? (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, NULL, NULL, NULL, 0)
+              : vfork();
   }
-#endif
-  if (in_cgroup)
-    ;
-  else if (req->pidns)
-    pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, NULL, NULL, NULL, 0);
-  else
-    pid = vfork();
   if (pid == 0)
-    child_main(req, fds[1], parent, &unblocked, in_cgroup);
+    child_main(&ca, in_cgroup);
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(fds[1]);

@@ -18,9 +18,10 @@ typedef struct orch_spawn_req {
   int setsid;         /* new session and process group */
   int pidns;          /* PID 1 of a new PID namespace with its own /proc */
   int child_fd[3];    /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
+  int stdin_fd;       /* internal: child_fd[0] or the shared /dev/null (not owned) */
   int host_proc_fd;   /* a procfs of the host's PID namespace when orch is contained, or -1 */
-  int cgroup_fd;      /* cgroup.procs of the cgroup the child joins before exec, or -1 */
-  int cgroup_dir_fd;  /* that cgroup's directory (v2: the child is born in it), or -1 */
+  int cgroup_dir_fd;  /* the cgroup the child starts in (v2: born in it, clone3), or -1 */
+  int cgroup_fd;      /* internal: its cgroup.procs when the child joins by a write, or -1 */
   const char *cgroup; /* that cgroup's directory (borrowed), for error messages */
   pid_t pid;          /* out: the child */
   pid_t host_pid;     /* out: the child as the host sees it (== pid unless contained) */
