@@ -11,6 +11,7 @@
 #include <lualib.h>
 #include <uv.h>
 
+#include "lalloc.h"
 #include "orch.h"
 
 static int is_dir(const char *path)
@@ -103,6 +104,14 @@ static int traceback(lua_State *L)
   return 1;
 }
 
+/* As luaL_newstate's: an error outside any protected call. */
+static int panic(lua_State *L)
+{
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "orch: unprotected error in Lua: %s\n", msg ? msg : "(not a string)");
+  return 0; /* Lua aborts */
+}
+
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN); /* a probe writing to a closed socket must not kill us */
@@ -111,11 +120,13 @@ int main(int argc, char **argv)
   sigset_t early;
   orch_early_signals(&early);
   sigprocmask(SIG_BLOCK, &early, NULL);
-  lua_State *L = luaL_newstate();
+  orch_lalloc *pool = orch_lalloc_new();
+  lua_State *L = pool ? lua_newstate(orch_lalloc_fn, pool) : NULL;
   if (L == NULL) {
     fputs("orch: cannot create the Lua state\n", stderr);
     return 1;
   }
+  lua_atpanic(L, panic);
   lua_pushcfunction(L, traceback);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
@@ -130,6 +141,7 @@ int main(int argc, char **argv)
   }
   fflush(stdout);
   lua_close(L);
+  orch_lalloc_free(pool);
   fflush(NULL);
   return status;
 }
