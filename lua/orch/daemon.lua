@@ -234,7 +234,7 @@ local function spawn_command(self, exec)
   local inc = setmetatable({
     cmd = cmd,
     pid = cmd:pid(),
-    timeout = exec.sigtermTimeout or self.sigterm_timeout,
+    timeout = exec.sigtermTimeout or self:_sigterm_timeout(),
     rt = self,
     group = group,
   }, CommandInc)
@@ -317,7 +317,7 @@ local function start_fn(self, exec)
   local inc = setmetatable({
     done = sched.event(),
     abort = new_abort(),
-    timeout = exec.sigtermTimeout or self.sigterm_timeout,
+    timeout = exec.sigtermTimeout or self:_sigterm_timeout(),
     rt = self,
   }, FnInc)
   inc.task = sched.spawn(self.id .. ':exec.fn', function()
@@ -394,6 +394,10 @@ function FnInc:close()
 end
 FnInc.__close = FnInc.close
 
+function Daemon:_sigterm_timeout()
+  return self.exec.sigtermTimeout or Daemon.DEFAULT_SIGTERM_TIMEOUT
+end
+
 --- A runtime supervisor for one entry.
 -- `spec`: `{id, exec, subcontainer}`; `opts`: `{oneshot = bool, effects = table}`.
 -- @treturn Daemon
@@ -403,9 +407,8 @@ function Daemon.new(spec, opts)
     id = spec.id,
     exec = spec.exec,
     subcontainer = spec.subcontainer,
-    oneshot = opts.oneshot or false,
+    oneshot = opts.oneshot or nil,
     effects = opts.effects,
-    sigterm_timeout = spec.exec.sigtermTimeout or Daemon.DEFAULT_SIGTERM_TIMEOUT,
     restarts = 0,
     last_exit = nil,
   }, Daemon)
@@ -444,8 +447,9 @@ end
 
 -- Sleep the backoff (yields) and step it up.
 local function back_off(self)
-  sched.sleep(self._backoff)
-  self._backoff = math.min(self._backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
+  local backoff = self._backoff or 0
+  sched.sleep(backoff)
+  self._backoff = math.min(backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
   self.restarts = self.restarts + 1
 end
 
@@ -464,7 +468,7 @@ local function after_exit(self, inc, t0)
   end
   self._inc = nil
   if sched.now() - t0 >= Daemon.BACKOFF_RESET_AFTER then
-    self._backoff = 0
+    self._backoff = nil
   end
   if ended(self, ok, info) then
     return
@@ -516,7 +520,7 @@ local function run_fn_loop(self)
         return
       end
       if sched.now() - t0 >= Daemon.BACKOFF_RESET_AFTER then
-        self._backoff = 0
+        self._backoff = nil
       end
     end
     if ended(self, ok, info) then
@@ -533,10 +537,12 @@ function Daemon:start(on_exit, on_spawn)
   if self._active then
     return
   end
-  self._aborted = false
+  -- flags are nil rather than false, and the backoff nil rather than 0: few fields keep the
+  -- table of each daemon at 8 hash slots
+  self._aborted = nil
   self._active = true
-  self._backoff = 0
-  self.done = false
+  self._backoff = nil
+  self.done = nil
   self._on_exit = on_exit
   self._on_spawn = on_spawn
   if self.exec.fn then

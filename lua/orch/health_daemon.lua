@@ -36,12 +36,25 @@ local RESERVED = { id = true, name = true, result = true, message = true }
 -- The source prefix of orch's own modules (`@<dir>/orch/`), never preempted in.
 local LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/)[^/]*$')
 
+-- Shared by every entry without dependencies or dependents (read only).
+local NONE = setmetatable({}, { __newindex = function()
+  error('HealthDaemon: the shared empty list is read only', 2)
+end })
+
+-- Health tables are never modified once set, so the common ones are shared.
+local RUNNING = { result = 'success', message = 'running' }
+local WAITING = { result = 'waiting' }
+
+-- Sessions are numbered: a session's callbacks compare their number with the current one.
+local last_session = 0
+
 --- Create the actor for `spec` (a validated entry) with its dependency actors.
 -- @tparam table spec from `validate.entry`
 -- @tparam {HealthDaemon,...} deps
 -- @tparam table effects
 -- @treturn HealthDaemon
 function HealthDaemon.new(spec, deps, effects)
+  deps = #deps > 0 and deps or NONE
   -- Few fields, and flags that start as nil rather than false: an entry's table stays at 16
   -- hash slots (with 20 it took 32: 400 bytes more per entry). What the spec says is read
   -- from it (`ready`, `visible`, `display`, `grace`, `trigger` below).
@@ -50,9 +63,9 @@ function HealthDaemon.new(spec, deps, effects)
     kind = spec.kind,
     spec = spec,
     deps = deps,
-    dependents = {},
+    dependents = NONE,
     effects = effects or {},
-    health = { result = 'waiting' },
+    health = WAITING,
     since = sched.now(),
     idle = true, -- the actor has nothing to do (see `settled`)
   }, HealthDaemon)
@@ -60,6 +73,9 @@ function HealthDaemon.new(spec, deps, effects)
     self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects })
   end
   for _, d in ipairs(deps) do
+    if d.dependents == NONE then
+      d.dependents = {}
+    end
     d.dependents[#d.dependents + 1] = self
   end
   return self
@@ -420,7 +436,8 @@ end
 function HealthDaemon:_start()
   self.running = true
   self._started = sched.now()
-  local session = {}
+  last_session = last_session + 1
+  local session = last_session
   self._session = session
   if self:ready() then
     self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
@@ -429,7 +446,7 @@ function HealthDaemon:_start()
     -- without a readiness check, a daemon is ready as soon as its process runs
     local on_spawn = not self:ready() and self.kind == 'daemon' and function()
       if self._session == session and not self.terminated then
-        self:_set_health({ result = 'success', message = 'running' }, false)
+        self:_set_health(RUNNING, false)
       end
     end or nil
     self.daemon:start(function(ok, info)
