@@ -914,20 +914,19 @@ function Run:until_ready(chain)
   return 0
 end
 
-function Run:main()
-  self:install_signals()
-  if not self:start_control() then
-    return 1
-  end
+-- Evaluate the script and declare its entries; the chain, or nil and the exit code. (A
+-- function of its own: the entry list must not stay alive in Run:main's frame, which lasts as
+-- long as orch.)
+function Run:load()
   local finished, chain, entries = self:race(function()
     return M.evaluate(self.script, self.args, self:ctx())
   end)
   if not finished then
-    return self.exit_code
+    return nil, self.exit_code
   end
   if not chain then
     err(message_of(entries) .. '\n')
-    return 1
+    return nil, 1
   end
   if self.opts.status_file then
     self.status_file = status.file(self.sink, self.opts.status_file, function()
@@ -937,13 +936,25 @@ function Run:main()
     if not ok then
       err(('orch: cannot write the status file %s: %s\n'):format(self.opts.status_file,
         tostring(werr)))
-      return 1
+      return nil, 1
     end
   end
   self.notifier = notify.new(self.sink)
   self.sink:declare(entries)
   self.chain = chain
   self:log(('running %s (pid %d): %s'):format(self.script, orch_pid(), count_kinds(entries)))
+  return chain
+end
+
+function Run:main()
+  self:install_signals()
+  if not self:start_control() then
+    return 1
+  end
+  local chain, load_code = self:load()
+  if not chain then
+    return load_code
+  end
   self:set_phase('running')
   if self.opts.until_ready then
     local code = self:until_ready(chain)

@@ -256,7 +256,18 @@ Event.__index = Event
 
 --- A new, unset event.
 function M.event()
-  return setmetatable({ is_set = false, _waiters = {} }, Event)
+  return setmetatable({ is_set = false }, Event) -- _waiters: made by the first waiter
+end
+
+local NO_VALUE = { n = 0 } -- the value of an event set without one (shared, read only)
+
+local function add_waiter(ev, fn)
+  local w = ev._waiters
+  if not w then
+    w = {}
+    ev._waiters = w
+  end
+  w[#w + 1] = fn
 end
 
 --- Set the event and wake every waiter.
@@ -265,10 +276,10 @@ function Event:set(...)
     return
   end
   self.is_set = true
-  self.value = table.pack(...)
+  self.value = select('#', ...) > 0 and table.pack(...) or NO_VALUE
   local waiters = self._waiters
-  self._waiters = {}
-  for _, w in ipairs(waiters) do
+  self._waiters = nil
+  for _, w in ipairs(waiters or {}) do
     w()
   end
 end
@@ -279,7 +290,7 @@ function Event:on_set(fn)
   if self.is_set then
     fn()
   else
-    self._waiters[#self._waiters + 1] = fn
+    add_waiter(self, fn)
   end
 end
 
@@ -296,7 +307,7 @@ function Event:wait(timeout_ms)
   end
   local timer <close> = timeout_ms and core.timer() or nil
   return M.await(function(done)
-    table.insert(self._waiters, function()
+    add_waiter(self, function()
       done(true)
     end)
     if timer then

@@ -173,7 +173,7 @@ function Sink:declare(entries, opts)
       e.restarts, e._raw, e.since = 0, nil, self.wallclock()
     end
     e.kind = d.kind or e.kind
-    e.requires = copy(d.requires or {})
+    e.requires = d.requires or {} -- read only here (Daemons:entries() gives a copy)
     e.name = d.display or e.name
     e.exec = d.exec
     e.ready = d.ready

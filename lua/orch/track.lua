@@ -180,7 +180,7 @@ function Tracker:group(id)
       local dir = ('%s/%d-%s'):format(self.base, self.seq, safe)
       local ok, err, code = core.cgroup_mkdir(dir)
       if ok then
-        g.cgroup = dir
+        g.cgroup, g.tag = dir, nil -- the tag only serves the /proc scan
         return g
       end
       if not REFUSED[code] then
