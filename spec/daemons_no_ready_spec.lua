@@ -92,6 +92,13 @@ insulate('Daemons without ready #integration', function()
     assert.are.equal(1, #fx.events('a', 'spawn'))
   end)
 
+  it('orch check shows it as ready when running', function()
+    local chain = Daemons.of{ effects = fx }
+      :addDaemon('db', { exec = { command = { 'sleep', '30' } }, requires = {} })
+    local text = require('orch.cli').format_entries(chain:entries())
+    assert.truthy(text:find('db%s+daemon%s+%-%s+when running%s+sleep 30'), text)
+  end)
+
   it('addHealthCheck still requires ready', function()
     assert.has_error(function()
       Daemons.of{}:addHealthCheck('x', { requires = {} })

@@ -457,6 +457,8 @@ function M.format_entries(entries)
     local ready = '-'
     if e.ready then
       ready = (e.display and e.display ~= '') and e.display or 'yes (hidden)'
+    elseif e.kind == 'daemon' then
+      ready = 'when running' -- no readiness check
     end
     local requires = join(e.requires)
     rows[#rows + 1] = {
