@@ -41,8 +41,8 @@ Locator.__index = Locator
 --- A locator for scripts under evaluation; `lib_dir` is the orch library's directory (its
 -- frames are skipped).
 function M.new(lib_dir)
-  return setmetatable({ lib = lib_dir, sources = {}, starts = {}, last = {}, pending = {} },
-    Locator)
+  return setmetatable({ lib = lib_dir, sources = {}, starts = {}, last = {}, pending = {},
+    source_of = setmetatable({}, { __mode = 'k' }) }, Locator)
 end
 
 function Locator:_user_source(src)
@@ -50,14 +50,35 @@ function Locator:_user_source(src)
     and (self.lib == nil or src:find(self.lib, 1, true) == nil)
 end
 
+-- The source (`@path`) of function `f` running at stack `level` (of the caller) if it is the
+-- script's, else false; cached per function (the hook asks for every line).
+function Locator:_source_of(f, level)
+  if not f then
+    return false
+  end
+  local src = self.source_of[f]
+  if src == nil then
+    local info = debug.getinfo(level + 1, 'S')
+    src = info and self:_user_source(info.source) and info.source or false
+    self.source_of[f] = src
+  end
+  return src
+end
+
 --- Install the line hook that remembers the last line run in a user file (call on the thread
 -- that evaluates the script; `stop()` removes it).
 function Locator:start()
   self.last = {}
+  local source_of = self.source_of
   self.hook = function(_, line)
-    local info = debug.getinfo(2, 'S')
-    if info and self:_user_source(info.source) then
-      self.last = { source = info.source, line = line }
+    local f = debug.getinfo(2, 'f')
+    local src = f and source_of[f.func]
+    if src == nil then
+      src = self:_source_of(f and f.func, 2)
+    end
+    if src then
+      local last = self.last
+      last.source, last.line = src, line
     end
   end
   debug.sethook(self.hook, 'l')
@@ -133,12 +154,13 @@ end
 -- The innermost frame (above the library) in a user file: source, current line.
 function Locator:_anchor()
   for level = 3, 60 do
-    local info = debug.getinfo(level, 'Sl')
+    local info = debug.getinfo(level, 'fl')
     if not info then
       break
     end
-    if self:_user_source(info.source) and info.currentline and info.currentline > 0 then
-      return info.source, info.currentline
+    local src = self:_source_of(info.func, level)
+    if src and info.currentline and info.currentline > 0 then
+      return src, info.currentline
     end
   end
   if self.last.source then

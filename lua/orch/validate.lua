@@ -379,18 +379,20 @@ end
 --- Membership in a chain's ids in O(1) (building a chain of N entries must not cost N^2).
 -- `index` maps an id to the position it was appended at and is shared along a chain's lineage,
 -- so a hit is verified against `ids` (branches of one chain share it); only a failed
--- verification scans. Without an index it always scans.
-function M.id_set(ids, index)
+-- verification scans. Without an index it always scans. `n`: the chain's length (`ids` may be a
+-- buffer shared with longer chains of the lineage), default #ids.
+function M.id_set(ids, index, n)
+  n = n or #ids
   return setmetatable({}, { __index = function(_, id)
     local p = index and index[id]
     if index and p == nil then
       return false
     end
-    if ids[p] == id then
+    if p and p <= n and ids[p] == id then
       return true
     end
-    for _, k in ipairs(ids) do
-      if k == id then
+    for i = 1, n do
+      if ids[i] == id then
         return true
       end
     end
@@ -430,8 +432,8 @@ end
 --- Validate one `add*` call. `kind` is 'daemon', 'oneshot' or 'health'; `ids` the ids already
 -- declared (`index`: see M.id_set). Returns the normalised entry spec and a list of warnings;
 -- raises a failure (use through `M.check`).
-function M.entry(kind, ids, id, opts, index)
-  local known = M.id_set(ids, index)
+function M.entry(kind, ids, id, opts, index, n)
+  local known = M.id_set(ids, index, n)
   M.id(id, ids, known)
   local ctx = ("Daemons: entry '%s': "):format(id)
   if type(opts) ~= 'table' then
