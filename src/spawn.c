@@ -211,7 +211,17 @@ static const char *stage_text(orch_spawn_req *req, int stage)
   }
 }
 
-#if defined(CLONE_INTO_CGROUP) && defined(__x86_64__)
+/* AddressSanitizer cannot follow a child running on a stack of our own (false stack-buffer-
+ * overflow reports): sanitizer builds join the cgroup by a write instead. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ORCH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ORCH_ASAN 1
+#endif
+#endif
+
+#if defined(CLONE_INTO_CGROUP) && defined(__x86_64__) && !defined(ORCH_ASAN)
 #define ORCH_CLONE_INTO_CGROUP 1
 /* Set once clone3 turned out to be unavailable: joining by a write to cgroup.procs from then
  * on. */
