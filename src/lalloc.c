@@ -45,6 +45,7 @@ void orch_lalloc_free(orch_lalloc *a)
   free(a);
 }
 
+#ifndef ORCH_PLAIN_LUA_ALLOC
 static size_t class_of(size_t n)
 {
   return (n + GRAIN - 1) / GRAIN;
@@ -81,7 +82,6 @@ static void small_free(orch_lalloc *a, void *b, size_t n)
   a->free_list[c] = b;
 }
 
-#ifndef ORCH_PLAIN_LUA_ALLOC
 void *orch_lalloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 {
   orch_lalloc *a = ud;

@@ -861,8 +861,10 @@ end
 -- SIGHUP: re-evaluate; swap the graph only when the new script validates.
 function Run:reload()
   self:log(('SIGHUP: reloading %s'):format(self.script))
+  local ctx = self:ctx()
+  ctx.reload = self.reloads + 1 -- the reload in progress (a failed one is tried again as such)
   local finished, chain, entries = self:race(function()
-    return M.evaluate(self.script, self.args, self:ctx())
+    return M.evaluate(self.script, self.args, ctx)
   end)
   if not finished then
     return
