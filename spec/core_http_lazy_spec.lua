@@ -3,6 +3,7 @@
 -- #integration); core.http_get is also driven directly through this build's core module.
 -- The failure when libcurl cannot be loaded is spec/c/test_http_nocurl.c.
 local core = require 'orch.core'
+local H = require 'spec.support.helpers'
 local R = require 'fixtures.cli.runner'
 
 local F = R.FIXTURES
@@ -63,16 +64,7 @@ describe('libcurl loaded lazily', function()
         got = table.pack(...)
       end)
     assert.truthy(probe)
-    local fired = false
-    local watchdog = core.timer()
-    watchdog:start(5000, 0, function()
-      fired = true
-      core.stop()
-    end)
-    watchdog:unref()
-    core.run()
-    watchdog:close()
-    assert.is_false(fired, 'http_get did not answer within 5 s')
+    H.drive_loop(core, 5000) -- http_get answers within 5 s
     assert.equal(204, got[1])
     assert.equal('libcurl', curl_mapped(core.getpid())[1])
   end)

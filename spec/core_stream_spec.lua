@@ -1,21 +1,13 @@
 -- orch.core Unix-domain streams: unix_listen, unix_connect and the orch.stream connection,
 -- driving the loop directly against real sockets in a fresh directory per test.
 local core = require 'orch.core'
+local H = require 'spec.support.helpers'
 
 local PYTHON = '/usr/bin/python3' -- the system one: a user's pyenv is not readable by nobody
 
 -- Run the loop until nothing is active; fail if that takes longer than `ms`.
 local function run_loop(ms)
-  local fired = false
-  local watchdog = core.timer()
-  watchdog:start(ms or 5000, 0, function()
-    fired = true
-    core.stop()
-  end)
-  watchdog:unref()
-  core.run()
-  watchdog:close()
-  assert.is_false(fired, ('the loop was still busy after %d ms'):format(ms or 5000))
+  H.drive_loop(core, ms)
 end
 
 -- Drive the loop until `pred()` is truthy, checking every 5 ms; fail after `ms`. Servers keep

@@ -1,17 +1,9 @@
 -- orch.core timers and signals, driving the loop directly.
 local core = require 'orch.core'
+local H = require 'spec.support.helpers'
 
 local function run_with_deadline(ms)
-  local watchdog = core.timer()
-  local fired = false
-  watchdog:start(ms, 0, function()
-    fired = true
-    core.stop()
-  end)
-  watchdog:unref()
-  core.run()
-  watchdog:close()
-  assert.is_false(fired, 'the loop did not finish in time')
+  H.drive_loop(core, ms)
 end
 
 describe('core.timer', function()

@@ -7,18 +7,7 @@ local H = require 'spec.support.helpers'
 insulate('Daemons with real processes #integration', function()
   local orch = H.real()
   local Daemons, healthCheck = orch.Daemons, orch.healthCheck
-  local fx
-
-  before_each(function()
-    fx = H.effects()
-  end)
-
-  -- No process spawned by the spec may outlive it.
-  after_each(function()
-    for _, e in ipairs(fx.events(nil, 'spawn')) do
-      assert.is_false(H.pid_alive(e.pid), ('%s (pid %d) outlived the spec'):format(e.id, e.pid))
-    end
-  end)
+  local fx = H.effects_per_test() -- no process a test spawned may outlive it
 
   local function ok_fn()
     return { result = 'success', message = 'ok' }

@@ -6,37 +6,17 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "check.h"
+#include "lua_check.h"
 #include "orch.h"
 
 /* Run `code` with `core` bound to a freshly opened orch.core; returns its first result as a
  * malloc'd string ("ERROR: ..." when it raised). */
 static char *run_lua(const char *code)
 {
-  lua_State *L = luaL_newstate();
-  luaL_openlibs(L);
-  luaL_requiref(L, "orch.core", luaopen_orch_core, 0);
-  lua_setglobal(L, "core");
-  char *out;
-  if (luaL_loadstring(L, code) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    size_t n = strlen(msg ? msg : "?") + 8;
-    out = malloc(n);
-    snprintf(out, n, "ERROR: %s", msg ? msg : "?");
-  } else {
-    const char *s = luaL_tolstring(L, -1, NULL);
-    out = strdup(s);
-  }
-  lua_close(L);
-  return out;
+  lua_State *L = lua_check_state();
+  int ok = luaL_loadstring(L, code) == LUA_OK && lua_pcall(L, 0, 1, 0) == LUA_OK;
+  return lua_check_outcome(L, ok);
 }
-
-#define CHECK_LUA(code, expected)                                                                  \
-  do {                                                                                             \
-    char *got_ = run_lua(code);                                                                    \
-    CHECK_STR(got_, expected);                                                                     \
-    free(got_);                                                                                    \
-  } while (0)
 
 static void timer_order(void)
 {

@@ -10,7 +10,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "check.h"
+#include "lua_check.h"
 #include "orch.h"
 
 /* Shared by the snippets: `serve(path)` starts an echo server; `drive(ms)` runs the loop with a
@@ -52,35 +52,17 @@ static char *run_lua(const char *code)
   char dir[] = "/tmp/orch-stream-XXXXXX";
   if (mkdtemp(dir) == NULL)
     return strdup("ERROR: mkdtemp");
-  lua_State *L = luaL_newstate();
-  luaL_openlibs(L);
-  luaL_requiref(L, "orch.core", luaopen_orch_core, 0);
-  lua_setglobal(L, "core");
+  lua_State *L = lua_check_state();
   lua_pushstring(L, dir);
   lua_setglobal(L, "dir");
   lua_pushinteger(L, (lua_Integer)getgid());
   lua_setglobal(L, "gid");
-  char *out;
-  if (luaL_dostring(L, PRELUDE) != LUA_OK || luaL_loadstring(L, code) != LUA_OK ||
-      lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    size_t n = strlen(msg ? msg : "?") + 8;
-    out = malloc(n);
-    snprintf(out, n, "ERROR: %s", msg ? msg : "?");
-  } else {
-    out = strdup(luaL_tolstring(L, -1, NULL));
-  }
-  lua_close(L);
+  int ok = luaL_dostring(L, PRELUDE) == LUA_OK && luaL_loadstring(L, code) == LUA_OK &&
+           lua_pcall(L, 0, 1, 0) == LUA_OK;
+  char *out = lua_check_outcome(L, ok);
   remove_dir(dir);
   return out;
 }
-
-#define CHECK_LUA(code, expected)                                                                  \
-  do {                                                                                             \
-    char *got_ = run_lua(code);                                                                    \
-    CHECK_STR(got_, expected);                                                                     \
-    free(got_);                                                                                    \
-  } while (0)
 
 static void echo_round_trip(void)
 {

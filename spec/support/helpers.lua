@@ -193,6 +193,41 @@ function M.effects()
   return rec
 end
 
+--- For a block of tests with real processes: a fresh effects recorder per test (the returned
+-- table forwards to it, so it can be passed as `effects` once), and after each test a check
+-- that no process it spawned is still alive. Call at the top of the block.
+function M.effects_per_test()
+  local busted = require 'busted' -- the spec's before_each/after_each, from a module
+  local current
+  busted.before_each(function()
+    current = M.effects()
+  end)
+  busted.after_each(function()
+    for _, e in ipairs(current.events(nil, 'spawn')) do
+      require('luassert').is_false(M.pid_alive(e.pid),
+        ('%s (pid %d) outlived the spec'):format(e.id, e.pid))
+    end
+  end)
+  return setmetatable({}, { __index = function(_, k)
+    return current[k]
+  end })
+end
+
+--- Run the real loop until it has nothing left to do; fails when it is still busy after `ms`
+-- (default 5000).
+function M.drive_loop(core, ms)
+  local fired = false
+  local watchdog = core.timer()
+  watchdog:start(ms or 5000, 0, function()
+    fired = true
+    core.stop()
+  end)
+  watchdog:unref()
+  core.run()
+  watchdog:close()
+  require('luassert').is_false(fired, ('the loop was still busy after %d ms'):format(ms or 5000))
+end
+
 --- Times (relative to `t0`) of the reports of `id`, optionally only those with `result`.
 function M.times(list, t0)
   local out = {}
