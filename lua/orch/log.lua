@@ -417,6 +417,10 @@ function Writer:event(ev)
   end
   local text = describe(ev)
   local prefix = self:_prefix(M.ORCH_ID)
+  if not text:find('\n', 1, true) then -- the usual case: one line
+    self.put(prefix .. text .. '\n')
+    return
+  end
   local buf = {}
   for line in (text .. '\n'):gmatch('([^\n]*)\n') do
     buf[#buf + 1] = prefix .. line .. '\n'
