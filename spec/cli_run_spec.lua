@@ -251,6 +251,21 @@ describe('orch run #integration', function()
       assert.same({ 'talker', 'talking' }, { state.id, state.message })
     end)
 
+    it('logs the warnings of add* calls in the log format, not as text on stderr', function()
+      local r = R.run({ 'run', '--no-control', '--log-format', 'json', '--until-ready=10000',
+        F .. '/add_warning.lua' })
+      assert.equal(0, r.code, r.err)
+      assert.equal('', (r.err:gsub('orch: [^\n]*contain[^\n]*\n', '')))
+      local warned
+      for _, o in ipairs(R.json_lines(r.out)) do
+        if o.event == 'log' and o.level == 'warning' and o.message:find('ready.display is ""', 1,
+          true) then
+          warned = o
+        end
+      end
+      assert.truthy(warned, r.out)
+    end)
+
     it('adds timestamps with --timestamps and colours with --color', function()
       local p = start({ 'run', '--timestamps', '--color', F .. '/ok.lua' })
       all_ready(p)

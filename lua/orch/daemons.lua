@@ -84,6 +84,24 @@ end
 -- position of the offending call and field; nil otherwise (errors then point at the caller).
 Daemons._locator = nil
 
+local fallback_effects = {
+  onState = function(s)
+    io.stderr:write(('orch: %s: %s%s\n'):format(s.id, s.result,
+      s.message and (' (' .. s.message .. ')') or ''))
+  end,
+}
+
+local function default_effects()
+  local ok, status = pcall(require, 'orch.status')
+  if ok and type(status) == 'table' and type(status.default) == 'function' then
+    local fx = status.default()
+    if type(fx) == 'table' then
+      return fx
+    end
+  end
+  return fallback_effects
+end
+
 local function add_checked(self, kind, id, options, anchor)
   local n = self._n
   local spec, warnings = validate.check(validate.entry, kind, self._ids, id, options, self._index,
@@ -95,7 +113,8 @@ local function add_checked(self, kind, id, options, anchor)
     Daemons._locator:seen(kind, id, anchor)
   end
   for _, w in ipairs(warnings) do
-    util.log(self.effects, 'warning', w)
+    -- where the chain will log once built (orch run: its log, in its format)
+    util.log(self.effects or default_effects(), 'warning', w)
   end
   local index = self._index or {}
   index[id] = n + 1 -- shared along the lineage: see validate.id_set
@@ -213,24 +232,6 @@ function Daemons:addHealthCheck(id, options)
     raise('health', id, err, anchor)
   end
   return chain
-end
-
-local fallback_effects = {
-  onState = function(s)
-    io.stderr:write(('orch: %s: %s%s\n'):format(s.id, s.result,
-      s.message and (' (' .. s.message .. ')') or ''))
-  end,
-}
-
-local function default_effects()
-  local ok, status = pcall(require, 'orch.status')
-  if ok and type(status) == 'table' and type(status.default) == 'function' then
-    local fx = status.default()
-    if type(fx) == 'table' then
-      return fx
-    end
-  end
-  return fallback_effects
 end
 
 function Daemons:_changed()
