@@ -1,0 +1,343 @@
+--- The control commands of the `orch` command line (status, logs, stop, start, restart, signal,
+-- shutdown): clients of a running orch's control socket (orch.control).
+-- @module orch.cli.remote
+local core = require 'orch.core'
+local sched = require 'orch.sched'
+local log = require 'orch.log'
+local control = require 'orch.control'
+local cli_args = require 'orch.cli.args'
+local run_root = require('orch.cli.evaluate').run_root
+
+local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
+
+local M = {}
+
+local function use_color(opts)
+  if opts['no-color'] then
+    return false
+  elseif opts.color then
+    return true
+  end
+  local nc = os.getenv('NO_COLOR')
+  return not (nc and nc ~= '') and core.isatty and core.isatty(1) == true
+end
+
+-- Where the orch `opts` names listens (a usage error when the name is invalid).
+local function control_where(cmd, opts)
+  local where, werr = control.resolve({ control = opts.control, name = opts.name })
+  if not where then
+    usage_error(cmd, '%s', werr)
+  end
+  return where
+end
+
+-- Connect to the orch at `where` (in a task); prints why not and returns nil.
+local function control_connect(where, opts)
+  local client, msg, code = control.connect(where.path)
+  if client then
+    return client, where
+  end
+  if code == 'ENOENT' or code == 'ECONNREFUSED' then
+    local what = where.name and ("no orch named '%s' is running"):format(where.name)
+      or 'no orch is running there'
+    msg = ('%s (no control socket at %s)'):format(what, where.path)
+    if where.default and not opts.name then
+      msg = msg .. '; the name defaults to that of the current directory'
+    end
+    if where.default then
+      local names = control.list(where.dir)
+      if #names > 0 then
+        msg = msg .. ('; running: %s (use --name)'):format(table.concat(names, ', '))
+      end
+    end
+  elseif code == 'EACCES' then
+    msg = ('permission denied on %s: only the user running that orch, or root, may control it')
+      :format(where.path)
+  end
+  err('orch: ' .. msg .. '\n')
+  return nil
+end
+
+-- The next object (yields); prints a protocol failure and returns nil.
+local function control_recv(client)
+  local obj, why = client:recv()
+  local line = why
+  if not obj then
+    if why == 'eof' then
+      why = 'orch closed the connection'
+    end
+    err('orch: ' .. why .. '\n')
+    return nil
+  end
+  if obj.ok == false then
+    local e = type(obj.error) == 'table' and obj.error or {}
+    err(('orch: %s\n'):format(tostring(e.message or e.code or 'request failed')))
+    return nil
+  end
+  return obj, line
+end
+
+local function cmd_status(opts, pos)
+  if #pos > 1 then
+    usage_error('status', "too many arguments: orch status [id]")
+  end
+  local where = control_where('status', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'status', id = pos[1], watch = opts.watch or nil })
+    local reply, raw = control_recv(client)
+    if not reply then
+      return 1
+    end
+    local color = not opts.json and use_color(opts)
+    local broken = false -- stdout is gone (orch status --watch | head)
+    local function put(s)
+      if not (io.stdout:write(s) and io.stdout:flush()) then
+        broken = true
+      end
+    end
+    local function show(obj, received, clear, line)
+      if opts.json then
+        put(line .. '\n')
+        return
+      end
+      local text = control.format_status(obj, { color = color,
+        elapsed = (core.now() - received) / 1000 })
+      if clear then
+        text = '\27[H\27[2J' .. text
+      end
+      put(text)
+    end
+    if not opts.watch then
+      show(reply, core.now(), false, raw)
+      client:close()
+      return 0
+    end
+    -- --watch: a new table on every change; on a terminal, redrawn in place every second
+    local tty = not opts.json and core.isatty and core.isatty(1) == true
+    local last, received = reply, core.now()
+    show(reply, received, tty, raw)
+    local ticker
+    if tty then
+      ticker = sched.spawn(function()
+        while true do
+          sched.sleep(1000)
+          show(last, received, true)
+        end
+      end)
+    end
+    while not broken do
+      local obj, why = client:recv()
+      if not obj then
+        if ticker then
+          ticker:cancel()
+        end
+        client:close()
+        if why == 'eof' then
+          err('orch: the orch has stopped\n')
+          return 0
+        end
+        err('orch: ' .. why .. '\n')
+        return 1
+      end
+      last, received = obj, core.now()
+      if not tty and not opts.json then
+        put('\n')
+      end
+      show(obj, received, tty, why)
+    end
+    if ticker then
+      ticker:cancel()
+    end
+    client:close()
+    return 0
+  end)
+end
+
+local function cmd_logs(opts, pos)
+  local n = opts.lines
+  if n ~= nil then
+    if n == 'all' then
+      n = 1000000000
+    else
+      n = tonumber(n)
+      if not n or n < 0 or n ~= math.floor(n) then
+        usage_error('logs', "-n takes a count of lines, got '%s'", tostring(opts.lines))
+      end
+      n = math.tointeger(n)
+    end
+  end
+  local where = control_where('logs', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'logs', ids = #pos > 0 and pos or nil, n = n,
+      follow = opts.follow or nil })
+    local head = control_recv(client)
+    if not head then
+      return 1
+    end
+    local ts
+    local broken = false
+    local writer = log.new({
+      format = opts.json and 'json' or 'text',
+      color = not opts.json and use_color(opts),
+      timestamps = opts.timestamps,
+      clock = function()
+        return ts or core.time()
+      end,
+      ids = head.entries or {},
+      out = function(s)
+        if not io.stdout:write(s) or not io.stdout:flush() then
+          broken = true
+        end
+      end,
+    })
+    while not broken do
+      local obj, why = client:recv()
+      if not obj then
+        client:close()
+        if why == 'eof' and opts.follow then
+          return 0 -- orch has stopped
+        end
+        err('orch: ' .. (why == 'eof' and 'orch closed the connection' or why) .. '\n')
+        return 1
+      end
+      if obj.type == 'end' then
+        break
+      elseif obj.type == 'line' and type(obj.id) == 'string' and type(obj.line) == 'string' then
+        ts = control.parse_time(obj.ts)
+        writer:lines(obj.id, obj.stream == 'stderr' and 'stderr' or 'stdout', { obj.line })
+      end
+    end
+    client:close()
+    return 0
+  end)
+end
+
+local function one_id(cmd, pos)
+  if #pos == 0 then
+    usage_error(cmd, 'missing the entry id: orch %s ID', cmd)
+  elseif #pos > 1 then
+    usage_error(cmd, 'too many arguments: orch %s ID', cmd)
+  end
+  return pos[1]
+end
+
+-- stop, start and restart.
+local function cmd_action(cmd)
+  return function(opts, pos)
+    local id = one_id(cmd, pos)
+    local where = control_where(cmd, opts)
+    return run_root(function()
+      local client = control_connect(where, opts)
+      if not client then
+        return 1
+      end
+      client:send({ cmd = cmd, id = id })
+      local reply, raw = control_recv(client)
+      client:close()
+      if not reply then
+        return 1
+      end
+      if opts.json then
+        out(raw .. '\n')
+        return 0
+      end
+      local ids = type(reply.ids) == 'table' and reply.ids or {}
+      local list = table.concat(ids, ', ')
+      if cmd == 'stop' then
+        out(('stopped: %s\n'):format(list))
+      elseif #ids == 0 then
+        out(('nothing to start: %s and what requires it are not stopped\n'):format(id))
+      elseif cmd == 'start' then
+        out(('starting: %s\n'):format(list))
+      else
+        out(('restarting: %s\n'):format(list))
+      end
+      return 0
+    end)
+  end
+end
+
+local function cmd_signal(opts, pos)
+  if #pos ~= 2 then
+    usage_error('signal', 'expected an entry id and a signal: orch signal ID SIGNAL')
+  end
+  local id, sig = pos[1], control.signal_name(pos[2])
+  if not sig then
+    usage_error('signal', "unknown signal '%s'", pos[2])
+  end
+  local where = control_where('signal', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'signal', id = id, signal = sig })
+    local reply, raw = control_recv(client)
+    client:close()
+    if not reply then
+      return 1
+    end
+    if opts.json then
+      out(raw .. '\n')
+    else
+      out(('sent %s to %s (pid %s)\n'):format(sig, id, tostring(reply.pid)))
+    end
+    return 0
+  end)
+end
+
+local function cmd_shutdown(opts, pos)
+  if #pos > 0 then
+    usage_error('shutdown', 'orch shutdown takes no arguments')
+  end
+  local where = control_where('shutdown', opts)
+  return run_root(function()
+    local client = control_connect(where, opts)
+    if not client then
+      return 1
+    end
+    client:send({ cmd = 'shutdown' })
+    local reply, raw = control_recv(client)
+    if not reply then
+      client:close()
+      return 1
+    end
+    if opts.json then
+      out(raw .. '\n')
+    end
+    if opts['no-wait'] then
+      client:close()
+      return 0
+    end
+    repeat -- the connection ends when orch has stopped
+      local obj = client:recv()
+    until not obj
+    client:close()
+    if not opts.json then
+      out('stopped\n')
+    end
+    return 0
+  end)
+end
+
+local CONTROL_COMMANDS = {
+  status = cmd_status,
+  logs = cmd_logs,
+  stop = cmd_action('stop'),
+  start = cmd_action('start'),
+  restart = cmd_action('restart'),
+  signal = cmd_signal,
+  shutdown = cmd_shutdown,
+}
+
+M.commands = CONTROL_COMMANDS
+
+return M

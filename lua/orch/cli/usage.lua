@@ -1,0 +1,149 @@
+--- The help texts of the `orch` command line: `orch --help` and `orch <command> --help`, one
+-- per command.
+-- @module orch.cli.usage
+
+local USAGE = {
+  main = [[
+Usage: orch <command> [options] main.lua [args...]
+
+Commands:
+  run     evaluate main.lua, start its graph and supervise it until stopped
+  check   evaluate and validate main.lua; print its entries in start order
+  graph   print the dependency graph (Graphviz dot or Mermaid)
+
+Control of a running orch (through its control socket):
+  status [id]            the state of every entry
+  logs [id...] [-n N] [-f]   recent output, then follow
+  stop|start|restart ID  act on one entry and what requires it
+  signal ID SIGNAL       signal the entry's process group
+  shutdown               stop the orch as SIGTERM does
+
+Options:
+  -h, --help     show this help (orch <command> --help for a command)
+  -V, --version  print the version
+
+`orch main.lua` is short for `orch run main.lua`.
+Exit status: 0 clean, 1 runtime failure, 2 usage error.
+]],
+  run = [[
+Usage: orch run [options] main.lua [args...]
+
+Evaluate main.lua (it returns a Daemons chain, or a function(ctx) returning one), start the
+graph and supervise it. Arguments after main.lua are passed to the script (`...`, ctx.args).
+
+Options:
+  --until-ready[=MS]    start everything, wait until every entry is ready at once, shut down
+                        cleanly and exit 0; exit 1 after MS milliseconds (default 60000,
+                        0 = no limit)
+  --log-format FORMAT   text (default) or json (one object per line)
+  --no-color            never colour the text log (also: NO_COLOR set); --color forces it
+  --timestamps          prefix text log lines with the local time
+  --status-file PATH    keep PATH holding the state of every entry as JSON, rewritten
+                        atomically on every change
+  --log-lines N         output lines kept per entry in memory (default 1000)
+  --no-contain          do not run in a PID namespace of its own (also: ORCH_CONTAIN=0)
+  --name NAME           the name of this orch (default: the name of the script's
+                        directory), for its control socket
+  --control PATH        the control socket (default /run/orch/NAME.sock as root,
+                        $XDG_RUNTIME_DIR/orch/NAME.sock otherwise)
+  --no-control          no control socket (also: ORCH_CONTROL=0, unless --control or
+                        --name is given)
+  -h, --help            show this help
+
+orch status, logs, stop, start, restart, signal and shutdown talk to the control socket.
+
+As root, orch runs as PID 1 of a PID namespace of its own, so nothing it started survives it,
+even a SIGKILL of orch; pids it reports are those the host sees.
+
+Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second SIGINT
+SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored); SIGHUP reloads main.lua;
+SIGQUIT/SIGUSR1 dump the state of every entry to stderr.
+]],
+  check = [[
+Usage: orch check main.lua [args...]
+
+Evaluate and validate main.lua without starting anything; print its entries in start order
+with their kind, requirements, readiness check and command. Exit 0 when valid, 1 otherwise.
+
+Options:
+  -h, --help   show this help
+]],
+  graph = [[
+Usage: orch graph [--format dot|mermaid] main.lua [args...]
+
+Print the dependency graph of main.lua: oneshots as boxes, daemons as ellipses (rounded in
+Mermaid), health checks as hexagons; an arrow goes from a requirement to its dependent.
+
+Options:
+  --format FORMAT   dot (default, for Graphviz) or mermaid
+  -h, --help        show this help
+]],
+  status = [[
+Usage: orch status [id] [--json] [--watch] [--control PATH | --name NAME]
+
+Ask a running orch for the state of its entries: kind, state (with the reported health when
+it differs), pid, uptime, restarts, last exit, what it waits on and the health message, as an
+aligned table (coloured on a terminal).
+
+Options:
+  --json            print the raw status object (one JSON line per update with --watch)
+  -w, --watch       print it again on every change (redrawn in place on a terminal) until
+                    orch stops
+  --no-color, --color
+  --control PATH    the control socket (default: see below)
+  --name NAME       the orch's name (default: the name of the current directory)
+  -h, --help        show this help
+
+Every control command (status, logs, stop, start, restart, signal, shutdown) finds the socket
+the same way: --control PATH, else /run/orch/NAME.sock as root and
+$XDG_RUNTIME_DIR/orch/NAME.sock otherwise. Exit status: 0 done, 1 no such orch or the request
+failed (the reason on stderr), 2 usage error.
+]],
+  logs = [[
+Usage: orch logs [id...] [-n N] [-f] [--control PATH | --name NAME]
+
+Print the last N lines of output of each entry (all entries by default) that orch keeps in
+memory (orch run --log-lines), oldest first, with the same prefixes as the run log.
+
+Options:
+  -n, --lines N     lines per entry (default 10; 'all' for everything kept)
+  -f, --follow      then print new lines as they come, until orch stops
+  --json            one JSON object per line, as orch run --log-format json
+  --timestamps      prefix lines with the local time they were received by orch
+  --no-color, --color
+  --control PATH, --name NAME, -h, --help   as for orch status
+]],
+  stop = [[
+Usage: orch stop ID [--json] [--control PATH | --name NAME]
+
+Stop an entry and everything that requires it, directly or not, dependents first, each
+process with SIGTERM (SIGKILL after its timeout); returns when they have stopped. They report
+disabled "stopped" and stay stopped until orch start.
+]],
+  start = [[
+Usage: orch start ID [--json] [--control PATH | --name NAME]
+
+Let a stopped entry and its stopped dependents start again, each as soon as its requirements
+are ready. Returns at once.
+]],
+  restart = [[
+Usage: orch restart ID [--json] [--control PATH | --name NAME]
+
+Stop the entry and what requires it (dependents first, as orch stop), then start them again;
+dependents stopped on their own stay stopped. On a stopped entry it is orch start. Returns
+once the stop is done.
+]],
+  signal = [[
+Usage: orch signal ID SIGNAL [--json] [--control PATH | --name NAME]
+
+Send SIGNAL (HUP, SIGHUP, 1...) to the process group of the entry's current process.
+]],
+  shutdown = [[
+Usage: orch shutdown [--no-wait] [--control PATH | --name NAME]
+
+Stop the orch as SIGTERM does: the graph in reverse dependency order. Waits until it has
+stopped, unless --no-wait.
+]],
+}
+
+return USAGE
