@@ -77,21 +77,32 @@ local function control_recv(client)
   return obj, line
 end
 
-local function cmd_status(opts, pos)
-  if #pos > 1 then
-    usage_error('status', "too many arguments: orch status [id]")
-  end
-  local where = control_where('status', opts)
+-- Connect to the orch `opts` names, send `req` and read the first reply, as the root task;
+-- then `handle(client, reply, raw)` (which closes the client) gives the exit status. 1 when orch
+-- cannot be reached or refuses (said on stderr).
+local function request(cmd, opts, req, handle)
+  local where = control_where(cmd, opts)
   return run_root(function()
     local client = control_connect(where, opts)
     if not client then
       return 1
     end
-    client:send({ cmd = 'status', id = pos[1], watch = opts.watch or nil })
+    client:send(req)
     local reply, raw = control_recv(client)
     if not reply then
+      client:close()
       return 1
     end
+    return handle(client, reply, raw)
+  end)
+end
+
+local function cmd_status(opts, pos)
+  if #pos > 1 then
+    usage_error('status', "too many arguments: orch status [id]")
+  end
+  local req = { cmd = 'status', id = pos[1], watch = opts.watch or nil }
+  return request('status', opts, req, function(client, reply, raw)
     local color = not opts.json and use_color(opts)
     local broken = false -- stdout is gone (orch status --watch | head)
     local function put(s)
@@ -170,18 +181,8 @@ local function cmd_logs(opts, pos)
       n = math.tointeger(n)
     end
   end
-  local where = control_where('logs', opts)
-  return run_root(function()
-    local client = control_connect(where, opts)
-    if not client then
-      return 1
-    end
-    client:send({ cmd = 'logs', ids = #pos > 0 and pos or nil, n = n,
-      follow = opts.follow or nil })
-    local head = control_recv(client)
-    if not head then
-      return 1
-    end
+  local req = { cmd = 'logs', ids = #pos > 0 and pos or nil, n = n, follow = opts.follow or nil }
+  return request('logs', opts, req, function(client, head)
     local ts
     local broken = false
     local writer = log.new({
@@ -233,18 +234,8 @@ end
 local function cmd_action(cmd)
   return function(opts, pos)
     local id = one_id(cmd, pos)
-    local where = control_where(cmd, opts)
-    return run_root(function()
-      local client = control_connect(where, opts)
-      if not client then
-        return 1
-      end
-      client:send({ cmd = cmd, id = id })
-      local reply, raw = control_recv(client)
+    return request(cmd, opts, { cmd = cmd, id = id }, function(client, reply, raw)
       client:close()
-      if not reply then
-        return 1
-      end
       if opts.json then
         out(raw .. '\n')
         return 0
@@ -273,18 +264,9 @@ local function cmd_signal(opts, pos)
   if not sig then
     usage_error('signal', "unknown signal '%s'", pos[2])
   end
-  local where = control_where('signal', opts)
-  return run_root(function()
-    local client = control_connect(where, opts)
-    if not client then
-      return 1
-    end
-    client:send({ cmd = 'signal', id = id, signal = sig })
-    local reply, raw = control_recv(client)
+  local req = { cmd = 'signal', id = id, signal = sig }
+  return request('signal', opts, req, function(client, reply, raw)
     client:close()
-    if not reply then
-      return 1
-    end
     if opts.json then
       out(raw .. '\n')
     else
@@ -298,18 +280,7 @@ local function cmd_shutdown(opts, pos)
   if #pos > 0 then
     usage_error('shutdown', 'orch shutdown takes no arguments')
   end
-  local where = control_where('shutdown', opts)
-  return run_root(function()
-    local client = control_connect(where, opts)
-    if not client then
-      return 1
-    end
-    client:send({ cmd = 'shutdown' })
-    local reply, raw = control_recv(client)
-    if not reply then
-      client:close()
-      return 1
-    end
+  return request('shutdown', opts, { cmd = 'shutdown' }, function(client, _, raw)
     if opts.json then
       out(raw .. '\n')
     end
