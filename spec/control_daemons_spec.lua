@@ -7,16 +7,7 @@ insulate('Daemons operator control', function()
   local fake, orch = H.fake()
   local Daemons = orch.Daemons
   local sched = require 'orch.sched'
-  local fx
-
-  before_each(function()
-    fake.reset()
-    fx = H.effects()
-  end)
-
-  after_each(function()
-    assert.are.equal(0, #fake.live(), 'a process outlived the spec')
-  end)
+  local fx = H.fake_effects_per_test(fake) -- no fake process may outlive a test
 
   local function up()
     return { result = 'success', message = 'up' }

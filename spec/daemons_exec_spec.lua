@@ -6,16 +6,7 @@ local H = require 'spec.support.helpers'
 insulate('Daemons exec (group G)', function()
   local fake, orch = H.fake()
   local Daemons = orch.Daemons
-  local fx
-
-  before_each(function()
-    fake.reset()
-    fx = H.effects()
-  end)
-
-  after_each(function()
-    assert.are.equal(0, #fake.live(), 'a process outlived the spec')
-  end)
+  local fx = H.fake_effects_per_test(fake) -- no fake process may outlive a test
 
   local function ok_fn()
     return { result = 'success', message = 'ok' }

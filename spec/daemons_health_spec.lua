@@ -9,16 +9,7 @@ end
 insulate('Daemons health semantics (group C)', function()
   local fake, orch = H.fake()
   local Daemons, trigger, healthCheck = orch.Daemons, orch.trigger, orch.healthCheck
-  local fx
-
-  before_each(function()
-    fake.reset()
-    fx = H.effects()
-  end)
-
-  after_each(function()
-    assert.are.equal(0, #fake.live(), 'a process outlived the spec')
-  end)
+  local fx = H.fake_effects_per_test(fake) -- no fake process may outlive a test
 
   local function results(list)
     local out = {}

@@ -5,16 +5,7 @@ local H = require 'spec.support.helpers'
 insulate('Daemons:runUntilSuccess (group F)', function()
   local fake, orch = H.fake()
   local Daemons = orch.Daemons
-  local fx
-
-  before_each(function()
-    fake.reset()
-    fx = H.effects()
-  end)
-
-  after_each(function()
-    assert.are.equal(0, #fake.live(), 'a process outlived the spec')
-  end)
+  local fx = H.fake_effects_per_test(fake) -- no fake process may outlive a test
 
   it('55: returns true once every entry is success at once, after the shutdown', function()
     fake.program('server', { listen = 8080, listen_after = 500, on_term = 200 })

@@ -7,16 +7,7 @@ local H = require 'spec.support.helpers'
 insulate('Daemons startup and gating (group B)', function()
   local fake, orch = H.fake()
   local Daemons, trigger = orch.Daemons, orch.trigger
-  local fx
-
-  before_each(function()
-    fake.reset()
-    fx = H.effects()
-  end)
-
-  after_each(function()
-    assert.are.equal(0, #fake.live(), 'a process outlived the spec')
-  end)
+  local fx = H.fake_effects_per_test(fake) -- no fake process may outlive a test
 
   -- A probe that succeeds from loop time `t` on.
   local function success_from(t, msg)
@@ -138,12 +129,12 @@ insulate('Daemons startup and gating (group B)', function()
       for i, chain in ipairs { c1, c2, c3 } do
         fake.reset()
         fake.program('migrate', {})
-        fx = H.effects()
-        chain.effects = fx
+        local rec = H.effects() -- a recorder per chain
+        chain.effects = rec
         H.run(function()
           chain:build()
           H.at(2000)
-          local app = fx.last('app')
+          local app = rec.last('app')
           assert.are.equal('waiting', app.result)
           assert.are.equal(({ nil, 'Database', 'Cache UI, Database' })[i], app.message)
           chain:term()
@@ -261,12 +252,13 @@ insulate('Daemons startup and gating (group B)', function()
     end)
 
   it('accepts the SDK\'s positional Daemons.of(effects)', function()
-    local chain = Daemons.of(fx):addDaemon('x', daemon('x', 'X', success_from(0)))
+    local rec = H.effects() -- a plain recorder: positional effects must be a non-empty table
+    local chain = Daemons.of(rec):addDaemon('x', daemon('x', 'X', success_from(0)))
     H.run(function()
       chain:build()
       chain:term()
     end)
-    assert.are.equal('starting', fx.of('x')[1].result)
+    assert.are.equal('starting', rec.of('x')[1].result)
   end)
 
   it('21: build() does not wait for health', function()

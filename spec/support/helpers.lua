@@ -213,6 +213,23 @@ function M.effects_per_test()
   end })
 end
 
+--- The same on the fake core (`fake` from M.fake): the fake reset before each test, and no
+-- fake process left alive after it.
+function M.fake_effects_per_test(fake)
+  local busted = require 'busted'
+  local current
+  busted.before_each(function()
+    fake.reset()
+    current = M.effects()
+  end)
+  busted.after_each(function()
+    require('luassert').are.equal(0, #fake.live(), 'a process outlived the spec')
+  end)
+  return setmetatable({}, { __index = function(_, k)
+    return current[k]
+  end })
+end
+
 --- Run the real loop until it has nothing left to do; fails when it is still busy after `ms`
 -- (default 5000).
 function M.drive_loop(core, ms)
