@@ -63,6 +63,25 @@ insulate('Daemons exec (group G)', function()
     assert.are.equal('useEntrypoint(--x)', chain:entries()[2].exec)
   end)
 
+  it('an error raised while spawning (a broken provider object) is that entry\'s spawn error',
+    function()
+      local broken = setmetatable({}, { __index = function(_, k)
+        if k == 'entrypoint' then
+          error('provider lost its image', 0)
+        end
+      end })
+      local chain = Daemons.of{ effects = fx }
+        :addDaemon('bad', entry({ command = orch.useEntrypoint() }, broken))
+        :addDaemon('good', entry({ command = { 'good' } }))
+      run(chain, 1500)
+      local errs = fx.events('bad', 'spawn-error')
+      assert.are.same({ 0, 0, 1000 }, H.times(errs)) -- backed off like any spawn failure
+      assert.are.equal('spawn failed: provider lost its image', errs[1].message)
+      assert.are.equal('failure', fx.state('bad').result)
+      assert.are.equal(1, #fake.procs('good')) -- the rest of the chain is not affected
+      assert.are.equal('success', fx.state('good').result)
+    end)
+
   it('60: useEntrypoint without a subcontainer is a validation error', function()
     local ok, err = pcall(function()
       Daemons.of{ effects = fx }:addDaemon('a', entry({ command = orch.useEntrypoint() }))

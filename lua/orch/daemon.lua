@@ -491,7 +491,12 @@ function launch(self)
     return
   end
   local t0 = sched.now()
-  local inc, err, code = spawn_command(self, self.exec)
+  -- launch also runs in its caller's task (start): an error raised while spawning is a spawn
+  -- error of this entry, never the caller's
+  local ok, inc, err, code = pcall(spawn_command, self, self.exec)
+  if not ok then
+    inc, err, code = nil, ('spawn failed: %s'):format(util.error_message(inc)), 'EINVAL'
+  end
   if not inc then
     self._loop = sched.spawn(self.id .. ':loop', after_spawn_error, self, err, code)
     return
