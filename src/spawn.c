@@ -304,12 +304,14 @@ static int start_in_cgroup(orch_spawn_req *req, child_args *ca, pid_t *pid)
   *pid = vfork_into_cgroup(ca);
   if (*pid >= 0)
     return 1;
-  /* no clone3 at all (remembered), or not into this cgroup (a v1 one: this spawn only) */
+  /* no clone3 at all (remembered), or not into this cgroup (a v1 one: this spawn only), or a
+   * seccomp filter that refuses clone3 with EPERM (older container runtimes): the write path
+   * then reports a real permission problem itself */
   if (errno == ENOSYS || errno == E2BIG) {
     clone3_refused = 1;
     return 0;
   }
-  return errno == EINVAL || errno == EBADF || errno == EOPNOTSUPP ? 0 : 1;
+  return errno == EINVAL || errno == EBADF || errno == EOPNOTSUPP || errno == EPERM ? 0 : 1;
 #else
   (void)req;
   (void)ca;

@@ -26,6 +26,12 @@ foreach(file ${ORCH_C_TEST_FILES})
   orch_c_test(${name} ${file} $<TARGET_OBJECTS:orch_core>)
 endforeach()
 
+# A tool for the specs (not a test): run a command with clone3 failing (seccomp).
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  add_executable(no_clone3 ${CMAKE_SOURCE_DIR}/spec/c/no_clone3.c)
+  set_target_properties(no_clone3 PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+endif()
+
 # http_get when libcurl cannot be loaded: the core compiled again, told to dlopen a library
 # that does not exist (no runtime hook in the real build).
 orch_c_test(test_http_nocurl ${CMAKE_SOURCE_DIR}/spec/c/test_http_nocurl.c ${ORCH_CORE_SOURCES})
