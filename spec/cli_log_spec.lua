@@ -229,3 +229,14 @@ describe('log.encode', function()
     assert.same({ 'x\u{FFFD}' }, cjson.decode(log.encode({ 'x\255' })))
   end)
 end)
+
+describe('log.encode', function()
+  it("writes '/' as it is and round-trips backslashes next to it", function()
+    assert.equal('"http://localhost:8000/health"', log.encode('http://localhost:8000/health'))
+    for _, s in ipairs({ '/', '\\', '\\/', '\\\\/', 'a\\/b/c', 'c:\\\\/x', '' }) do
+      local e = log.encode(s)
+      assert.equal(s, cjson.decode(e), e)
+      assert.is_nil(e:find('[^\\]\\/'), e) -- no escaped slash left
+    end
+  end)
+end)

@@ -263,10 +263,26 @@ local function key_less(a, b)
   return tostring(a) < tostring(b)
 end
 
+-- A JSON string. Debian's lua-cjson (2.1.0) escapes every '/' as '\/' and has no option to
+-- stop (newer ones do, see cjson()): undo it, so that paths and URLs read as they are. In the
+-- encoding a run of backslashes before '/' is escaped backslashes (pairs) plus, when the run is
+-- odd, that escape.
+local function encode_string(s)
+  local e = cjson().encode(M.sanitize_utf8(s))
+  if e:find('\\/', 1, true) then
+    e = e:gsub('(\\+)/', function(run)
+      if #run % 2 == 1 then
+        return run:sub(2) .. '/'
+      end
+    end)
+  end
+  return e
+end
+
 local function encode(v, depth)
   local t = type(v)
   if t == 'string' then
-    return cjson().encode(M.sanitize_utf8(v))
+    return encode_string(v)
   elseif t ~= 'table' then
     return cjson().encode(v)
   end
