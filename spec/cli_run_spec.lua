@@ -21,34 +21,15 @@ local function read_json(path)
   return cjson.decode(s)
 end
 
-local procs, dirs = {}, {}
-
-local function start(args, opts)
-  local p = R.start(args, opts)
-  procs[#procs + 1] = p
-  return p
-end
-
-local function tmpdir()
-  local d = R.tmpdir()
-  dirs[#dirs + 1] = d
-  return d
-end
+local session = R.session() -- what the specs start and make, cleaned up after each
+local start, tmpdir = session.start, session.tmpdir
 
 local function all_ready(p)
   return p:wait_for('probe: starting %-> success', 10000)
 end
 
 describe('orch run #integration', function()
-  after_each(function()
-    for _, p in ipairs(procs) do
-      p:cleanup()
-    end
-    for _, d in ipairs(dirs) do
-      R.cleanup(d)
-    end
-    procs, dirs = {}, {}
-  end)
+  after_each(session.cleanup)
 
   describe('signals', function()
     for _, sig in ipairs({ 'INT', 'TERM' }) do

@@ -9,29 +9,9 @@ local CLIENT = R.ROOT .. '/spec/fixtures/control/client.py'
 local PYTHON = '/usr/bin/python3'
 local IDS = { 'db', 'migrate', 'web', 'probe', 'chatty' }
 
-local procs, dirs = {}, {}
+local session = R.session() -- what the specs start and make, cleaned up after each
+local start, tmpdir = session.start, session.tmpdir
 
-local function start(args, opts)
-  local p = R.start(args, opts)
-  procs[#procs + 1] = p
-  return p
-end
-
-local function tmpdir()
-  local d = R.tmpdir()
-  dirs[#dirs + 1] = d
-  return d
-end
-
-local function cleanup()
-  for _, p in ipairs(procs) do
-    p:cleanup()
-  end
-  for _, d in ipairs(dirs) do
-    R.cleanup(d)
-  end
-  procs, dirs = {}, {}
-end
 
 -- Run a control command against the socket `sock`.
 local function ctl(sock, ...)
@@ -94,7 +74,7 @@ local function count(text, plain)
 end
 
 describe('orch control #integration', function()
-  teardown(cleanup)
+  teardown(session.cleanup)
 
   describe('a running orch', function()
     local p, sock, dir
@@ -259,8 +239,7 @@ describe('orch control #integration', function()
       assert.equal('dropped\n', python('flood', sock, '4000'))
       p:wait_for('control: dropped a client that does not read', 5000, 'out', true)
       -- a log follower that never reads, then 20000 lines at once
-      local out = R.tmpdir()
-      dirs[#dirs + 1] = out
+      local out = tmpdir()
       os.execute(('%s %s follow %s >%s/follow 2>&1 &'):format(PYTHON, CLIENT, R.quote(sock), out))
       R.wait_until(function()
         return (R.read_file(out .. '/follow') or ''):find('following')

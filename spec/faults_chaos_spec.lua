@@ -34,7 +34,7 @@ local function chaos(seconds, recover_ms)
   local status = dir .. '/status.json'
   local p = R.start({ 'run', '--status-file', status, F.FIX .. '/chaos.lua' },
     { env = { FAULT_DIR = dir, FAULT_N = tostring(N) } })
-  local ok, e = pcall(function()
+  F.with_orch(p, dir, 'sleep 100003', function()
     F.wait_ready(status, N, 20000)
     local orch = F.inner_pid(p.pid)
     local before = settle_and_sample(orch)
@@ -83,15 +83,7 @@ local function chaos(seconds, recover_ms)
       assert.is_true(after.rss <= before.rss * 1.25,
         ('RSS %d -> %d kB in all'):format(before.rss, after.rss))
     end
-    p:signal('TERM')
-    assert.equal(0, p:wait(20000))
-    assert.same({}, F.find('sleep 100003'))
   end)
-  p:cleanup()
-  R.cleanup(dir)
-  if not ok then
-    error(e, 0)
-  end
 end
 
 describe('faults: chaos #integration', function()

@@ -43,7 +43,7 @@ local function exhaust(opts)
   args[#args + 1] = SCRIPT
   local p = R.start(args, { env = { FAULT_DIR = dir, FAULT_N = tostring(opts.n) },
     prefix = opts.prefix })
-  local ok, e = pcall(function()
+  F.with_orch(p, dir, 'sleep 100003', function()
     local by_id
     R.wait_until(function()
       local n
@@ -64,15 +64,7 @@ local function exhaust(opts)
     io.stderr:write(('\n[%s] %d of %d entries failed to start (%s); all %d ready %.1f s after '
       .. 'the limit was lifted\n'):format(opts.name, failed, opts.n, opts.pattern, opts.n,
       R.now() - t0))
-    p:signal('TERM')
-    assert.equal(0, p:wait(20000))
-    assert.same({}, F.find('sleep 100003'))
   end)
-  p:cleanup()
-  R.cleanup(dir)
-  if not ok then
-    error(e, 0)
-  end
 end
 
 describe('faults: resource exhaustion #integration', function()

@@ -9,19 +9,13 @@ local R = F.R
 
 local SCRIPT = F.FIX .. '/double_fork.lua'
 
-local procs, dirs = {}, {}
+local session = R.session() -- what the specs start and make, cleaned up after each
+local start = session.start
 
 local function tmpdir()
-  local d = R.tmpdir()
-  dirs[#dirs + 1] = d
+  local d = session.tmpdir()
   os.execute('chmod 777 ' .. R.quote(d))
   return d
-end
-
-local function start(args, opts)
-  local p = R.start(args, opts)
-  procs[#procs + 1] = p
-  return p
 end
 
 -- Start double_fork.lua; returns the orch handle, the dir, and the grandchild's host pid.
@@ -65,15 +59,7 @@ local function drop_df(p, dir)
 end
 
 describe('faults: escaped processes #integration', function()
-  after_each(function()
-    for _, p in ipairs(procs) do
-      p:cleanup()
-    end
-    for _, d in ipairs(dirs) do
-      R.cleanup(d)
-    end
-    procs, dirs = {}, {}
-  end)
+  after_each(session.cleanup)
 
   if not F.is_root() then
     it('needs root (cgroups, PID namespaces, other users)', function()

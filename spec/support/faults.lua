@@ -155,4 +155,21 @@ end
 
 math.randomseed(os.time() + tonumber(tostring({}):match('0x(%x+)'), 16) % 100000)
 
+--- Run `body()` against the started orch `p`, then stop it with SIGTERM: it must exit 0 and
+-- leave no process whose command line holds `marker`. `p` and `dir` are cleaned up whatever
+-- happened; a failure is raised again afterwards.
+function M.with_orch(p, dir, marker, body)
+  local ok, e = pcall(function()
+    body()
+    p:signal('TERM')
+    require('luassert').equal(0, p:wait(20000))
+    require('luassert').same({}, M.find(marker))
+  end)
+  p:cleanup()
+  R.cleanup(dir)
+  if not ok then
+    error(e, 0)
+  end
+end
+
 return M
