@@ -209,8 +209,9 @@ local function spawn_command(self, exec)
     stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
     pidns = exec.runAsInit or nil,
   }
-  -- Tracking (orch.track): a cgroup or an environment tag per incarnation.
-  local tracker, group, cmd = track.current(), nil, nil
+  -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
+  -- the chain was built with (none: the process group only).
+  local tracker, group, cmd = self.tracker, nil, nil
   for _ = 1, 2 do
     if tracker then
       local gerr, gcode
@@ -269,27 +270,26 @@ function CommandInc:wait()
   return self:result()
 end
 
+--- Stop (yields): the TERM -> KILL of `process.Command:term`, reported as `term`/`kill`/`exit`
+-- process events; then wait until nothing tracked is left. Returns true, or false and a
+-- description of an unclean exit.
 function CommandInc:term()
-  local cmd, rt = self.cmd, self.rt
-  if not cmd.exited.is_set then
-    emit(rt, { event = 'term', pid = self.pid, signal = 'SIGTERM' })
-    cmd:kill('SIGTERM')
-    if not cmd.exited:wait(self.timeout) then
-      emit(rt, { event = 'kill', pid = self.pid, signal = 'SIGKILL' })
-      cmd:kill('SIGKILL')
-    end
-    cmd.exited:wait()
-    self:release()
+  local cmd, rt, pid = self.cmd, self.rt, self.pid
+  local live = not cmd.exited.is_set
+  if live then
+    emit(rt, { event = 'term', pid = pid, signal = 'SIGTERM' })
+  end
+  local ok, desc = cmd:term({ timeout = self.timeout, on_kill = function()
+    emit(rt, { event = 'kill', pid = pid, signal = 'SIGKILL' })
+  end })
+  self:release()
+  if live then
     rt.last_exit = { code = cmd.code, signal = cmd.signal, message = cmd:describe_exit(),
       time = sched.now() }
-    emit(rt, { event = 'exit', pid = self.pid, code = cmd.code, signal = cmd.signal,
-      message = cmd:describe_exit(), clean = process.clean_exit(cmd.code, cmd.signal) })
+    emit(rt, { event = 'exit', pid = pid, code = cmd.code, signal = cmd.signal,
+      message = cmd:describe_exit(), clean = ok })
   end
-  self:release()
-  if process.clean_exit(cmd.code, cmd.signal) then
-    return true
-  end
-  return false, cmd:describe_exit()
+  return ok, desc
 end
 
 function CommandInc:kill_now()
@@ -309,9 +309,37 @@ function CommandInc:close()
 end
 CommandInc.__close = CommandInc.close
 
---- An `exec.fn` incarnation: the fn task, then possibly the command it returned.
+--- An `exec.fn` incarnation: one task runs the fn, then the command it returned, if any.
 local FnInc = {}
 FnInc.__index = FnInc
+
+-- The fn task: the outcome is `inc.ok, inc.info` once `inc.done` is set.
+local function run_fn(inc, exec)
+  local rt = inc.rt
+  local res = table.pack(pcall(exec.fn, rt.subcontainer, inc.abort))
+  local ok, info
+  if not res[1] then
+    ok, info = false, { message = 'exec.fn raised: ' .. util.error_message(res[2]) }
+  elseif res[2] == nil or inc.abort.aborted then
+    ok, info = true, { message = 'exec.fn returned' }
+  else
+    local cmd, msg = validate.check(validate.fn_result, res[2], rt.id, rt.subcontainer ~= nil)
+    if not cmd then
+      ok, info = false, { message = msg }
+    else
+      local inner, err, code = spawn_command(rt, cmd)
+      if not inner then
+        emit(rt, { event = 'spawn-error', message = err, code = code })
+        ok, info = false, { message = err, spawn_error = true }
+      else
+        inc.inner, inc.pid = inner, inner.pid
+        ok, info = inner:wait()
+      end
+    end
+  end
+  inc.ok, inc.info = ok, info
+  inc.done:set()
+end
 
 local function start_fn(self, exec)
   local inc = setmetatable({
@@ -320,40 +348,23 @@ local function start_fn(self, exec)
     timeout = exec.sigtermTimeout or self:_sigterm_timeout(),
     rt = self,
   }, FnInc)
-  inc.task = sched.spawn(self.id .. ':exec.fn', function()
-    inc.result = table.pack(pcall(exec.fn, self.subcontainer, inc.abort))
-    inc.done:set()
-  end)
+  inc.task = sched.spawn(self.id .. ':exec.fn', run_fn, inc, exec)
   return inc
 end
 
-function FnInc:wait()
-  self.done:wait()
-  local res = self.result
-  if not res then
-    return false, { message = 'exec.fn was cancelled' }
-  end
-  if not res[1] then
-    return false, { message = 'exec.fn raised: ' .. util.error_message(res[2]) }
-  end
-  if res[2] == nil or self.abort.aborted then
-    return true, { message = 'exec.fn returned' }
-  end
-  local rt = self.rt
-  local exec, msg = validate.check(validate.fn_result, res[2], rt.id, rt.subcontainer ~= nil)
-  if not exec then
-    return false, { message = msg }
-  end
-  local inner, err, code = spawn_command(rt, exec)
-  if not inner then
-    emit(rt, { event = 'spawn-error', message = err, code = code })
-    return false, { message = err, spawn_error = true }
-  end
-  self.inner = inner
-  self.pid = inner.pid
-  return inner:wait()
+function FnInc:on_exit(fn)
+  self.done:on_set(fn)
 end
 
+function FnInc:result()
+  if self.ok == nil then
+    return false, { message = 'exec.fn was cancelled' }
+  end
+  return self.ok, self.info
+end
+
+--- Stop (yields): the command's TERM -> KILL once the fn returned one; before that, fire the
+-- abort token and force-close the fn task if it has not ended within `sigtermTimeout`.
 function FnInc:term()
   if self.inner then
     return self.inner:term()
@@ -399,35 +410,190 @@ function Daemon:_sigterm_timeout()
 end
 
 --- A runtime supervisor for one entry.
--- `spec`: `{id, exec, subcontainer}`; `opts`: `{oneshot = bool, effects = table}`.
+-- `spec`: `{id, exec, subcontainer}`; `opts`: `{oneshot = bool, effects = table, tracker =
+-- orch.track Tracker or nil, owner = object}`. The owner (a HealthDaemon) is told of every
+-- spawn (`owner:daemon_spawned(pid)`) and every exit (`owner:daemon_exited(ok, info)`), never
+-- after `term()`.
 -- @treturn Daemon
 function Daemon.new(spec, opts)
   opts = opts or {}
-  return setmetatable({
+  -- At most 7 fields in the constructor and optional ones only when set: a running daemon's
+  -- table then stays at 8 hash slots (16 would cost ~200 bytes per entry).
+  local self = setmetatable({
     id = spec.id,
     exec = spec.exec,
-    subcontainer = spec.subcontainer,
-    oneshot = opts.oneshot or nil,
     effects = opts.effects,
+    tracker = opts.tracker,
+    owner = opts.owner,
+    state = 'idle',
     restarts = 0,
-    last_exit = nil,
   }, Daemon)
+  if spec.subcontainer ~= nil then
+    self.subcontainer = spec.subcontainer
+  end
+  if opts.oneshot then
+    self.oneshot = true
+  end
+  return self
 end
 
--- Call an owner's hook, logging what it raises.
-local function hook(self, name, what, ...)
-  local f = self[name]
-  if f then
-    local ok, e = pcall(f, ...)
+------------------------------------------------------------------------------------------------
+-- The state machine. One static table for every daemon (no per-entry closures):
+-- TRANSITIONS[state][event] = {action, next state}. The state changes first, then the action
+-- runs; an action may fire the next event itself (a verdict, a spawn error). An event without
+-- a row in the current state is ignored: an exit that arrives while `term()` stops the
+-- process, a wake-up after `kill_now()`.
+--
+--   state      event        action     next       what happens
+--   idle       start        spawn      running    spawn the first incarnation
+--   running    exit         collect    exiting    a task waits for the leftovers, reports
+--   running    spawn_error  collect    exiting    (the same, for a spawn that failed)
+--   exiting    exited       decide     exiting    record + report the exit; fire the verdict
+--   exiting    restart      back_off   backoff    sleep 0, 1000, 2000 ... 30000 ms
+--   exiting    finish       -          done       a oneshot that exited cleanly
+--   backoff    wake         spawn      running    the next incarnation
+--   done       start        spawn      running    a new session of the owner
+--   running,exiting,backoff,killed,done  term  stop  stopping  TERM -> KILL, wait until gone
+--   stopping   stopped      -          idle
+--   running,exiting,backoff,stopping,killed  kill  kill  killed/stopping  SIGKILL now
+--
+-- The verdict of an exit is the restart policy's (VERDICT below). Issue 14 adds rows, not
+-- code paths: `exiting give_up -> failed` (restart limit), `failed start/term`, and
+-- `running restart -> stop the incarnation, then exiting` (liveness).
+local TRANSITIONS = {
+  idle = {
+    start = { 'spawn', 'running' },
+  },
+  running = {
+    exit = { 'collect', 'exiting' },
+    spawn_error = { 'collect', 'exiting' },
+    term = { 'stop', 'stopping' },
+    kill = { 'kill', 'killed' },
+  },
+  exiting = {
+    exited = { 'decide', 'exiting' },
+    restart = { 'back_off', 'backoff' },
+    finish = { nil, 'done' },
+    term = { 'stop', 'stopping' },
+    kill = { 'kill', 'killed' },
+  },
+  backoff = {
+    wake = { 'spawn', 'running' },
+    term = { 'stop', 'stopping' },
+    kill = { nil, 'killed' },
+  },
+  done = {
+    start = { 'spawn', 'running' },
+    term = { 'stop', 'stopping' },
+  },
+  stopping = {
+    stopped = { nil, 'idle' },
+    kill = { 'kill', 'stopping' }, -- a second Ctrl-C during a stop that waits for a TERM
+  },
+  killed = {
+    term = { 'stop', 'stopping' },
+    kill = { 'kill', 'killed' },
+  },
+}
+Daemon.TRANSITIONS = TRANSITIONS
+
+--- Restart policy: the event an exit fires, by policy and by how it ended. A daemon restarts
+-- always; a oneshot until it exits cleanly. (Issue 14: `never`, and `exec.restart` choosing.)
+local VERDICT = {
+  always = { clean = 'restart', failed = 'restart' },
+  ['on-failure'] = { clean = 'finish', failed = 'restart' },
+}
+Daemon.VERDICT = VERDICT
+
+local ACTIONS = {}
+
+-- Fire `event` (with up to two arguments): move to the row's state, run its action, return
+-- what the action returns. No row: ignored.
+local function fire(self, event, a, b)
+  local row = TRANSITIONS[self.state][event]
+  if not row then
+    return nil
+  end
+  self.state = row[2]
+  local act = row[1]
+  if act then
+    return ACTIONS[act](self, a, b)
+  end
+end
+
+-- Tell the owner, logging what it raises.
+local function tell(self, method, a, b)
+  local owner = self.owner
+  if owner then
+    local ok, e = pcall(owner[method], owner, a, b)
     if not ok then
-      util.log(self.effects, 'error', ('%s: %s failed: %s'):format(self.id, what, tostring(e)))
+      util.log(self.effects, 'error', ('%s: %s failed: %s'):format(self.id, method,
+        tostring(e)))
     end
   end
 end
 
--- Record and report the end of an incarnation; true when the loop is over (a oneshot that
--- succeeded).
-local function ended(self, ok, info)
+-- The exit task: wait until the incarnation's leftovers are gone (yields), then `exited`.
+local function after_exit(self, inc)
+  local ok, info
+  do
+    local _ <close> = inc
+    ok, info = inc:result()
+  end
+  if self.inc == inc then
+    fire(self, 'exited', ok, info)
+  end
+end
+
+-- The same for a spawn that failed (no incarnation).
+local function after_spawn_error(self, info)
+  emit(self, { event = 'spawn-error', message = info.message, code = info.code })
+  fire(self, 'exited', false, { message = info.message, spawn_error = true })
+end
+
+-- idle/done/backoff -> running: start an incarnation (never yields). It runs in its caller's
+-- task (the owner's start): an error raised while spawning is this entry's spawn error.
+function ACTIONS.spawn(self)
+  self.loop = nil
+  local ok, inc, err, code
+  if self.exec.fn then
+    ok, inc = pcall(start_fn, self, self.exec)
+  else
+    ok, inc, err, code = pcall(spawn_command, self, self.exec)
+  end
+  if not ok then
+    inc, err, code = nil, ('spawn failed: %s'):format(util.error_message(inc)), 'EINVAL'
+  end
+  if not inc then
+    return fire(self, 'spawn_error', { message = err, code = code })
+  end
+  inc.t0 = sched.now()
+  self.inc = inc
+  tell(self, 'daemon_spawned', inc.pid)
+  inc:on_exit(function()
+    if self.inc == inc then
+      fire(self, 'exit')
+    end
+  end)
+end
+
+-- running -> exiting: a short task reports the exit (a command daemon holds no task while its
+-- process runs: 1000 daemons, ~1.5 MiB less).
+function ACTIONS.collect(self, info)
+  if info then
+    self.loop = sched.spawn(self.id .. ':loop', after_spawn_error, self, info)
+  else
+    self.loop = sched.spawn(self.id .. ':exit', after_exit, self, self.inc)
+  end
+end
+
+-- exiting: record and report the exit, then fire the policy's verdict.
+function ACTIONS.decide(self, ok, info)
+  local inc = self.inc
+  self.inc = nil
+  if inc and sched.now() - inc.t0 >= Daemon.BACKOFF_RESET_AFTER then
+    self.backoff = nil
+  end
   self.last_exit = {
     code = info.code, signal = info.signal, message = info.message, time = sched.now(),
     spawn_error = info.spawn_error,
@@ -436,138 +602,64 @@ local function ended(self, ok, info)
     emit(self, { event = 'exit', pid = info.pid, code = info.code, signal = info.signal,
       message = info.message, clean = ok })
   end
-  hook(self, '_on_exit', 'exit handler', ok, info)
-  if ok and self.oneshot then
-    self.done = true
-    self._active = false
-    return true
-  end
-  return false
+  tell(self, 'daemon_exited', ok, info)
+  local policy = self.oneshot and 'on-failure' or 'always'
+  return fire(self, VERDICT[policy][ok and 'clean' or 'failed'])
 end
 
--- Sleep the backoff (yields) and step it up.
-local function back_off(self)
-  local backoff = self._backoff or 0
+-- exiting -> backoff: sleep (yields, in the exit task), step the backoff up, then wake.
+function ACTIONS.back_off(self)
+  local backoff = self.backoff or 0
   sched.sleep(backoff)
-  self._backoff = math.min(backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
+  self.backoff = math.min(backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
   self.restarts = self.restarts + 1
+  return fire(self, 'wake')
 end
 
--- A command daemon holds no task while its process runs (1000 daemons: ~1.5 MiB less): the
--- exit starts a short task that releases, reports, backs off and spawns the next incarnation.
-local launch
-
-local function after_exit(self, inc, t0)
-  local ok, info
-  do
-    local _ <close> = inc
-    ok, info = inc:result()
+-- -> stopping: stop the incarnation (yields), end the loop task; returns true or false and a
+-- description of an unclean exit.
+function ACTIONS.stop(self)
+  local inc, ok, desc = self.inc, true, nil
+  if inc then
+    ok, desc = inc:term()
   end
-  if self._inc ~= inc or self._aborted then
-    return
+  local loop = self.loop
+  if loop and not loop:finished() then
+    loop:cancel()
   end
-  self._inc = nil
-  if sched.now() - t0 >= Daemon.BACKOFF_RESET_AFTER then
-    self._backoff = nil
+  if inc then
+    inc:close()
   end
-  if ended(self, ok, info) then
-    return
-  end
-  back_off(self)
-  launch(self)
+  self.inc, self.loop = nil, nil
+  fire(self, 'stopped')
+  return ok, desc
 end
 
-local function after_spawn_error(self, err, code)
-  emit(self, { event = 'spawn-error', message = err, code = code })
-  if ended(self, false, { message = err, spawn_error = true }) then
-    return
-  end
-  back_off(self)
-  launch(self)
-end
-
-function launch(self)
-  if self._aborted then
-    return
-  end
-  local t0 = sched.now()
-  -- launch also runs in its caller's task (start): an error raised while spawning is a spawn
-  -- error of this entry, never the caller's
-  local ok, inc, err, code = pcall(spawn_command, self, self.exec)
-  if not ok then
-    inc, err, code = nil, ('spawn failed: %s'):format(util.error_message(inc)), 'EINVAL'
-  end
-  if not inc then
-    self._loop = sched.spawn(self.id .. ':loop', after_spawn_error, self, err, code)
-    return
-  end
-  self._inc, self._loop = inc, nil
-  hook(self, '_on_spawn', 'spawn handler', inc.pid)
-  inc:on_exit(function()
-    if self._inc == inc and not self._aborted then
-      self._loop = sched.spawn(self.id .. ':exit', after_exit, self, inc, t0)
-    end
-  end)
-end
-
--- An `exec.fn` daemon: its fn runs as a task anyway, so the loop is one too.
-local function run_fn_loop(self)
-  while true do
-    local t0 = sched.now()
-    local ok, info
-    do
-      local inc <close> = start_fn(self, self.exec)
-      self._inc = inc
-      hook(self, '_on_spawn', 'spawn handler', inc.pid)
-      ok, info = inc:wait()
-      self._inc = nil
-      if self._aborted then
-        return
-      end
-      if sched.now() - t0 >= Daemon.BACKOFF_RESET_AFTER then
-        self._backoff = nil
-      end
-    end
-    if ended(self, ok, info) then
-      return
-    end
-    back_off(self)
+-- SIGKILL the current incarnation now; the rest is left to `term()`.
+function ACTIONS.kill(self)
+  local inc = self.inc
+  if inc then
+    inc:kill_now()
   end
 end
 
---- Start the loop (no-op while one runs); `on_exit(ok, info)` is called after every exit
--- (`info = {code, signal, message, spawn_error}`), never after `term()`; `on_spawn(pid)`, if
--- given, after every successful spawn.
-function Daemon:start(on_exit, on_spawn)
-  if self._active then
-    return
-  end
-  -- flags are nil rather than false, and the backoff nil rather than 0: few fields keep the
-  -- table of each daemon at 8 hash slots
-  self._aborted = nil
-  self._active = true
-  self._backoff = nil
-  self.done = nil
-  self._on_exit = on_exit
-  self._on_spawn = on_spawn
-  if self.exec.fn then
-    self._loop = sched.spawn(self.id .. ':loop', function()
-      run_fn_loop(self)
-      self._active = false
-    end)
-  else
-    launch(self)
+--- Start the loop (no-op while one runs). The owner is told of every spawn and exit.
+function Daemon:start()
+  if TRANSITIONS[self.state].start then
+    self.backoff = nil
+    fire(self, 'start')
   end
 end
 
 --- Whether a loop is running (spawning, running a process, or backing off).
 function Daemon:active()
-  return self._active == true
+  local s = self.state
+  return s ~= 'idle' and s ~= 'done'
 end
 
 --- The pid of the current process, if any.
 function Daemon:pid()
-  local inc = self._inc
+  local inc = self.inc
   return inc and inc.pid or nil
 end
 
@@ -576,31 +668,17 @@ end
 -- unclean exit (for the log).
 -- @async
 function Daemon:term()
-  if not self._active and not self._inc then
+  local ok, desc = fire(self, 'term')
+  if ok == nil then
     return true
   end
-  self._aborted = true
-  self._on_exit, self._on_spawn = nil, nil
-  local ok, desc = true, nil
-  local inc = self._inc
-  if inc then
-    ok, desc = inc:term()
-  end
-  local loop = self._loop
-  if loop and not loop:finished() then
-    loop:cancel()
-  end
-  if inc then
-    inc:close()
-  end
-  self._loop, self._inc, self._active = nil, nil, false
   return ok, desc
 end
 
 --- Send `sig` to the current process group (operator control); returns the pid, or nil and
 -- why not.
 function Daemon:signal(sig)
-  local inc = self._inc
+  local inc = self.inc
   if not inc then
     return nil, ('%s has no process running'):format(self.id)
   end
@@ -609,11 +687,7 @@ end
 
 --- SIGKILL the current process group now (second Ctrl-C); the loop is left to `term()`.
 function Daemon:kill_now()
-  self._aborted = true
-  local inc = self._inc
-  if inc then
-    inc:kill_now()
-  end
+  fire(self, 'kill')
 end
 
 return Daemon

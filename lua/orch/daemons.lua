@@ -45,7 +45,8 @@ local function new(effects, ids, specs, n, index)
 end
 
 --- An empty chain.
--- @tparam[opt] table options `{effects = effects}` (a bare effects table is accepted too)
+-- @tparam[opt] table options `{effects = effects}` (a bare effects table is accepted too);
+--   without effects, the chain uses those `build{effects = ...}` is given
 -- @treturn Daemons
 function Daemons.of(options)
   if options == nil then
@@ -80,10 +81,24 @@ local function check_self(self, fname)
   end
 end
 
---- While the CLI evaluates main.lua: a locator (orch.locate) that gives validation errors the
--- position of the offending call and field; nil otherwise (errors then point at the caller).
-Daemons._locator = nil
+-- While a script is evaluated (`Daemons.evaluating`): `{locator = ..., effects = ...}`.
+local evaluating = nil
 
+--- Evaluate a script under `scope` until the returned function is called: `scope.locator`
+-- (an orch.locate locator) gives validation errors of add* calls the position of the offending
+-- call and field, `scope.effects` receives their warnings, and `build()`/`runUntilSuccess()`
+-- are refused meanwhile (orch builds the chain the script returns).
+-- @tparam table scope `{locator = ?, effects = ?}`
+-- @treturn function that ends the scope
+function Daemons.evaluating(scope)
+  local outer = evaluating
+  evaluating = scope
+  return function()
+    evaluating = outer
+  end
+end
+
+-- Effects of a chain given none, built without any: its state changes on stderr.
 local fallback_effects = {
   onState = function(s)
     io.stderr:write(('orch: %s: %s%s\n'):format(s.id, s.result,
@@ -91,15 +106,9 @@ local fallback_effects = {
   end,
 }
 
-local function default_effects()
-  local ok, status = pcall(require, 'orch.status')
-  if ok and type(status) == 'table' and type(status.default) == 'function' then
-    local fx = status.default()
-    if type(fx) == 'table' then
-      return fx
-    end
-  end
-  return fallback_effects
+-- The effects that get the warnings of add* calls (the chain's own, or the evaluation's).
+local function warning_effects(self)
+  return self.effects or (evaluating and evaluating.effects) or fallback_effects
 end
 
 local function add_checked(self, kind, id, options, anchor)
@@ -109,12 +118,13 @@ local function add_checked(self, kind, id, options, anchor)
   if not spec then
     return nil, warnings, anchor
   end
-  if Daemons._locator then
-    Daemons._locator:seen(kind, id, anchor)
+  local loc = evaluating and evaluating.locator
+  if loc then
+    loc:seen(kind, id, anchor)
   end
   for _, w in ipairs(warnings) do
     -- where the chain will log once built (orch run: its log, in its format)
-    util.log(self.effects or default_effects(), 'warning', w)
+    util.log(warning_effects(self), 'warning', w)
   end
   local index = self._index or {}
   index[id] = n + 1 -- shared along the lineage: see validate.id_set
@@ -166,7 +176,7 @@ end
 local function add(self, kind, id, options)
   -- library code: the locator's line hook only needs the script's own lines (with it on, the
   -- validation of 1000 entries took ten times longer)
-  local loc = Daemons._locator
+  local loc = evaluating and evaluating.locator
   local paused = loc and loc:pause()
   local chain, err, at = add_unhooked(self, kind, id, options, loc, paused)
   if loc then
@@ -185,8 +195,8 @@ end
 -- Raise a validation error of add<kind>(id): at the located call and field while main.lua is
 -- evaluated by the CLI, else at the caller of the add* method (level 3 from here).
 local function raise(kind, id, err, anchor)
-  local loc = Daemons._locator
-  local pos = loc and loc:position(kind, id, require('orch.locate').field_of(err), anchor)
+  local loc = evaluating and evaluating.locator
+  local pos = loc and loc:position(kind, id, loc:field_of(err), anchor)
   if pos then
     local msg = pos .. ': ' .. err
     loc.raised = msg -- shown without a traceback: the position says it all
@@ -234,7 +244,9 @@ function Daemons:addHealthCheck(id, options)
   return chain
 end
 
-function Daemons:_changed()
+--- An entry's result changed (its HealthDaemon calls it): a `runUntilSuccess` waiting for
+-- every entry at once looks again.
+function Daemons:entry_changed()
   local ev = self._success_ev
   if ev and not ev.is_set and self:_all_success() then
     ev:set('success')
@@ -243,7 +255,7 @@ end
 
 function Daemons:_all_success()
   for _, hd in ipairs(self._hds or {}) do
-    if not (hd.running and hd.health.result == 'success') then
+    if not hd:satisfied() then
       return false
     end
   end
@@ -252,17 +264,20 @@ end
 
 --- Create the actors and start every entry whose requirements are met. Idempotent; returns at
 -- once (it does not wait for health). Callable from the main thread or a task.
+-- @tparam[opt] table opts `{effects = table, tracker = orch.track Tracker}`: the effects used
+--   when the chain has none of its own, and the tracker that gives each incarnation its cgroup
+--   or tag (none: process groups only)
 -- @treturn Daemons self
 -- Starting processes is orch's job once main.lua has returned its chain (and never `orch
 -- check`'s): refuse it while the CLI evaluates the script.
 local function refuse_while_evaluating(fname)
-  if Daemons._locator then
+  if evaluating then
     error(('Daemons: %s() cannot be called while main.lua is evaluated; return the chain and '
       .. 'orch builds it'):format(fname), 3)
   end
 end
 
-function Daemons:build()
+function Daemons:build(opts)
   check_self(self, 'build')
   refuse_while_evaluating('build')
   if self._hds then
@@ -271,18 +286,21 @@ function Daemons:build()
   if self._term_done then
     error('Daemons: build() after term()', 2)
   end
-  local effects = self.effects or default_effects()
+  if opts ~= nil and type(opts) ~= 'table' then
+    error(("bad argument #1 to 'build' (table or nil expected, got %s)"):format(type(opts)), 2)
+  end
+  opts = opts or {}
+  local effects = self.effects or opts.effects or fallback_effects
   self._effects = effects
+  -- one table shared by every entry of the chain
+  local runtime = { effects = effects, tracker = opts.tracker, observer = self }
   local hds, by_id = {}, {}
   for i, spec in ipairs(self._entries) do
     local deps = {}
     for _, r in ipairs(spec.requires) do
       deps[#deps + 1] = by_id[r]
     end
-    local hd = HealthDaemon.new(spec, deps, effects)
-    hd.on_change = function()
-      self:_changed()
-    end
+    local hd = HealthDaemon.new(spec, deps, runtime)
     hds[i], by_id[spec.id] = hd, hd
   end
   self._hds, self._by_id = hds, by_id
@@ -291,7 +309,6 @@ function Daemons:build()
       hd:initial()
     end
     for _, hd in ipairs(hds) do
-      hd._dirty = false
       hd:start_actor()
     end
   end)
@@ -302,45 +319,59 @@ function Daemons:build()
   return self
 end
 
-local function shutdown(self)
-  local remaining = table.move(self._hds, 1, #self._hds, 1, {})
+-- Stop `list` in layers, dependents first: a layer is the entries of the list that no other
+-- entry of the list still to stop requires; `stop_layer(layer)` stops one layer and waits for
+-- it (yields). A cycle (requirements are declared before use, so only a bug makes one) stops
+-- the rest in reverse order, with a warning.
+local function in_layers(effects, list, stop_layer)
+  local remaining = list
   while #remaining > 0 do
     local required = {}
     for _, hd in ipairs(remaining) do
-      for _, r in ipairs(hd.spec.requires) do
-        required[r] = true
+      for _, dep in ipairs(hd.deps) do
+        required[dep] = true
       end
     end
     local layer, rest = {}, {}
     for _, hd in ipairs(remaining) do
-      if required[hd.id] then
+      if required[hd] then
         rest[#rest + 1] = hd
       else
         layer[#layer + 1] = hd
       end
     end
     if #layer == 0 then
-      util.log(self._effects, 'warning',
-        'Dependency cycle detected, shutting down remaining daemons')
+      util.log(effects, 'warning', 'Dependency cycle detected, shutting down remaining daemons')
       for i = #remaining, 1, -1 do
         layer[#layer + 1] = remaining[i]
       end
       rest = {}
     end
+    stop_layer(layer)
     remaining = rest
-    local tasks = {}
-    for _, hd in ipairs(layer) do
-      tasks[#tasks + 1] = sched.spawn('term:' .. hd.id, function()
-        hd:term()
-      end)
-    end
-    for _, t in ipairs(tasks) do
-      local ok, err = t:wait()
-      if not ok then
-        util.log(self._effects, 'error', ('term failed: %s'):format(tostring(err)))
-      end
+  end
+end
+
+-- term() one layer: every entry at once, each in a task, waiting for the slowest.
+local function term_layer(self, layer)
+  local tasks = {}
+  for _, hd in ipairs(layer) do
+    tasks[#tasks + 1] = sched.spawn('term:' .. hd.id, function()
+      hd:term()
+    end)
+  end
+  for _, t in ipairs(tasks) do
+    local ok, err = t:wait()
+    if not ok then
+      util.log(self._effects, 'error', ('term failed: %s'):format(tostring(err)))
     end
   end
+end
+
+local function shutdown(self)
+  in_layers(self._effects, self._hds, function(layer)
+    term_layer(self, layer)
+  end)
   -- Each distinct subcontainer provider object is destroyed once, after every user stopped.
   local seen = {}
   for _, spec in ipairs(self._entries) do
@@ -407,7 +438,7 @@ end
 function Daemons:_timeout_error(prefix, code)
   local ids, entries, lines = {}, {}, {}
   for _, hd in ipairs(self._hds) do
-    if not (hd.running and hd.health.result == 'success') then
+    if not hd:satisfied() then
       local s = hd:snapshot()
       ids[#ids + 1] = hd.id
       entries[#entries + 1] = s
@@ -434,9 +465,10 @@ end
 -- calls `term()` meanwhile, the same error with `code = 'terminated'` (`Terminated while
 -- waiting for <ids>`) is raised once the shutdown is done.
 -- @tparam[opt] number timeout ms; nil, false or 0 waits for ever
+-- @tparam[opt] table opts the options of `build`
 -- @treturn boolean true
 -- @async
-function Daemons:runUntilSuccess(timeout)
+function Daemons:runUntilSuccess(timeout, opts)
   check_self(self, 'runUntilSuccess')
   refuse_while_evaluating('runUntilSuccess')
   if timeout ~= nil and timeout ~= false then
@@ -451,8 +483,8 @@ function Daemons:runUntilSuccess(timeout)
   end
   local ev = sched.event()
   self._success_ev = ev
-  self:build()
-  self:_changed()
+  self:build(opts)
+  self:entry_changed()
   local ok = ev:wait((timeout and timeout > 0) and timeout or nil)
   local err
   if not ok then
@@ -541,36 +573,17 @@ local function ids_of(list)
   return out
 end
 
--- Hold every entry of `list` with `reason`, dependents first: a layer is the entries no other
--- entry of the list still to stop requires; each layer is held at once and waited for.
-local function hold_in_order(list, reason)
-  local remaining = list
-  while #remaining > 0 do
-    local required = {}
-    for _, hd in ipairs(remaining) do
-      for _, dep in ipairs(hd.deps) do
-        required[dep] = true
-      end
-    end
-    local layer, rest = {}, {}
-    for _, hd in ipairs(remaining) do
-      if required[hd] then
-        rest[#rest + 1] = hd
-      else
-        layer[#layer + 1] = hd
-      end
-    end
-    if #layer == 0 then -- cannot happen (requirements are declared before use); be safe
-      layer, rest = rest, {}
-    end
+-- Hold every entry of `list` with `reason`, dependents first (`in_layers`); each layer is held
+-- at once and waited for.
+local function hold_in_order(self, list, reason)
+  in_layers(self._effects, list, function(layer)
     for _, hd in ipairs(layer) do
       hd:hold(reason)
     end
     for _, hd in ipairs(layer) do
       hd:settled()
     end
-    remaining = rest
-  end
+  end)
 end
 
 -- Run `fn` with the operator lock: one stop/start/restart at a time per chain, in call order.
@@ -616,7 +629,7 @@ function Daemons:stopEntry(id)
   end
   return locked(self, 'stopEntry', function()
     local list = with_dependents(hd)
-    hold_in_order(list, 'stopped')
+    hold_in_order(self, list, 'stopped')
     return ids_of(list)
   end)
 end
@@ -663,7 +676,7 @@ function Daemons:restartEntry(id)
         list[#list + 1] = d
       end
     end
-    hold_in_order(list, 'restarting')
+    hold_in_order(self, list, 'restarting')
     for _, d in ipairs(list) do
       d:release()
     end

@@ -51,10 +51,13 @@ local last_session = 0
 --- Create the actor for `spec` (a validated entry) with its dependency actors.
 -- @tparam table spec from `validate.entry`
 -- @tparam {HealthDaemon,...} deps
--- @tparam table effects
+-- @tparam table opts `{effects = table, tracker = orch.track Tracker or nil, observer =
+--   object}` (one table shared by a chain's entries); `observer:entry_changed(hd)` is called
+--   whenever the entry's result changes
 -- @treturn HealthDaemon
-function HealthDaemon.new(spec, deps, effects)
+function HealthDaemon.new(spec, deps, opts)
   deps = #deps > 0 and deps or NONE
+  local effects = opts.effects
   -- Few fields, and flags that start as nil rather than false: an entry's table stays at 16
   -- hash slots (with 20 it took 32: 400 bytes more per entry). What the spec says is read
   -- from it (`ready`, `visible`, `display`, `grace`, `trigger` below).
@@ -65,12 +68,15 @@ function HealthDaemon.new(spec, deps, effects)
     deps = deps,
     dependents = NONE,
     effects = effects or {},
+    observer = opts.observer,
+    state = 'down',
     health = WAITING,
     since = sched.now(),
     idle = true, -- the actor has nothing to do (see `settled`)
   }, HealthDaemon)
   if spec.exec then
-    self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects })
+    self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects,
+      tracker = opts.tracker, owner = self })
   end
   for _, d in ipairs(deps) do
     if d.dependents == NONE then
@@ -161,8 +167,9 @@ function HealthDaemon:_set_health(h, report)
     for _, d in ipairs(self.dependents) do
       d:_notify(old.result)
     end
-    if self.on_change then
-      self.on_change(self)
+    local obs = self.observer
+    if obs then
+      obs:entry_changed(self)
     end
   end
 end
@@ -172,7 +179,7 @@ function HealthDaemon:_notify(old)
   if self.terminated then
     return
   end
-  if old == 'success' and self.running then
+  if old == 'success' and self.state == 'up' then
     self._restart = self._restart or 'dependency'
   end
   self:_poke()
@@ -204,10 +211,15 @@ function HealthDaemon:_signal(name)
   end
 end
 
+--- Whether the entry runs with the raw result `success` (what its dependents wait for).
+function HealthDaemon:satisfied()
+  return self.state == 'up' and self.health.result == 'success'
+end
+
 function HealthDaemon:_deps_status()
   local waiting_on = {}
   for _, d in ipairs(self.deps) do
-    if not (d.running and d.health.result == 'success') then
+    if not d:satisfied() then
       waiting_on[#waiting_on + 1] = d
     end
   end
@@ -409,8 +421,9 @@ local function oneshot_failure(id, info)
   return ('%s failed: %s'):format(id, tostring(info.message))
 end
 
-function HealthDaemon:_on_exit(session, ok, info)
-  if self._session ~= session or self.terminated then
+--- The daemon's incarnation exited (Daemon calls it, never after its `term()`).
+function HealthDaemon:daemon_exited(ok, info)
+  if self.state ~= 'up' or self.terminated then
     return
   end
   if self.kind == 'oneshot' then
@@ -432,9 +445,84 @@ function HealthDaemon:_on_exit(session, ok, info)
   self:_set_health({ result = 'failure', message = msg }, true)
 end
 
+--- The daemon spawned an incarnation: without a readiness check, a daemon is ready as soon as
+-- its process runs.
+function HealthDaemon:daemon_spawned()
+  if self.state == 'up' and not self.terminated and self.kind == 'daemon'
+    and not self:ready() then
+    self:_set_health(RUNNING, false)
+  end
+end
 
-function HealthDaemon:_start()
-  self.running = true
+-- What a held entry reports (`hold(reason)`).
+local HELD = {
+  stopped = { result = 'disabled', message = 'stopped' },
+  restarting = { result = 'waiting', message = 'restarting' },
+}
+
+------------------------------------------------------------------------------------------------
+-- The state machine. Notifications (a dependency's result changed, hold, release, term) only
+-- mark the entry dirty and wake its actor task; the actor reads the situation as one event at
+-- a time (`next_event`) and fires it: TRANSITIONS[state][event] = {action, next state}, one
+-- static table for every entry. The state changes first, then the action runs; an action that
+-- stops the session (yields) marks the entry dirty again so the actor looks once more.
+--
+--   state  event      action          next        what happens
+--   down   go         start           up          report `starting`, start probe + process
+--   down   hold       report_held     down        `disabled "stopped"` / `waiting "restarting"`
+--   down   deps_down  report_waiting  down        `waiting "<displays of the requirements>"`
+--   down   term       -               terminated
+--   up     go         -               up          nothing to do
+--   up     hold       stop_held       down        report held, stop (TERM -> KILL)
+--   up     deps_down  stop_waiting    down        report waiting, stop
+--   up     restart    stop_restart    down        a requirement lost `success`: stop, start
+--   up     term       stop            terminated  stop; nothing is reported any more
+--
+-- Events, most important first: term (requested), hold (operator), deps_down (a requirement
+-- not running with `success`), restart (a requirement left `success` while this one ran),
+-- go. Issue 14 adds rows: `failed` (the daemon gave up: `up failed -> failed`, and dependents
+-- see `blocked` instead of `deps_down`), `unhealthy` (liveness: `up unhealthy -> restart the
+-- daemon`), and per-edge reactions choose which of `deps_down`/`restart`/`go` an edge yields.
+local TRANSITIONS = {
+  down = {
+    go = { 'start', 'up' },
+    hold = { 'report_held', 'down' },
+    deps_down = { 'report_waiting', 'down' },
+    term = { nil, 'terminated' },
+  },
+  up = {
+    go = { nil, 'up' },
+    hold = { 'stop_held', 'down' },
+    deps_down = { 'stop_waiting', 'down' },
+    restart = { 'stop_restart', 'down' },
+    term = { 'stop', 'terminated' },
+  },
+  terminated = {},
+}
+HealthDaemon.TRANSITIONS = TRANSITIONS
+
+-- The event the entry's situation amounts to now, and the requirements it waits on.
+local function next_event(self)
+  if self.terminated then
+    return 'term'
+  end
+  local restart = self._restart
+  self._restart = nil
+  if self._held then
+    return 'hold'
+  end
+  local ok, waiting_on = self:_deps_status()
+  if not ok then
+    return 'deps_down', waiting_on
+  end
+  return restart and 'restart' or 'go'
+end
+
+local ACTIONS = {}
+
+-- Start the session: the probe loop and the daemon (never yields).
+function ACTIONS.start(self)
+  self:_set_health({ result = 'starting' }, true)
   self._started = sched.now()
   last_session = last_session + 1
   local session = last_session
@@ -443,21 +531,12 @@ function HealthDaemon:_start()
     self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
   end
   if self.daemon then
-    -- without a readiness check, a daemon is ready as soon as its process runs
-    local on_spawn = not self:ready() and self.kind == 'daemon' and function()
-      if self._session == session and not self.terminated then
-        self:_set_health(RUNNING, false)
-      end
-    end or nil
-    self.daemon:start(function(ok, info)
-      self:_on_exit(session, ok, info)
-    end, on_spawn)
+    self.daemon:start()
   end
 end
 
 -- Stop the session (yields while the process terminates).
-function HealthDaemon:_stop()
-  self.running = false
+function ACTIONS.stop(self)
   self._session = nil
   local probe = self._probe
   self._probe = nil
@@ -472,74 +551,73 @@ function HealthDaemon:_stop()
   end
 end
 
--- What a held entry reports (`hold(reason)`).
-local HELD = {
-  stopped = { result = 'disabled', message = 'stopped' },
-  restarting = { result = 'waiting', message = 'restarting' },
-}
+function ACTIONS.report_held(self)
+  self:_set_health(HELD[self._held], true)
+end
 
---- Bring the entry towards its desired state (upstream `updateStatus` + `changeRunning`).
--- Never yields unless it stops a session.
-function HealthDaemon:_reconcile()
-  local ok, waiting_on = self:_deps_status()
-  local held = self._held and HELD[self._held]
-  local want = ok and not held
-  if self.running then
-    if want and not self._restart then
-      return
-    end
-    self._restart = nil
-    if held then
-      self:_set_health(held, true)
-    elseif not ok then
-      self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
-    else
-      self:_set_health({ result = 'waiting' }, true)
-    end
-    self:_stop()
-    self._dirty = true
+function ACTIONS.report_waiting(self, waiting_on)
+  self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
+end
+
+function ACTIONS.stop_held(self)
+  ACTIONS.report_held(self)
+  ACTIONS.stop(self)
+  self._dirty = true
+end
+
+function ACTIONS.stop_waiting(self, waiting_on)
+  ACTIONS.report_waiting(self, waiting_on)
+  ACTIONS.stop(self)
+  self._dirty = true
+end
+
+function ACTIONS.stop_restart(self)
+  self:_set_health(WAITING, true)
+  ACTIONS.stop(self)
+  self._dirty = true
+end
+
+-- Fire what the situation amounts to (upstream `updateStatus` + `changeRunning`). Never yields
+-- unless it stops a session.
+function HealthDaemon:_step()
+  local event, arg = next_event(self)
+  local row = TRANSITIONS[self.state][event]
+  if not row then
     return
   end
-  self._restart = nil
-  if want then
-    self:_set_health({ result = 'starting' }, true)
-    self:_start()
-  elseif held then
-    self:_set_health(held, true)
-  else
-    self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
+  self.state = row[2]
+  local act = row[1]
+  if act then
+    ACTIONS[act](self, arg)
   end
 end
 
 function HealthDaemon:_actor()
-  while self._dirty and not self.terminated do
-    self._dirty = false
-    self:_reconcile()
+  while self._dirty and self.state ~= 'terminated' do
+    self._dirty = nil
+    self:_step()
   end
-  if self.terminated then
-    if self.running then
-      self:_stop()
-    end
-    self.done = true
-    self:_signal('_done')
+  if self.terminated and self.state ~= 'terminated' then
+    self:_step() -- the term event
   end
   self._actor_task = nil -- from here on, a poke starts a new actor
   self.idle = true
   self:_signal('_idle')
+  if self.state == 'terminated' then
+    self:_signal('_done')
+  end
 end
 
 --- The first pass at build time (synchronous: it only starts or reports waiting).
 function HealthDaemon:initial()
-  self:_reconcile()
+  self:_step()
 end
 
---- Let changes be acted on from now on (after `initial`): an actor task runs whenever the
--- entry has something to do.
+--- Let changes be acted on from now on (after `initial` of every entry: what the dependencies
+-- reported then was seen by this entry's own `initial`).
 function HealthDaemon:start_actor()
   self._live = true
-  if self._dirty then
-    self:_ensure_actor()
-  end
+  self._dirty = nil
 end
 
 --- Terminate (yields): stop the probe loop and the process; nothing is reported afterwards and
@@ -547,13 +625,13 @@ end
 -- @async
 function HealthDaemon:term()
   self.terminated = true
-  if not self._live or self.done then
-    self.done, self.idle = true, true
+  if not self._live or self.state == 'terminated' then
+    self.state, self.idle = 'terminated', true
     return
   end
-  self:_ensure_actor() -- a running actor sees `terminated` when its reconcile returns
+  self:_ensure_actor() -- a running actor sees `terminated` when its step returns
   self._done = self._done or sched.event()
-  while not self.done do
+  while self.state ~= 'terminated' or self._actor_task do
     self._done:wait()
   end
 end
@@ -623,7 +701,7 @@ function HealthDaemon:snapshot()
     visible = self:visible(),
     result = self.health.result,
     message = self.health.message,
-    running = self.running == true,
+    running = self.state == 'up',
     terminated = self.terminated == true,
     pid = d and d:pid() or nil,
     restarts = d and d.restarts or 0,

@@ -169,6 +169,11 @@ function Locator:_anchor()
   return nil
 end
 
+--- The field an error message of `validate` is about, or nil (`M.field_of`).
+function Locator.field_of(_, msg)
+  return M.field_of(msg)
+end
+
 --- The anchor of an add* call being entered: the innermost user frame, or the last line run
 -- (taken before an options function runs, which would move it).
 function Locator:anchor()

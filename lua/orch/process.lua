@@ -184,8 +184,9 @@ function Command:describe_exit()
   return ('%s exited with code %s'):format(self.argv[1], tostring(self.code))
 end
 
---- SIGTERM (or `opts.signal`) the group, SIGKILL after `opts.timeout` ms, wait until done
--- (yields). Returns true when the exit was clean, else false and a description.
+--- SIGTERM (or `opts.signal`) the group, SIGKILL after `opts.timeout` ms (calling
+-- `opts.on_kill()` first), wait until done (yields). Returns true when the exit was clean,
+-- else false and a description.
 -- @async
 function Command:term(opts)
   opts = opts or {}
@@ -194,6 +195,9 @@ function Command:term(opts)
     self:kill(sig)
     if sig ~= 'SIGKILL' and not self.exited:wait(opts.timeout or 30000) then
       self.killed = true
+      if opts.on_kill then
+        opts.on_kill()
+      end
       self:kill('SIGKILL')
     end
     self.exited:wait()

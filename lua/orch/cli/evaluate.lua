@@ -88,7 +88,7 @@ function M.evaluate(script, args, ctx)
   arg = a -- luacheck: ignore (the script's `arg`, as lua.c sets it)
   -- Validation errors of add* calls get the position of the call and field (orch.locate); any
   -- other error without a position (a tail call has no caller frame) gets the last line the
-  -- script ran. Building the chain is refused meanwhile (Daemons._locator).
+  -- script ran. Building the chain is refused meanwhile (Daemons.evaluating).
   local locator = locate.new(lib_dir())
   local Daemons = require 'orch.daemons'
   local function handler(e)
@@ -97,9 +97,10 @@ function M.evaluate(script, args, ctx)
     end
     return traceback_handler(e)
   end
+  local end_scope
   local function finish()
     locator:stop()
-    Daemons._locator = nil
+    end_scope()
   end
   local function fail(msg)
     finish()
@@ -110,7 +111,7 @@ function M.evaluate(script, args, ctx)
     return nil, msg
   end
   locator:start()
-  Daemons._locator = locator
+  end_scope = Daemons.evaluating({ locator = locator, effects = ctx and ctx.effects })
   local res = table.pack(xpcall(chunk, handler, table.unpack(args)))
   local what = 'the script'
   if res[1] and type(res[2]) == 'function' and res.n <= 2 then

@@ -71,6 +71,11 @@ function Run:ctx()
   return { effects = self.sink, args = self.args, script = self.script, reload = self.reloads }
 end
 
+-- What a chain is built with: orch's log and status sink, and the process tracker.
+function Run:build_opts()
+  return { effects = self.sink, tracker = self.opts.tracker }
+end
+
 -- Run `fn` in a task and wait until it finishes or a stop is requested (then it is
 -- cancelled). Returns true and its results, or false.
 function Run:race(fn)
@@ -313,7 +318,7 @@ function Run:reload()
   end
   self.chain, self.new_chain = chain, nil
   self.sink:declare(entries, { reset = true })
-  chain:build()
+  chain:build(self:build_opts())
   self:log(('reloaded: %s'):format(count_kinds(entries)))
   self:set_phase('running')
   if self.notifier then
@@ -325,7 +330,7 @@ function Run:until_ready(chain)
   local ms = self.opts.until_ready_ms
   self:log(('waiting until every entry is ready (%s)'):format(ms and (ms .. ' ms') or 'no limit'))
   local finished, ok, e = self:race(function()
-    return pcall(chain.runUntilSuccess, chain, ms)
+    return pcall(chain.runUntilSuccess, chain, ms, self:build_opts())
   end)
   if not finished then
     -- Interrupted: stop what was started.
@@ -392,7 +397,7 @@ function Run:main()
     self:set_phase('stopped')
     return code
   end
-  local ok, berr = xpcall(chain.build, traceback_handler, chain)
+  local ok, berr = xpcall(chain.build, traceback_handler, chain, self:build_opts())
   if not ok then
     err(message_of(berr) .. '\n')
     pcall(chain.term, chain)
@@ -530,6 +535,7 @@ local function cmd_run(opts, script, args)
     end
   end
   local tracker = setup_tracking()
+  ropts.tracker = tracker
   local run = Run.new(ropts, script, args)
   tracker.log = function(msg, level)
     run:log(msg, level)
