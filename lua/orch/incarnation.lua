@@ -1,0 +1,342 @@
+--- One incarnation of a daemon or oneshot: a command's process (`CommandInc`) or an `exec.fn`
+-- task and the command it returned (`FnInc`). Both answer `on_exit(fn)`, `result()` (after the
+-- exit: the outcome, once nothing tracked is left), `term()` (the one TERM -> KILL path:
+-- `process.Command:term`), `kill_now()`, `signal(sig)` and `close()`. The supervisor that owns
+-- them (orch.daemon) decides what happens next.
+-- @module orch.incarnation
+local sched = require 'orch.sched'
+local process = require 'orch.process'
+local util = require 'orch.util'
+local validate = require 'orch.validate'
+local track = require 'orch.track'
+
+local M = {}
+
+--- Default wait between SIGTERM and SIGKILL (the seed's documented value; DECISIONS).
+M.DEFAULT_SIGTERM_TIMEOUT = 30000
+
+-- The entry's sigtermTimeout (that of the command an exec.fn returned first).
+local function sigterm_timeout(rt, exec)
+  return exec.sigtermTimeout or rt.exec.sigtermTimeout or M.DEFAULT_SIGTERM_TIMEOUT
+end
+
+--- A token handed to `exec.fn` as its abort signal: `.aborted` and `:onAbort(cb)`.
+local Abort = {}
+Abort.__index = Abort
+
+local function new_abort()
+  return setmetatable({ aborted = false, _cbs = {} }, Abort)
+end
+
+--- Call `cb()` when the incarnation is stopped (at once if it already is).
+function Abort:onAbort(cb)
+  if self.aborted then
+    pcall(cb)
+  else
+    self._cbs[#self._cbs + 1] = cb
+  end
+end
+
+function Abort:_fire()
+  if self.aborted then
+    return
+  end
+  self.aborted = true
+  for _, cb in ipairs(self._cbs) do
+    pcall(cb)
+  end
+  self._cbs = {}
+end
+
+-- Tell effects.onProcess; without it, log failed exits and spawn errors (every failure of a
+-- oneshot or daemon is logged with its exit status either way).
+local function emit(self, ev)
+  local fx = self.effects
+  ev.id = self.id
+  ev.restarts = self.restarts
+  if fx and type(fx.onProcess) == 'function' then
+    local ok, err = pcall(fx.onProcess, ev)
+    if not ok then
+      util.log(fx, 'error', ('effects.onProcess failed: %s'):format(tostring(err)))
+    end
+  elseif (ev.event == 'exit' and not ev.clean) or ev.event == 'spawn-error' then
+    util.log(fx, 'warning', ('%s: %s'):format(self.id, tostring(ev.message)))
+  end
+end
+
+local function output_handler(self, stream, cb)
+  local id, fx = self.id, self.effects
+  return function(chunk)
+    if chunk == nil then
+      return
+    end
+    if cb then
+      local ok, err = pcall(cb, chunk)
+      if not ok then
+        util.log(fx, 'error', ('%s: exec.%s raised: %s'):format(id,
+          stream == 'stdout' and 'onStdout' or 'onStderr', util.error_message(err)))
+      end
+    elseif fx and type(fx.output) == 'function' then
+      local ok, err = pcall(fx.output, id, stream, chunk)
+      if not ok then
+        util.log(fx, 'error', ('effects.output failed: %s'):format(tostring(err)))
+      end
+    else
+      io.stdout:write(chunk)
+      io.stdout:flush()
+    end
+  end
+end
+
+local function merged_env(sub, env)
+  local out = {}
+  if sub and type(sub.env) == 'table' then
+    for k, v in pairs(sub.env) do
+      out[k] = v
+    end
+  end
+  for k, v in pairs(env or {}) do
+    out[k] = v
+  end
+  return out
+end
+
+-- The argv of a command, or nil and a reason.
+local function resolve_argv(cmd, sub)
+  if getmetatable(cmd) == validate.UseEntrypoint then
+    local argv = {}
+    for _, a in ipairs(sub and sub.entrypoint or {}) do
+      argv[#argv + 1] = a
+    end
+    for _, a in ipairs(cmd.override or (sub and sub.cmd) or {}) do
+      argv[#argv + 1] = a
+    end
+    if #argv == 0 then
+      return nil, 'command cannot be empty'
+    end
+    return argv
+  end
+  return process.argv(cmd)
+end
+
+--- A running command incarnation.
+local CommandInc = {}
+CommandInc.__index = CommandInc
+
+--- Spawn `exec.command` for the supervisor `self` (`id`, `exec`, `subcontainer`, `tracker`,
+-- `effects`); the incarnation, or nil, a message and an error code.
+local function spawn_command(self, exec)
+  local argv, why = resolve_argv(exec.command, self.subcontainer)
+  if not argv then
+    return nil, why, 'EINVAL'
+  end
+  local sub = self.subcontainer
+  local pass = exec.runAsInit
+  local opts = {
+    env = merged_env(sub, exec.env),
+    cwd = exec.cwd or (sub and sub.workdir) or nil,
+    user = exec.user or (sub and sub.user) or nil,
+    stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
+    stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
+    pidns = exec.runAsInit or nil,
+  }
+  -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
+  -- the chain was built with (none: the process group only).
+  local tracker, group, cmd = self.tracker, nil, nil
+  for _ = 1, 2 do
+    if tracker then
+      local gerr, gcode
+      group, gerr, gcode = tracker:group(self.id)
+      if not group then
+        return nil, ("spawn '%s': %s"):format(tostring(argv[1]), tostring(gerr)), gcode
+      end
+      opts.env[track.ENV] = group.id
+      opts.cgroup, opts.tag = group.cgroup, group.tag
+    end
+    local msg, code
+    cmd, msg, code = process.spawn(argv, opts)
+    if cmd then
+      break
+    end
+    -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
+    if not (group and tracker:spawn_failed(group, msg, code)) then
+      return nil, msg, code
+    end
+  end
+  local inc = setmetatable({
+    cmd = cmd,
+    pid = cmd:pid(),
+    timeout = sigterm_timeout(self, exec),
+    rt = self,
+    group = group,
+  }, CommandInc)
+  emit(self, { event = 'spawn', pid = inc.pid })
+  return inc
+end
+
+-- Wait until nothing tracked of the incarnation is left (yields).
+function CommandInc:release()
+  local g = self.group
+  if g then
+    g.entry = self.rt.id
+    g.tracker:release(g, self.cmd.proc)
+  end
+end
+
+--- Call `fn()` once the process has exited (at once if it has).
+function CommandInc:on_exit(fn)
+  self.cmd:on_exit(fn)
+end
+
+--- After the exit: wait until nothing tracked is left (yields), then the outcome.
+function CommandInc:result()
+  local code, signal = self.cmd.code, self.cmd.signal
+  self:release()
+  local ok = process.clean_exit(code, signal)
+  return ok, { code = code, signal = signal, message = self.cmd:describe_exit(), pid = self.pid }
+end
+
+function CommandInc:wait()
+  self.cmd:wait()
+  return self:result()
+end
+
+--- Stop (yields): the TERM -> KILL of `process.Command:term`, reported as `term`/`kill`
+-- process events; then wait until nothing tracked is left. Returns true, or false and a
+-- description of an unclean exit; then, when the process was still running, its exit
+-- `{code, signal, message, pid}` (the caller reports it).
+function CommandInc:term()
+  local cmd, rt, pid = self.cmd, self.rt, self.pid
+  local live = not cmd.exited.is_set
+  if live then
+    emit(rt, { event = 'term', pid = pid, signal = 'SIGTERM' })
+  end
+  local ok, desc = cmd:term({ timeout = self.timeout, on_kill = function()
+    emit(rt, { event = 'kill', pid = pid, signal = 'SIGKILL' })
+  end })
+  self:release()
+  if live then
+    return ok, desc, { code = cmd.code, signal = cmd.signal, message = cmd:describe_exit(),
+      pid = pid }
+  end
+  return ok, desc
+end
+
+function CommandInc:kill_now()
+  self.cmd:kill('SIGKILL')
+end
+
+function CommandInc:signal(sig)
+  local ok, err = self.cmd:kill(sig)
+  if not ok then
+    return nil, err
+  end
+  return self.pid
+end
+
+function CommandInc:close()
+  self.cmd:close()
+end
+CommandInc.__close = CommandInc.close
+
+--- An `exec.fn` incarnation: one task runs the fn, then the command it returned, if any.
+local FnInc = {}
+FnInc.__index = FnInc
+
+-- The fn task: the outcome is `inc.ok, inc.info` once `inc.done` is set.
+local function run_fn(inc, exec)
+  local rt = inc.rt
+  local res = table.pack(pcall(exec.fn, rt.subcontainer, inc.abort))
+  local ok, info
+  if not res[1] then
+    ok, info = false, { message = 'exec.fn raised: ' .. util.error_message(res[2]) }
+  elseif res[2] == nil or inc.abort.aborted then
+    ok, info = true, { message = 'exec.fn returned' }
+  else
+    local cmd, msg = validate.check(validate.fn_result, res[2], rt.id, rt.subcontainer ~= nil)
+    if not cmd then
+      ok, info = false, { message = msg }
+    else
+      local inner, err, code = spawn_command(rt, cmd)
+      if not inner then
+        emit(rt, { event = 'spawn-error', message = err, code = code })
+        ok, info = false, { message = err, spawn_error = true }
+      else
+        inc.inner, inc.pid = inner, inner.pid
+        ok, info = inner:wait()
+      end
+    end
+  end
+  inc.ok, inc.info = ok, info
+  inc.done:set()
+end
+
+--- Start `exec.fn` for the supervisor `self` as an incarnation (never fails).
+local function start_fn(self, exec)
+  local inc = setmetatable({
+    done = sched.event(),
+    abort = new_abort(),
+    timeout = sigterm_timeout(self, exec),
+    rt = self,
+  }, FnInc)
+  inc.task = sched.spawn(self.id .. ':exec.fn', run_fn, inc, exec)
+  return inc
+end
+
+function FnInc:on_exit(fn)
+  self.done:on_set(fn)
+end
+
+function FnInc:result()
+  if self.ok == nil then
+    return false, { message = 'exec.fn was cancelled' }
+  end
+  return self.ok, self.info
+end
+
+--- Stop (yields): the command's TERM -> KILL once the fn returned one; before that, fire the
+-- abort token and force-close the fn task if it has not ended within `sigtermTimeout`.
+function FnInc:term()
+  if self.inner then
+    return self.inner:term()
+  end
+  self.abort:_fire()
+  self.task:abort()
+  if not self.done:wait(self.timeout) then
+    self.task:cancel()
+    self.done:set()
+  end
+  return true
+end
+
+function FnInc:kill_now()
+  if self.inner then
+    self.inner:kill_now()
+  else
+    self.abort:_fire()
+    self.task:cancel()
+  end
+end
+
+function FnInc:signal(sig)
+  if self.inner then
+    return self.inner:signal(sig)
+  end
+  return nil, 'exec.fn has not returned a command yet'
+end
+
+function FnInc:close()
+  if self.inner then
+    self.inner:close()
+  end
+  if not self.task:finished() then
+    self.abort:_fire()
+    self.task:cancel()
+  end
+end
+FnInc.__close = FnInc.close
+M.emit = emit
+M.command = spawn_command
+M.fn = start_fn
+
+return M
