@@ -52,13 +52,13 @@ function Daemon.of(...)
   else
     exec = ...
   end
-  local ctx = 'Daemon.of: '
+  local ctx = validate.context('Daemon.of: ')
   local spec, msg = validate.check(function()
     validate.subcontainer(sub, ctx)
     return validate.exec(exec, ctx, { has_sub = sub ~= nil })
   end)
   if not spec then
-    error(msg, 2)
+    error(tostring(msg), 2)
   end
   for _, w in ipairs(msg or {}) do
     util.log(nil, 'warning', w)
@@ -342,7 +342,7 @@ function FnInc:wait()
   local rt = self.rt
   local exec, msg = validate.check(validate.fn_result, res[2], rt.id, rt.subcontainer ~= nil)
   if not exec then
-    return false, { message = msg }
+    return false, { message = tostring(msg) }
   end
   local inner, err, code = spawn_command(rt, exec)
   if not inner then

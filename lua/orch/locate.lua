@@ -7,8 +7,9 @@
 -- The locator does better: it anchors on the caller's line (or, for a tail call, on the last
 -- line the script ran, tracked by a line hook), finds the call itself in the source from there
 -- (`addDaemon('web'` with the entry's id as a literal), then the offending field inside the
--- call (`sigtermTimeout =`, else its parent `exec =`). Anything it cannot find falls back to
--- the anchor line; nothing here can raise.
+-- call (`sigtermTimeout =`, else its parent `exec =`): the field a validation failure names
+-- (`orch.validate`'s `field`), never read back from its text. Anything it cannot find falls back
+-- to the anchor line; nothing here can raise.
 -- @module orch.locate
 local M = {}
 
@@ -18,22 +19,6 @@ local function esc(s)
 end
 
 local KIND_METHOD = { daemon = 'addDaemon', oneshot = 'addOneshot', health = 'addHealthCheck' }
-
---- The field an `add*` validation message is about (`exec.sigtermTimout`, `requires`), or nil.
-function M.field_of(msg)
-  local rest = msg:match("^Daemons: entry '.-': (.*)$")
-  if not rest then
-    if msg:match("^Daemons: entry '.-' requires ") then
-      return 'requires'
-    end
-    return nil
-  end
-  local f = rest:match('^unknown option ([%w_%.]+)') or rest:match('^([%a_][%w_]*%.[%w_%.]+)')
-    or rest:match('^([%a_][%w_]*) must ') or rest:match('^([%a_][%w_]*) is required')
-    or rest:match('^([%a_][%w_]*) has ') or rest:match('^([%a_][%w_]*) contains ')
-    or rest:match('^([%a_][%w_]*): ')
-  return f
-end
 
 local Locator = {}
 Locator.__index = Locator
