@@ -246,4 +246,37 @@ function Locator:seen(kind, id, anchor)
   self.pending[#self.pending + 1] = { kind, id, anchor }
 end
 
+--- An error the Lua VM raised inside one of orch's own frames while the script ran, moved to
+-- the script's innermost line: a stack overflow strikes whatever function runs when the stack
+-- is full (often the locator's line hook), which says nothing to the script's author. `lib`:
+-- the library's directory; `level`: the raising function's level as the caller sees it (2 in a
+-- message handler). A position Lua added is recognised by the raising frame, not by reading the
+-- message: the message must start with that frame's own `file:line: `. Other errors (and
+-- errors raised with `error(msg, level)`, whose frame is the C function `error`) are returned
+-- as they are.
+function M.relocate(e, lib, level)
+  if type(e) ~= 'string' then
+    return e
+  end
+  local info = debug.getinfo(level + 1, 'Sl')
+  if not (info and info.currentline > 0 and info.source:sub(1, 1) == '@'
+    and info.source:find(lib, 1, true)) then
+    return e
+  end
+  local prefix = ('%s:%d: '):format(info.short_src, info.currentline)
+  if e:sub(1, #prefix) ~= prefix then
+    return e
+  end
+  for l = level + 2, level + 200 do
+    local u = debug.getinfo(l, 'Sl')
+    if not u then
+      break
+    end
+    if u.currentline > 0 and u.source:sub(1, 1) == '@' and not u.source:find(lib, 1, true) then
+      return ('%s:%d: %s'):format(u.short_src, u.currentline, e:sub(#prefix + 1))
+    end
+  end
+  return e
+end
+
 return M

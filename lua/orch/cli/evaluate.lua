@@ -80,7 +80,7 @@ function M.evaluate(script, args, ctx)
     if type(e) == 'string' and e == locator.raised then
       return e
     end
-    return traceback_handler(e)
+    return traceback_handler(locate.relocate(e, locator.lib, 2))
   end
   local function finish()
     locator:stop()
@@ -94,6 +94,7 @@ function M.evaluate(script, args, ctx)
     end
     return nil, msg
   end
+  require('orch.cli.require_cycle').install()
   locator:start()
   Daemons._locator = locator
   local res = table.pack(xpcall(chunk, handler, table.unpack(args)))
