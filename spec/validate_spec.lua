@@ -251,6 +251,14 @@ insulate('validation', function()
       assert.are.equal('type', util.check_ms(0, 1))
       assert.is_nil(util.check_ms(0.5, 0, true))
       assert.are.equal('range', util.check_ms(math.huge, 0, true))
+      assert.are.equal("bad argument #2 to 'checkPortListening' (timeout must be at most "
+        .. '2147483647 ms)', message_of(function()
+          orch.healthCheck.checkPortListening(80, { timeout = 2147483648 })
+        end))
+      assert.are.equal("bad argument #1 to 'cooldownTrigger' (non-negative number of ms "
+        .. 'expected, got 2147483648)', message_of(function()
+          orch.trigger.cooldownTrigger(2147483648)
+        end))
     end)
 
     it('error_text reads any error value without raising', function()
