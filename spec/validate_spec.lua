@@ -261,6 +261,23 @@ insulate('validation', function()
         end))
     end)
 
+    it('are the only place that writes a bad-argument message', function()
+      local p = assert(io.popen('find lua -name "*.lua"'))
+      local offenders = {}
+      for path in p:lines() do
+        if path ~= 'lua/orch/util.lua' then
+          local f = assert(io.open(path))
+          local text = f:read('a')
+          f:close()
+          if text:find('bad argument #', 1, true) then
+            offenders[#offenders + 1] = path
+          end
+        end
+      end
+      p:close()
+      assert.are.same({}, offenders)
+    end)
+
     it('error_text reads any error value without raising', function()
       assert.are.equal('boom', util.error_text('boom'))
       assert.are.equal('42', util.error_text(42))
