@@ -95,6 +95,12 @@ function M.problem(id)
     return M.show(id:sub(1, 40)) .. '...', ('is %d bytes long; an id has at most %d bytes')
       :format(#id, M.MAX_BYTES)
   end
+  if not id:find('[^!-{}~]') then -- the common case: printable ASCII, no space, no '|'
+    if id == M.RESERVED then
+      return M.show(id), "is reserved (orch's own records carry it)"
+    end
+    return nil
+  end
   if id:find('[%c]') then
     return M.show(id), 'contains a control character'
   end

@@ -86,6 +86,16 @@ end
 -- setuid-family calls, so it cannot name a user.
 M.MAX_UID = 4294967294
 
+-- A uid or gid written in decimal, as an integer, or nil and why not.
+local function id_number(kind, digits)
+  digits = digits:match('^0*(%d+)$') or digits
+  local n = #digits <= 10 and math.tointeger(tonumber(digits))
+  if not n or n > M.MAX_UID then
+    return nil, ('%s %s is out of range (at most %d)'):format(kind, digits, M.MAX_UID)
+  end
+  return n
+end
+
 --- What `user` names (a user name, a uid or `"uid:gid"`): `{name = s}` or `{uid = n[, gid = n]}`,
 -- or nil and what is wrong with it. Numeric strings are read as spawn reads them (decimal).
 function M.parse_user(v)
@@ -117,17 +127,19 @@ function M.parse_user(v)
   elseif not gid:match('^%d+$') then
     return nil, ('"uid:gid" needs a numeric gid, got %s'):format(util.show(gid))
   end
-  local out = {}
-  for _, p in ipairs { { 'uid', uid }, { 'gid', gid } } do
-    local digits = p[2] and p[2]:gsub('^0+(%d)', '%1')
-    if digits then
-      if #digits > 10 or tonumber(digits) > M.MAX_UID then
-        return nil, ('%s %s is out of range (at most %d)'):format(p[1], digits, M.MAX_UID)
-      end
-      out[p[1]] = math.tointeger(tonumber(digits))
-    end
+  local n, why = id_number('uid', uid)
+  if not n then
+    return nil, why
   end
-  return out
+  if gid == nil then
+    return { uid = n }
+  end
+  local g
+  g, why = id_number('gid', gid)
+  if not g then
+    return nil, why
+  end
+  return { uid = n, gid = g }
 end
 
 local function check_user(v, ctx, name)
