@@ -54,13 +54,13 @@ function Daemon.of(...)
   else
     exec = ...
   end
-  local ctx = 'Daemon.of: '
+  local ctx = validate.context('Daemon.of: ')
   local spec, msg = validate.check(function()
     validate.subcontainer(sub, ctx)
     return validate.exec(exec, ctx, { has_sub = sub ~= nil })
   end)
   if not spec then
-    error(msg, 2)
+    error(tostring(msg), 2)
   end
   for _, w in ipairs(msg or {}) do
     util.log(nil, 'warning', w)

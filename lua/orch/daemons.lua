@@ -53,16 +53,15 @@ function Daemons.of(options)
     return new(nil, {}, {})
   end
   if type(options) ~= 'table' then
-    error(("bad argument #1 to 'of' (table expected, got %s)"):format(type(options)), 2)
+    util.bad_argument(1, 'of', 'table expected, got ' .. type(options))
   end
   if options.effects ~= nil then
     if type(options.effects) ~= 'table' then
-      error(("bad argument #1 to 'of' (effects must be a table, got %s)"):format(
-        type(options.effects)), 2)
+      util.bad_argument(1, 'of', 'effects must be a table, got ' .. type(options.effects))
     end
     for k in pairs(options) do
       if k ~= 'effects' then
-        error(("bad argument #1 to 'of' (unknown option %s)"):format(tostring(k)), 2)
+        util.bad_argument(1, 'of', 'unknown option ' .. tostring(k))
       end
     end
     return new(options.effects, {}, {})
@@ -76,8 +75,7 @@ end
 
 local function check_self(self, fname)
   if getmetatable(self) ~= Daemons then
-    error(("bad argument #1 to '%s' (Daemons expected; call it as chain:%s(...))"):format(fname,
-      fname), 3)
+    util.bad_argument(1, fname, ('Daemons expected; call it as chain:%s(...)'):format(fname), 3)
   end
 end
 
@@ -149,11 +147,9 @@ local function call_options(loc, paused, options, id, anchor)
     if res == sched.ABORTED then
       error(res, 0)
     end
-    local okm, m = pcall(function()
-      return type(res) == 'string' and res or util.error_message(res)
-    end)
+    local m, t = util.error_text(res)
     return false, ("Daemons: entry '%s': the options function raised: %s"):format(tostring(id),
-      okm and tostring(m) or ('a ' .. type(res) .. ' value')), anchor
+      m or ('a ' .. t .. ' value')), anchor
   end
   return true, res
 end
@@ -196,7 +192,9 @@ end
 -- evaluated by the CLI, else at the caller of the add* method (level 3 from here).
 local function raise(kind, id, err, anchor)
   local loc = evaluating and evaluating.locator
-  local pos = loc and loc:position(kind, id, loc:field_of(err), anchor)
+  local field = validate.is_invalid(err) and err.field or nil
+  err = tostring(err)
+  local pos = loc and loc:position(kind, id, field, anchor)
   if pos then
     local msg = pos .. ': ' .. err
     loc.raised = msg -- shown without a traceback: the position says it all
@@ -287,7 +285,7 @@ function Daemons:build(opts)
     error('Daemons: build() after term()', 2)
   end
   if opts ~= nil and type(opts) ~= 'table' then
-    error(("bad argument #1 to 'build' (table or nil expected, got %s)"):format(type(opts)), 2)
+    util.bad_argument(1, 'build', ('table or nil expected, got %s'):format(type(opts)))
   end
   opts = opts or {}
   local effects = self.effects or opts.effects or fallback_effects
@@ -472,10 +470,10 @@ function Daemons:runUntilSuccess(timeout, opts)
   check_self(self, 'runUntilSuccess')
   refuse_while_evaluating('runUntilSuccess')
   if timeout ~= nil and timeout ~= false then
-    if type(timeout) ~= 'number' or not util.is_integer(timeout) or timeout < 0
-      or timeout > validate.MAX_MS then
-      error(("bad argument #1 to 'runUntilSuccess' (non-negative integer ms or nil expected, "
-        .. 'got %s)'):format(type(timeout) == 'number' and tostring(timeout) or type(timeout)), 2)
+    local bad, shown = util.check_ms(timeout)
+    if bad then
+      util.bad_argument(1, 'runUntilSuccess', 'non-negative integer ms or nil expected, got '
+        .. shown)
     end
   end
   if not sched.current() then
@@ -608,8 +606,7 @@ end
 local function entry(self, fname, id)
   local hd = self._by_id and self._by_id[id]
   if not hd then
-    error(("bad argument #1 to '%s' (no entry '%s' in a built chain)"):format(fname,
-      tostring(id)), 3)
+    util.bad_argument(1, fname, ("no entry '%s' in a built chain"):format(tostring(id)), 3)
   end
   if self._term_done then
     error(('orch: Daemons:%s(): the chain is terminated'):format(fname), 3)

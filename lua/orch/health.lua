@@ -18,13 +18,12 @@ local function check_keys(fname, opts, valid, level)
     return {}
   end
   if type(opts) ~= 'table' then
-    error(("bad argument #2 to '%s' (table expected, got %s)"):format(fname, type(opts)),
-      level + 1)
+    util.bad_argument(2, fname, 'table expected, got ' .. type(opts), level + 1)
   end
   for k in pairs(opts) do
     if not util.contains(valid, k) then
       local near = util.nearest(k, valid)
-      error(("bad argument #2 to '%s' (unknown option %s%s)"):format(fname, tostring(k),
+      util.bad_argument(2, fname, ('unknown option %s%s'):format(tostring(k),
         near and (' (did you mean ' .. near .. '?)') or ''), level + 1)
     end
   end
@@ -42,9 +41,11 @@ local function args(first, ...)
 end
 
 local function check_ms(fname, v, level)
-  if v ~= nil and (math.type(v) ~= 'integer' or v <= 0) then
-    error(("bad argument #2 to '%s' (timeout must be a positive integer (ms))"):format(fname),
-      level + 1)
+  local bad = v ~= nil and util.check_ms(v, 1)
+  if bad == 'type' then
+    util.bad_argument(2, fname, 'timeout must be a positive integer (ms)', level + 1)
+  elseif bad then
+    util.bad_argument(2, fname, ('timeout must be at most %d ms'):format(util.MAX_MS), level + 1)
   end
 end
 
@@ -57,8 +58,7 @@ end
 function M.checkPortListening(...)
   local port, opts = args(...)
   if math.type(port) ~= 'integer' or port < 1 or port > 65535 then
-    error(("bad argument #1 to 'checkPortListening' (port 1..65535 expected, got %s)"):format(
-      tostring(port)), 2)
+    util.bad_argument(1, 'checkPortListening', 'port 1..65535 expected, got ' .. tostring(port))
   end
   opts = check_keys('checkPortListening', opts,
     { 'successMessage', 'errorMessage', 'timeoutMessage', 'timeout' }, 2)
@@ -103,14 +103,14 @@ end
 function M.checkWebUrl(...)
   local url, opts = args(...)
   if type(url) ~= 'string' or url == '' then
-    error(("bad argument #1 to 'checkWebUrl' (URL string expected, got %s)"):format(type(url)), 2)
+    util.bad_argument(1, 'checkWebUrl', 'URL string expected, got ' .. type(url))
   end
   opts = check_keys('checkWebUrl', opts,
     { 'timeout', 'successMessage', 'errorMessage', 'expectStatus', 'insecure' }, 2)
   check_ms('checkWebUrl', opts.timeout, 2)
   local expect = opts.expectStatus
   if expect ~= nil and math.type(expect) ~= 'integer' and not util.is_sequence(expect) then
-    error("bad argument #2 to 'checkWebUrl' (expectStatus must be a status or a list)", 2)
+    util.bad_argument(2, 'checkWebUrl', 'expectStatus must be a status or a list')
   end
   local err_msg = opts.errorMessage or ('Error while fetching URL: ' .. url)
   -- the probe handle lives in `holder`, closed with it when the task ends or is cancelled
@@ -151,7 +151,7 @@ function M.runHealthScript(...)
     sub, opts = a, b
   end
   if not (type(argv) == 'string' and argv ~= '') and not (util.is_sequence(argv) and #argv > 0) then
-    error("bad argument #1 to 'runHealthScript' (command string or list expected)", 2)
+    util.bad_argument(1, 'runHealthScript', 'command string or list expected')
   end
   opts = check_keys('runHealthScript', opts, { 'timeout', 'errorMessage', 'message' }, 2)
   check_ms('runHealthScript', opts.timeout, 2)

@@ -242,29 +242,20 @@ end
 -- The message of any value `ready.fn` raised, without raising itself (a `__tostring` that
 -- fails, or returns no string, is reported as such).
 local function raised_message(e)
-  local t = type(e)
-  if t == 'nil' or t == 'boolean' then
-    return ('ready.fn raised %s'):format(tostring(e))
-  elseif t == 'function' or t == 'thread' or t == 'userdata' or t == 'table' then
-    local mt = getmetatable(e)
-    local has_tostring = type(mt) == 'table' and rawget(mt, '__tostring')
-    local has_message = t == 'table' and type(rawget(e, 'message')) == 'string'
-    if not has_tostring and not has_message then
-      return ('ready.fn raised a %s value'):format(t)
+  local text, t, why = util.error_text(e)
+  if text == nil then
+    if t == 'nil' or t == 'boolean' then
+      return ('ready.fn raised %s'):format(tostring(e))
+    elseif why then
+      return ('ready.fn raised a %s value whose __tostring failed: %s'):format(t, why)
     end
-  end
-  local ok, msg = pcall(util.error_message, e)
-  if not ok then
-    return ('ready.fn raised a %s value whose __tostring failed: %s'):format(t,
-      type(msg) == 'string' and util.error_message(msg) or type(msg))
-  end
-  if type(msg) ~= 'string' then
     return ('ready.fn raised a %s value'):format(t)
   end
-  if msg == '' then
+  text = util.strip_position(text)
+  if text == '' then
     return 'ready.fn raised an empty error message'
   end
-  return msg
+  return text
 end
 
 local function cut(msg)

@@ -255,7 +255,7 @@ local function run_fn(inc, exec)
   else
     local cmd, msg = validate.check(validate.fn_result, res[2], rt.id, rt.subcontainer ~= nil)
     if not cmd then
-      ok, info = false, { message = msg }
+      ok, info = false, { message = tostring(msg) }
     else
       local inner, err, code = spawn_command(rt, cmd)
       if not inner then

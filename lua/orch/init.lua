@@ -30,7 +30,7 @@ M.useEntrypoint = validate.use_entrypoint
 -- @treturn function fn
 function M.setupMain(fn)
   if type(fn) ~= 'function' then
-    error(("bad argument #1 to 'setupMain' (function expected, got %s)"):format(type(fn)), 2)
+    require('orch.util').bad_argument(1, 'setupMain', 'function expected, got ' .. type(fn))
   end
   return fn
 end

@@ -7,8 +7,9 @@
 -- The locator does better: it anchors on the caller's line (or, for a tail call, on the last
 -- line the script ran, tracked by a line hook), finds the call itself in the source from there
 -- (`addDaemon('web'` with the entry's id as a literal), then the offending field inside the
--- call (`sigtermTimeout =`, else its parent `exec =`). Anything it cannot find falls back to
--- the anchor line; nothing here can raise.
+-- call (`sigtermTimeout =`, else its parent `exec =`): the field a validation failure names
+-- (`orch.validate`'s `field`), never read back from its text. Anything it cannot find falls back
+-- to the anchor line; nothing here can raise.
 -- @module orch.locate
 local M = {}
 
@@ -18,22 +19,6 @@ local function esc(s)
 end
 
 local KIND_METHOD = { daemon = 'addDaemon', oneshot = 'addOneshot', health = 'addHealthCheck' }
-
---- The field an `add*` validation message is about (`exec.sigtermTimout`, `requires`), or nil.
-function M.field_of(msg)
-  local rest = msg:match("^Daemons: entry '.-': (.*)$")
-  if not rest then
-    if msg:match("^Daemons: entry '.-' requires ") then
-      return 'requires'
-    end
-    return nil
-  end
-  local f = rest:match('^unknown option ([%w_%.]+)') or rest:match('^([%a_][%w_]*%.[%w_%.]+)')
-    or rest:match('^([%a_][%w_]*) must ') or rest:match('^([%a_][%w_]*) is required')
-    or rest:match('^([%a_][%w_]*) has ') or rest:match('^([%a_][%w_]*) contains ')
-    or rest:match('^([%a_][%w_]*): ')
-  return f
-end
 
 local Locator = {}
 Locator.__index = Locator
@@ -169,11 +154,6 @@ function Locator:_anchor()
   return nil
 end
 
---- The field an error message of `validate` is about, or nil (`M.field_of`).
-function Locator.field_of(_, msg)
-  return M.field_of(msg)
-end
-
 --- The anchor of an add* call being entered: the innermost user frame, or the last line run
 -- (taken before an options function runs, which would move it).
 function Locator:anchor()
@@ -264,6 +244,39 @@ function Locator:seen(kind, id, anchor)
   -- Recorded only: the searches run when an error needs a position (`position` replays them
   -- first), so a valid script pays nothing for them.
   self.pending[#self.pending + 1] = { kind, id, anchor }
+end
+
+--- An error the Lua VM raised inside one of orch's own frames while the script ran, moved to
+-- the script's innermost line: a stack overflow strikes whatever function runs when the stack
+-- is full (often the locator's line hook), which says nothing to the script's author. `lib`:
+-- the library's directory; `level`: the raising function's level as the caller sees it (2 in a
+-- message handler). A position Lua added is recognised by the raising frame, not by reading the
+-- message: the message must start with that frame's own `file:line: `. Other errors (and
+-- errors raised with `error(msg, level)`, whose frame is the C function `error`) are returned
+-- as they are.
+function M.relocate(e, lib, level)
+  if type(e) ~= 'string' then
+    return e
+  end
+  local info = debug.getinfo(level + 1, 'Sl')
+  if not (info and info.currentline > 0 and info.source:sub(1, 1) == '@'
+    and info.source:find(lib, 1, true)) then
+    return e
+  end
+  local prefix = ('%s:%d: '):format(info.short_src, info.currentline)
+  if e:sub(1, #prefix) ~= prefix then
+    return e
+  end
+  for l = level + 2, level + 200 do
+    local u = debug.getinfo(l, 'Sl')
+    if not u then
+      break
+    end
+    if u.currentline > 0 and u.source:sub(1, 1) == '@' and not u.source:find(lib, 1, true) then
+      return ('%s:%d: %s'):format(u.short_src, u.currentline, e:sub(#prefix + 1))
+    end
+  end
+  return e
 end
 
 return M

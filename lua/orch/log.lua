@@ -181,7 +181,8 @@ function M.new(opts)
   opts = opts or {}
   local format = opts.format or 'text'
   if format ~= 'text' and format ~= 'json' then
-    error(("bad argument #1 to 'log.new' (unknown format '%s')"):format(tostring(format)), 2)
+    require('orch.util').bad_argument(1, 'log.new', ("unknown format '%s'"):format(
+      tostring(format)))
   end
   local color = opts.color
   if color == nil then

@@ -12,6 +12,7 @@
 -- triggers keep the seed's quirks (observed.md section 2).
 -- @module orch.trigger
 local sched = require 'orch.sched'
+local util = require 'orch.util'
 
 local M = {}
 
@@ -24,20 +25,19 @@ local STATUS_KEYS = {
 }
 
 local function check_ms(fname, n, v, level)
-  if type(v) ~= 'number' or v ~= v or v < 0 or v > 2147483647 then -- validate.MAX_MS
-    error(('bad argument #%d to \'%s\' (non-negative number of ms expected, got %s)'):format(n,
-      fname, type(v) == 'number' and tostring(v) or type(v)), level + 1)
+  local bad, shown = util.check_ms(v, 0, true)
+  if bad then
+    util.bad_argument(n, fname, 'non-negative number of ms expected, got ' .. shown, level + 1)
   end
 end
 
 local function check_trigger(fname, name, v, level)
   if type(v) ~= 'function' then
-    error(("bad argument #1 to '%s' (%s must be a trigger, got %s)"):format(fname, name,
-      type(v)), level + 1)
+    util.bad_argument(1, fname, ('%s must be a trigger, got %s'):format(name, type(v)), level + 1)
   end
   if M._factories[v] then
-    error(("bad argument #1 to '%s' (%s is trigger.%s itself; call it, e.g. %s)"):format(fname,
-      name, M._factories[v][1], M._factories[v][2]), level + 1)
+    util.bad_argument(1, fname, ('%s is trigger.%s itself; call it, e.g. %s'):format(name,
+      M._factories[v][1], M._factories[v][2]), level + 1)
   end
 end
 
@@ -63,13 +63,12 @@ function M.statusTrigger(defaultMs, intervals)
   check_ms('statusTrigger', 1, defaultMs, 2)
   intervals = intervals or {}
   if type(intervals) ~= 'table' then
-    error(("bad argument #2 to 'statusTrigger' (table expected, got %s)"):format(type(intervals)),
-      2)
+    util.bad_argument(2, 'statusTrigger', 'table expected, got ' .. type(intervals))
   end
   local copy = {}
   for k, v in pairs(intervals) do
     if not STATUS_KEYS[k] then
-      error(("bad argument #2 to 'statusTrigger' (unknown result '%s')"):format(tostring(k)), 2)
+      util.bad_argument(2, 'statusTrigger', ("unknown result '%s'"):format(tostring(k)))
     end
     check_ms('statusTrigger', 2, v, 2)
     copy[k] = v
@@ -97,13 +96,11 @@ end
 -- @treturn function a trigger
 function M.changeOnFirstSuccess(o)
   if type(o) ~= 'table' then
-    error(("bad argument #1 to 'changeOnFirstSuccess' (table expected, got %s)"):format(type(o)),
-      2)
+    util.bad_argument(1, 'changeOnFirstSuccess', 'table expected, got ' .. type(o))
   end
   for k in pairs(o) do
     if k ~= 'beforeFirstSuccess' and k ~= 'afterFirstSuccess' then
-      error(("bad argument #1 to 'changeOnFirstSuccess' (unknown option %s)"):format(
-        tostring(k)), 2)
+      util.bad_argument(1, 'changeOnFirstSuccess', 'unknown option ' .. tostring(k))
     end
   end
   check_trigger('changeOnFirstSuccess', 'beforeFirstSuccess', o.beforeFirstSuccess, 2)
@@ -141,16 +138,16 @@ end
 -- @treturn function a trigger
 function M.lastStatus(o)
   if type(o) ~= 'table' then
-    error(("bad argument #1 to 'lastStatus' (table expected, got %s)"):format(type(o)), 2)
+    util.bad_argument(1, 'lastStatus', 'table expected, got ' .. type(o))
   end
   for k, v in pairs(o) do
     if k ~= 'default' and not STATUS_KEYS[k] then
-      error(("bad argument #1 to 'lastStatus' (unknown result '%s')"):format(tostring(k)), 2)
+      util.bad_argument(1, 'lastStatus', ("unknown result '%s'"):format(tostring(k)))
     end
     check_trigger('lastStatus', k, v, 2)
   end
   if o.default == nil then
-    error("bad argument #1 to 'lastStatus' (default is required)", 2)
+    util.bad_argument(1, 'lastStatus', 'default is required')
   end
   local subs = {}
   for k, v in pairs(o) do
@@ -180,11 +177,11 @@ end
 -- @treturn function a trigger
 function M.successFailure(o)
   if type(o) ~= 'table' then
-    error(("bad argument #1 to 'successFailure' (table expected, got %s)"):format(type(o)), 2)
+    util.bad_argument(1, 'successFailure', 'table expected, got ' .. type(o))
   end
   for k in pairs(o) do
     if k ~= 'duringSuccess' and k ~= 'duringError' then
-      error(("bad argument #1 to 'successFailure' (unknown option %s)"):format(tostring(k)), 2)
+      util.bad_argument(1, 'successFailure', 'unknown option ' .. tostring(k))
     end
   end
   check_trigger('successFailure', 'duringSuccess', o.duringSuccess, 2)

@@ -50,26 +50,39 @@ function M.is_integer(v)
     and v == v and v ~= math.huge and v ~= -math.huge)
 end
 
---- The text of an error value as a health message: a table's string `message`, otherwise
--- `tostring(err)` without the `chunk:line: ` prefix Lua adds (and without a traceback).
-function M.error_message(err)
-  if type(err) == 'table' then
-    if type(err.message) == 'string' then
-      return err.message
-    end
-    local mt = getmetatable(err)
-    if mt and mt.__tostring then
-      return tostring(err)
-    end
+--- The text of any error value, without ever raising: a string or a number as it is, a
+-- table's `message` field (through `tostring`), else what its `__tostring` gives. Returns nil,
+-- the value's type and, when a `__tostring` failed, why, for a value with no text (nil, a
+-- boolean, a plain table, a function...). The one place that reads error values: the CLI's
+-- messages, health messages and log lines all go through it.
+function M.error_text(err)
+  local t = type(err)
+  if t == 'string' or t == 'number' then
     return tostring(err)
   end
-  if err == nil then
-    return 'nil'
+  local ok, text = pcall(function()
+    if t == 'table' and rawget(err, 'message') ~= nil then
+      return tostring(rawget(err, 'message'))
+    end
+    local mt = getmetatable(err)
+    if type(mt) == 'table' and rawget(mt, '__tostring') then
+      return tostring(err)
+    end
+  end)
+  if not ok then
+    return nil, t, type(text) == 'string' and M.strip_position(text) or type(text)
   end
-  local s = tostring(err)
+  if type(text) ~= 'string' then
+    return nil, t
+  end
+  return text
+end
+
+--- `s` without the `chunk:line: ` prefixes Lua adds (`main.lua:12: `, `[string "x"]:3: `,
+-- `stdin:1: `; only chunk-like names, so 'host:80: refused' keeps its text) and without a
+-- traceback.
+function M.strip_position(s)
   s = s:gsub('\nstack traceback:.*$', '')
-  -- strip nested "chunk:line: " prefixes ('main.lua:12: ', '[string "x"]:3: ', 'stdin:1: ');
-  -- only chunk-like names, so 'host:80: refused' keeps its text
   while true do
     local rest = s:match('^[^\n:]-%.lua:%d+: (.*)$') or s:match('^%[string ".-"%]:%d+: (.*)$')
       or s:match('^stdin:%d+: (.*)$')
@@ -79,6 +92,41 @@ function M.error_message(err)
     s = rest
   end
   return s
+end
+
+--- The text of an error value as a health message or a log line: `error_text` without the
+-- position prefixes (`strip_position`); 'nil' or 'a <type> value' for a value without text.
+function M.error_message(err)
+  local text, t = M.error_text(err)
+  if text == nil then
+    return t == 'nil' and 'nil' or ('a %s value'):format(t)
+  end
+  return M.strip_position(text)
+end
+
+--- Raise Lua's usual "bad argument #n to 'fname' (what)" at `level` (as `error` counts it, from
+-- the function calling this one; default 2: that function's caller).
+function M.bad_argument(n, fname, what, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, what), (level or 2) + 1)
+end
+
+--- The longest time in ms a timer or timeout accepts: 2^31 - 1, about 24.8 days (what a
+-- JavaScript timer accepts: upstream code with more would fire at once).
+M.MAX_MS = 2147483647
+
+--- Check a time in milliseconds: an integer-valued number from `min` (default 0) to MAX_MS
+-- (`fraction`: any number in that range). Returns nil when `v` is one; else 'type' (not
+-- such a number: another type, NaN, below `min`, a fraction) or 'range' (above MAX_MS), and
+-- `v` as a message shows it.
+function M.check_ms(v, min, fraction)
+  local shown = type(v) == 'number' and tostring(v) or (v == nil and 'nil' or type(v))
+  if type(v) ~= 'number' or v ~= v or v < (min or 0) or not (fraction or M.is_integer(v)) then
+    return 'type', shown
+  end
+  if v > M.MAX_MS then
+    return 'range', shown
+  end
+  return nil
 end
 
 -- Levenshtein distance between two short strings.

@@ -4,6 +4,7 @@
 -- @module orch.cli.evaluate
 local sched = require 'orch.sched'
 local locate = require 'orch.locate'
+local util = require 'orch.util'
 local err = require('orch.cli.args').err
 
 local M = {}
@@ -14,26 +15,10 @@ local function lib_dir()
   return path and path:match('^(.*/)') or '/lua/orch/'
 end
 
--- Error message of any error value.
+-- Error message of any error value (with its position, if it has one).
 local function message_of(e)
-  local t = type(e)
-  if t == 'string' or t == 'number' then
-    return tostring(e)
-  end
-  -- any other value: its message or __tostring, never raising (a __tostring may fail)
-  local ok, msg = pcall(function()
-    if t == 'table' and e.message ~= nil then
-      return tostring(e.message)
-    end
-    local mt = getmetatable(e)
-    if type(mt) == 'table' and rawget(mt, '__tostring') then
-      return tostring(e)
-    end
-  end)
-  if ok and type(msg) == 'string' then
-    return msg
-  end
-  return ('error object is a %s value'):format(t)
+  local text, t = util.error_text(e)
+  return text or ('error object is a %s value'):format(t)
 end
 
 -- A message handler: the message plus a short traceback of the user's frames only.
@@ -95,7 +80,7 @@ function M.evaluate(script, args, ctx)
     if type(e) == 'string' and e == locator.raised then
       return e
     end
-    return traceback_handler(e)
+    return traceback_handler(locate.relocate(e, locator.lib, 2))
   end
   local end_scope
   local function finish()
@@ -110,6 +95,7 @@ function M.evaluate(script, args, ctx)
     end
     return nil, msg
   end
+  require('orch.cli.require_cycle').install()
   locator:start()
   end_scope = Daemons.evaluating({ locator = locator, effects = ctx and ctx.effects })
   local res = table.pack(xpcall(chunk, handler, table.unpack(args)))
