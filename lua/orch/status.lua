@@ -12,6 +12,7 @@
 -- milliseconds.
 -- @module orch.status
 local log = require 'orch.log'
+local line_splitter = require 'orch.line_splitter'
 
 local M = {}
 
@@ -55,7 +56,7 @@ end
 -- `opts`: `writer` (an `orch.log` Writer; false for no log; default a text writer on stdout),
 -- `ring` (lines kept per entry, default 1000; 0 keeps none), `ring_bytes` (bytes kept per
 -- entry, default 1 MiB), `now` (monotonic ms),
--- `wallclock` (seconds), `max_line` (bytes, default `log.MAX_LINE`).
+-- `wallclock` (seconds), `max_line` (bytes, default `line_splitter.MAX_LINE`).
 -- @treturn Sink
 function M.new(opts)
   opts = opts or {}
@@ -69,7 +70,7 @@ function M.new(opts)
     ring_bytes = opts.ring_bytes or M.DEFAULT_RING_BYTES,
     now = opts.now or mono_ms,
     wallclock = opts.wallclock or log.wallclock,
-    max_line = opts.max_line or log.MAX_LINE,
+    max_line = opts.max_line or line_splitter.MAX_LINE,
     _entries = {}, -- id -> entry record
     _order = {}, -- ids in declaration (or first seen) order
     _rings = {}, -- id -> {items, first, last, bytes}
@@ -322,7 +323,7 @@ function Sink:output(id, stream, chunk)
     local batch = {}
     sp = {
       batch = batch,
-      feed = log.splitter(function(line)
+      feed = line_splitter.new(function(line)
         batch[#batch + 1] = line
       end, self.max_line),
     }
