@@ -34,7 +34,9 @@ end
 -- retry of at least one entry), check orch still runs, `lift(p)`, wait until all are ready.
 local function exhaust(opts)
   local dir = R.tmpdir()
-  os.execute('chmod 777 ' .. R.quote(dir))
+  -- Sticky: the unprivileged daemons write here, and orch refuses a status file in a directory
+  -- others can write into without it.
+  os.execute('chmod 1777 ' .. R.quote(dir))
   local status = dir .. '/status.json'
   local args = { 'run', '--status-file', status }
   for _, a in ipairs(opts.args or {}) do

@@ -4,23 +4,25 @@
 -- The Daemons layer calls `setHealth` (the SDK call, visible entries), `onState` (every raw
 -- result change of any entry), `onProcess` (spawn, exit, spawn-error, term, kill) and `output`
 -- (raw chunks of entries without their own output callbacks). The sink keeps the current state
--- of every entry (`snapshot`), a bounded ring buffer of recent output lines per entry (`logs`),
+-- of every entry (`snapshot`), the recent output of every entry (`logs`, orch.output_ring),
 -- writes the log through an `orch.log` writer, and tells subscribers about every change
--- (`subscribe`): the status file, sd_notify and the control socket hook in there.
+-- (`subscribe`): the status file (orch.status_file), sd_notify and the control socket hook in
+-- there.
 --
 -- Times: `since`, `lastExit.time` and line `ts` are wall-clock seconds (float); `uptime` is
 -- milliseconds.
 -- @module orch.status
 local log = require 'orch.log'
+local output_ring = require 'orch.output_ring'
 
 local M = {}
 
 --- Lines kept per entry by default.
-M.DEFAULT_RING = 1000
+M.DEFAULT_RING = output_ring.DEFAULT_LINES
 
 --- Bytes of output kept per entry at most (whichever bound is reached first; the newest line
 -- is always kept).
-M.DEFAULT_RING_BYTES = 1024 * 1024
+M.DEFAULT_RING_BYTES = output_ring.DEFAULT_BYTES
 
 --- The results an entry can have.
 M.RESULTS = { 'success', 'failure', 'starting', 'waiting', 'loading', 'disabled' }
@@ -55,7 +57,7 @@ end
 -- `opts`: `writer` (an `orch.log` Writer; false for no log; default a text writer on stdout),
 -- `ring` (lines kept per entry, default 1000; 0 keeps none), `ring_bytes` (bytes kept per
 -- entry, default 1 MiB), `now` (monotonic ms),
--- `wallclock` (seconds), `max_line` (bytes, default `log.MAX_LINE`).
+-- `wallclock` (seconds), `max_line` (bytes, default `orch.line_splitter.MAX_LINE`).
 -- @treturn Sink
 function M.new(opts)
   opts = opts or {}
@@ -65,17 +67,13 @@ function M.new(opts)
   end
   local self = setmetatable({
     writer = writer or nil,
-    ring_size = opts.ring or M.DEFAULT_RING,
-    ring_bytes = opts.ring_bytes or M.DEFAULT_RING_BYTES,
     now = opts.now or mono_ms,
     wallclock = opts.wallclock or log.wallclock,
-    max_line = opts.max_line or log.MAX_LINE,
     _entries = {}, -- id -> entry record
     _order = {}, -- ids in declaration (or first seen) order
-    _rings = {}, -- id -> {items, first, last, bytes}
-    _splitters = {}, -- id -> stream -> feed
+    _output = output_ring.new({ lines = opts.ring, bytes = opts.ring_bytes,
+      max_line = opts.max_line }),
     _subs = {},
-    _seq = 0, -- output line sequence number (for followers)
   }, Sink)
   -- A plain table, as SDK effects are (helpers such as `checkWebUrl(effects, url)` recognise
   -- a leading effects table by that): the methods are copied in, not inherited.
@@ -182,8 +180,7 @@ function Sink:declare(entries, opts)
   for _, id in ipairs(self._order) do
     if not keep[id] then
       self._entries[id] = nil
-      self._rings[id] = nil
-      self._splitters[id] = nil
+      self._output:forget(id)
     end
   end
   self._order = order
@@ -269,7 +266,7 @@ function Sink:onProcess(p)
     e.lastExit = { code = p.code, signal = p.signal, time = self.wallclock() }
     e.pid, e.started = nil, nil
     -- The process is gone: its unterminated last lines are complete now.
-    for stream in pairs(self._splitters[p.id] or {}) do
+    for _, stream in ipairs(self._output:streams(p.id)) do
       self:output(p.id, stream, nil)
     end
   elseif ev == 'spawn-error' then
@@ -282,74 +279,19 @@ function Sink:onProcess(p)
     signal = p.signal, message = p.message, restarts = p.restarts })
 end
 
-function Sink:_ring(id)
-  local r = self._rings[id]
-  if not r then
-    r = { items = {}, first = 1, last = 0, bytes = 0 }
-    self._rings[id] = r
-  end
-  return r
-end
-
--- Append a line record; drop the oldest while over `ring_size` lines or `ring_bytes` bytes.
-function Sink:_push(id, item)
-  if self.ring_size <= 0 then
-    return
-  end
-  local r = self:_ring(id)
-  r.last = r.last + 1
-  r.items[r.last] = item
-  r.bytes = r.bytes + #item.line
-  while r.last - r.first + 1 > self.ring_size
-    or (r.bytes > self.ring_bytes and r.last > r.first) do
-    r.bytes = r.bytes - #r.items[r.first].line
-    r.items[r.first] = nil
-    r.first = r.first + 1
-  end
-end
-
 --- Raw output of entry `id` on `stream` (`'stdout'`/`'stderr'`); `chunk` nil = EOF (the
 -- pending partial line is flushed).
 function Sink:output(id, stream, chunk)
   stream = stream or 'stdout'
-  local by_stream = self._splitters[id]
-  if not by_stream then
-    by_stream = {}
-    self._splitters[id] = by_stream
-  end
-  local sp = by_stream[stream]
-  if not sp then
-    local batch = {}
-    sp = {
-      batch = batch,
-      feed = log.splitter(function(line)
-        batch[#batch + 1] = line
-      end, self.max_line),
-    }
-    by_stream[stream] = sp
-  end
-  sp.feed(chunk)
-  local batch = sp.batch
-  if #batch == 0 then
+  local lines = self._output:split(id, stream, chunk)
+  if not lines then
     return
-  end
-  local lines = {}
-  for i = 1, #batch do
-    lines[i] = batch[i]
-    batch[i] = nil
   end
   self:_entry(id)
   if self.writer then
     self.writer:lines(id, stream, lines)
   end
-  local ts = self.wallclock()
-  local records = {}
-  for i, line in ipairs(lines) do
-    self._seq = self._seq + 1
-    local item = { seq = self._seq, ts = ts, stream = stream, line = line }
-    self:_push(id, item)
-    records[i] = item
-  end
+  local records = self._output:record(id, stream, lines, self.wallclock())
   if #self._subs > 0 then
     self:_emit({ type = 'output', id = id, stream = stream, lines = records })
   end
@@ -376,17 +318,7 @@ end
 --- The recent output of `id`, oldest first: `{seq, ts, stream, line}` records, at most `n`
 -- (default all kept).
 function Sink:logs(id, n)
-  local r = self._rings[id]
-  local out = {}
-  if not r then
-    return out
-  end
-  local count = r.last - r.first + 1
-  n = math.min(n or count, count)
-  for i = r.last - n + 1, r.last do
-    out[#out + 1] = r.items[i]
-  end
-  return out
+  return self._output:logs(id, n)
 end
 
 --- The ids known, in declaration order.
@@ -447,68 +379,6 @@ function Sink:counts()
   return ready, #self._order
 end
 
-local function fmt_duration(ms)
-  if not ms then
-    return '-'
-  end
-  local s = ms // 1000
-  if s < 60 then
-    return ('%ds'):format(s)
-  elseif s < 3600 then
-    return ('%dm%02ds'):format(s // 60, s % 60)
-  end
-  return ('%dh%02dm'):format(s // 3600, (s % 3600) // 60)
-end
-
-local function fmt_exit(x)
-  if not x then
-    return '-'
-  end
-  if x.error then
-    return 'spawn error'
-  end
-  if x.signal then
-    return tostring(x.signal)
-  end
-  return 'code ' .. tostring(x.code)
-end
-
---- Render a snapshot as an aligned table (for the SIGQUIT dump and `orch status`).
-function M.format(snap)
-  local rows = { { 'ID', 'KIND', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'LAST EXIT', 'MESSAGE' } }
-  for _, s in ipairs(snap) do
-    local msg = s.message or ''
-    if s.result == 'waiting' and #s.waitingOn > 0 and msg == '' then
-      msg = 'waiting for ' .. table.concat(s.waitingOn, ', ')
-    end
-    rows[#rows + 1] = {
-      s.id,
-      s.kind or '-',
-      s.result or 'none',
-      s.pid and tostring(s.pid) or '-',
-      fmt_duration(s.uptime),
-      tostring(s.restarts or 0),
-      fmt_exit(s.lastExit),
-      (msg:gsub('\n', ' ')),
-    }
-  end
-  local widths = {}
-  for _, row in ipairs(rows) do
-    for i, cell in ipairs(row) do
-      widths[i] = math.max(widths[i] or 0, #cell)
-    end
-  end
-  local lines = {}
-  for _, row in ipairs(rows) do
-    local cells = {}
-    for i, cell in ipairs(row) do
-      cells[i] = i < #row and (cell .. string.rep(' ', widths[i] - #cell)) or cell
-    end
-    lines[#lines + 1] = (table.concat(cells, '  '):gsub('%s+$', ''))
-  end
-  return table.concat(lines, '\n') .. '\n'
-end
-
 EFFECTS = {
   setHealth = Sink.setHealth,
   onState = Sink.onState,
@@ -517,78 +387,31 @@ EFFECTS = {
   log = Sink._effects_log,
 }
 
-local function iso(t)
-  return t and log.iso_time(t) or nil
+-- Moved to modules of their own; kept here until their callers switch (cli/run.lua: format,
+-- file; control.lua: json_view). Loaded on use, so that the sink does not depend on them.
+
+--- Deprecated: `orch.status_table.format` (uptime in milliseconds).
+function M.format(snap)
+  return require('orch.status_table').format(snap)
 end
 
---- A snapshot as plain JSON data: times as ISO 8601 strings, lists as arrays (`orch.log.encode`
--- ready). Used by the status file and, later, the control socket.
+--- Deprecated: `orch.status_json.view`.
 function M.json_view(snap)
-  local out = log.array()
-  for i, s in ipairs(snap) do
-    local x = {}
-    for k, v in pairs(s) do
-      x[k] = v
-    end
-    x.since = iso(s.since)
-    if s.lastExit then
-      x.lastExit = copy(s.lastExit)
-      x.lastExit.time = iso(s.lastExit.time)
-    end
-    x.requires = log.array(copy(s.requires or {}))
-    x.waitingOn = log.array(copy(s.waitingOn or {}))
-    out[i] = x
-  end
-  return out
+  return require('orch.status_json').view(snap)
 end
 
---- Keep `path` holding the current state of every entry: rewritten atomically (a temporary
--- file in the same directory, then rename) now and on every change of `sink`.
--- `meta()` returns extra top-level fields (the orchestrator's own state). Returns an object
--- with `write()` (force a rewrite; returns true or nil, message) and `close()`.
+--- Deprecated: `orch.status_file.new(sink, path, {meta = meta})`, with the methods called with
+-- a dot (`f.write()`, `f.close()`) as before.
 function M.file(sink, path, meta)
-  local self = {}
-  local tmp = ('%s.%s.tmp'):format(path, tostring(sink):match('0x(%x+)') or 'new')
-  local warned = false
-  function self.write()
-    local doc = { v = 1, updated = log.iso_time(sink.wallclock()) }
-    for k, v in pairs(meta and meta() or {}) do
-      doc[k] = v
-    end
-    doc.ready, doc.total = sink:counts()
-    doc.entries = M.json_view(sink:snapshot())
-    local f, err = io.open(tmp, 'w')
-    if f then
-      local ok, werr = f:write(log.encode(doc), '\n')
-      local cok, cerr = f:close()
-      if not ok or not cok then
-        err = werr or cerr
-        os.remove(tmp)
-      else
-        local rok, rerr = os.rename(tmp, path)
-        if rok then
-          warned = false
-          return true
-        end
-        err = rerr
-        os.remove(tmp)
-      end
-    end
-    if not warned then
-      warned = true
-      sink:message(('cannot write status file %s: %s'):format(path, tostring(err)), 'warning')
-    end
-    return nil, err
-  end
-  local unsubscribe = sink:subscribe(function(ev)
-    if ev.type ~= 'output' and ev.type ~= 'log' then
-      self.write()
-    end
-  end)
-  function self.close()
-    unsubscribe()
-  end
-  return self
+  local f = require('orch.status_file').new(sink, path, { meta = meta })
+  return {
+    write = function()
+      return f:write()
+    end,
+    close = function()
+      return f:close()
+    end,
+  }
 end
 
 return M
