@@ -20,7 +20,6 @@
 #include <uv.h>
 
 #include "orch.h"
-#include "proc_net.h"
 
 #define HTTP_DEFAULT_TIMEOUT       1000
 #define HTTP_DEFAULT_MAX_REDIRECTS 5

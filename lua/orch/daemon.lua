@@ -208,6 +208,11 @@ local function spawn_command(self, exec)
     stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
     stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
     pidns = exec.runAsInit or nil,
+    sigterm_timeout = exec.sigtermTimeout or self:_sigterm_timeout(),
+    name = self.id,
+    log = function(level, msg)
+      util.log(self.effects, level, msg)
+    end,
   }
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation.
   local tracker, group, cmd = track.current(), nil, nil
@@ -221,13 +226,13 @@ local function spawn_command(self, exec)
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
     end
-    local msg, code
-    cmd, msg, code = process.spawn(argv, opts)
+    local msg, code, stage
+    cmd, msg, code, stage = process.spawn(argv, opts)
     if cmd then
       break
     end
     -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
-    if not (group and tracker:spawn_failed(group, msg, code)) then
+    if not (group and tracker:spawn_failed(group, msg, code, stage)) then
       return nil, msg, code
     end
   end
@@ -247,7 +252,7 @@ function CommandInc:release()
   local g = self.group
   if g then
     g.entry = self.rt.id
-    g.tracker:release(g, self.cmd.proc)
+    g.tracker:release(g)
   end
 end
 

@@ -426,6 +426,17 @@ function M.new()
     return self.p.pid
   end
 
+  --- Fake processes lead no process group: nothing outlives a leader.
+  function Handle.pgid()
+    return nil
+  end
+
+  function Handle.pipes()
+    return {}
+  end
+
+  function Handle.close_pipes() end
+
   function Handle:kill(sig)
     local p = self.p
     if not p.alive then
