@@ -102,8 +102,8 @@ static long long opt_id(lua_State *L, int opts, const char *field)
     int ok;
     lua_Integer n = lua_tointegerx(L, -1, &ok);
     if (!ok || lua_type(L, -1) != LUA_TNUMBER || n < 0 || (unsigned long long)n >= UINT32_MAX)
-      luaL_error(L, "bad option '%s' to 'spawn' (an integer from 0 to %u expected)", field,
-                 (unsigned)(UINT32_MAX - 1));
+      luaL_error(L, "bad option '%s' to 'spawn' (an integer from 0 to %I expected)", field,
+                 (lua_Integer)UINT32_MAX - 1);
     id = (long long)n;
   }
   lua_pop(L, 1);
