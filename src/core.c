@@ -1,7 +1,7 @@
 /* core.c: luaopen_orch_core, the loop context, run/stop/now/hrtime and error plumbing. */
 #include <errno.h>
-#include <stdint.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

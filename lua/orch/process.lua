@@ -302,6 +302,16 @@ local function leftovers(self)
   return m:list(nil) or {}
 end
 
+-- Whether anything is left, as cheaply as the mechanism allows (a signal 0 to the group when
+-- nothing else is tracked).
+local function any_left(self)
+  local m = self._members
+  if m and not (m.cgroup or m.tag) then
+    return self.proc:kill(0) == true
+  end
+  return #leftovers(self) > 0
+end
+
 local function say(self, level, msg)
   if self.log then
     pcall(self.log, level, msg)
@@ -338,6 +348,7 @@ end
 -- already), then SIGKILL; wait for the pipes until the deadline, then close orch's end and say
 -- who holds them. Runs as a task of its own.
 local function finish(self)
+  sched.yield() -- out of the reaping loop first: the other exits of this turn are reaped too
   local t0 = sched.now()
   self._deadline = self._deadline or (t0 + self.sigterm_timeout)
   local function deadline()
@@ -352,7 +363,7 @@ local function finish(self)
     if not termed then
       signal_all(self, 'SIGTERM')
     end
-    if wait_until(function() return #leftovers(self) == 0 end, deadline) then
+    if wait_until(function() return not any_left(self) end, deadline) then
       say(self, 'info', ('%s: what was left ended %d ms after the main process'):format(
         self.name, sched.now() - t0))
     else
@@ -362,7 +373,7 @@ local function finish(self)
         :format(self.name, #left, pid_list(left)))
       signal_all(self, 'SIGKILL')
       local stop = sched.now() + M.RELEASE_MS
-      local gone = wait_until(function() return #leftovers(self) == 0 end, function()
+      local gone = wait_until(function() return not any_left(self) end, function()
         return stop
       end)
       if not gone then
@@ -391,7 +402,8 @@ end
 -- on_exit of the core: the incarnation ends at once when nothing is left and the pipes are
 -- closed (the common case: no task), else `finish` sees to the rest.
 function Command:_leader_gone()
-  if self._pipes_done.is_set and #leftovers(self) == 0 then
+  local m = self._members
+  if self._pipes_done.is_set and not (m and (m.cgroup or m.tag)) and not any_left(self) then
     self.exited:set()
     return
   end
