@@ -365,7 +365,8 @@ describe('core.http_get', function()
       local rec = recorder()
       local statuses = {}
       for i = 1, 20 do
-        core.http_get(('http://127.0.0.1:%d/status/%d'):format(port, 200 + i), { timeout = 1000 }, function(s)
+        local url = ('http://127.0.0.1:%d/status/%d'):format(port, 200 + i)
+        core.http_get(url, { timeout = 1000 }, function(s)
           statuses[#statuses + 1] = s
           rec.fn()
         end)
