@@ -16,6 +16,8 @@ local M = {}
 M.DEFAULT_SIGTERM_TIMEOUT = 30000
 --- How long a SIGKILLed process may take to disappear before a warning (ms).
 M.RELEASE_MS = 3000
+--- How long the output pipes are read after the deadline at least (ms): their buffered tail.
+M.PIPE_GRACE_MS = 200
 --- What `exec` gives the rest of a command's group after it exits (ms), then SIGKILL.
 M.EXEC_GRACE_MS = 1000
 
@@ -174,13 +176,9 @@ local function leftovers(self)
   return m:list(nil) or {}
 end
 
--- Whether anything is left, as cheaply as the mechanism allows (a signal 0 to the group when
--- nothing else is tracked).
+-- Whether anything is left (zombies do not count: orch, a subreaper, reaps them, but a library
+-- user's may wait for an init that is slow to).
 local function any_left(self)
-  local m = self._members
-  if m and not (m.cgroup or m.tag) then
-    return self.proc:kill(0) == true
-  end
   return #leftovers(self) > 0
 end
 
@@ -254,8 +252,10 @@ local function finish(self)
       end
     end
   end
+  -- at least PIPE_GRACE_MS: what the pipes still buffer is read, not cut at a passed deadline
+  local floor = sched.now() + M.PIPE_GRACE_MS
   while not self._pipes_done.is_set do
-    local wait = deadline() - sched.now()
+    local wait = math.max(deadline(), floor) - sched.now()
     if wait <= 0 then
       local holders = core.fd_holders(self.proc:pipes())
       local who = #holders > 0 and ('pid ' .. table.concat(holders, ', pid '))
