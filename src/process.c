@@ -5,7 +5,12 @@
  * setsid, supplementary groups, PR_SET_PDEATHSIG and closing inherited descriptors. Since
  * orch never calls uv_spawn, libuv owns no child, and one SIGCHLD watcher reaps them all:
  * waitid(WNOWAIT) peeks at an exited child, then waitpid() reaps exactly that pid. Pids in the
- * process table are ours; any other pid is an orphan handed to us as a subreaper. */
+ * process table are ours; any other pid is an orphan handed to us as a subreaper.
+ *
+ * Mechanism only: the reaping of the leader and the end of each pipe reach Lua as separate
+ * events, and proc:kill() still reaches what is left of the leader's group after it is gone.
+ * What to do with that rest (SIGTERM, a timeout, SIGKILL) is orch.process's policy. The Lua
+ * options are read in spawn_opts.c, the fork/exec is spawn.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
