@@ -320,6 +320,8 @@ describe('core.http_get', function()
   local port
 
   local function get(path, opts, ms)
+    opts = opts or {}
+    opts.timeout = opts.timeout or 1000 -- required: the default is orch.health's
     local rec = recorder()
     local probe = core.http_get(('http://127.0.0.1:%d%s'):format(port, path), opts, rec.fn)
     assert.is_truthy(probe)
@@ -363,7 +365,8 @@ describe('core.http_get', function()
       local rec = recorder()
       local statuses = {}
       for i = 1, 20 do
-        core.http_get(('http://127.0.0.1:%d/status/%d'):format(port, 200 + i), nil, function(s)
+        local url = ('http://127.0.0.1:%d/status/%d'):format(port, 200 + i)
+        core.http_get(url, { timeout = 1000 }, function(s)
           statuses[#statuses + 1] = s
           rec.fn()
         end)
@@ -381,7 +384,7 @@ describe('core.http_get', function()
       local slow = core.http_get(('http://127.0.0.1:%d/'):format(silent), { timeout = 5000 },
         never.fn)
       local got
-      core.http_get(('http://127.0.0.1:%d/'):format(port), nil, function(status)
+      core.http_get(('http://127.0.0.1:%d/'):format(port), { timeout = 1000 }, function(status)
         got = status
         slow:close()
       end)
@@ -421,7 +424,7 @@ describe('core.http_get', function()
 
   it('refuses other protocols than http and https', function()
     local rec = recorder()
-    core.http_get('file:///etc/passwd', nil, rec.fn)
+    core.http_get('file:///etc/passwd', { timeout = 1000 }, rec.fn)
     run_loop(2000)
     assert.equals(1, rec.n)
     assert.is_nil(rec.args[1])
@@ -464,6 +467,9 @@ describe('core.http_get', function()
     assert.has_error(function()
       core.http_get('http://127.0.0.1/', nil)
     end)
+    assert.has_error(function() -- the timeout's default is policy: orch.health's, not the core's
+      core.http_get('http://127.0.0.1/', {}, f)
+    end, "bad argument #2 to 'http_get' (timeout (ms) expected)")
     assert.has_error(function()
       core.http_get(nil, nil, f)
     end)

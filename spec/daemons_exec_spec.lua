@@ -104,12 +104,14 @@ insulate('Daemons exec (group G)', function()
     assert.is_nil(env.C)
     assert.is_nil(env.LANG) -- false unsets an inherited name
     assert.are.equal('/usr/local/bin:/usr/bin:/bin', env.PATH)
-    assert.are.same({ 'app', '/srv', '/home/app' }, { x.opts.user, x.opts.cwd, env.HOME })
+    -- the core gets numbers: orch.process resolves the name (or uid:gid) and the groups' owner
+    assert.are.same({ 1000, 1000, 'app', '/srv', '/home/app' },
+      { x.opts.uid, x.opts.gid, x.opts.groups_of, x.opts.cwd, env.HOME })
     local y = fake.procs('y')[1]
-    assert.are.same({ '1000:1000', '/tmp', '/home/app' }, { y.opts.user, y.opts.cwd,
+    assert.are.same({ 1000, 1000, '/tmp', '/home/app' }, { y.opts.uid, y.opts.gid, y.opts.cwd,
       env_map(y).HOME })
     local z = fake.procs('z')[1]
-    assert.are.same({ nil, nil, '/root' }, { z.opts.user, z.opts.cwd, env_map(z).HOME })
+    assert.are.same({ nil, nil, '/root' }, { z.opts.uid, z.opts.cwd, env_map(z).HOME })
   end)
 
   it('62: onStdout gets the raw chunks; without callbacks output goes to effects.output; both '

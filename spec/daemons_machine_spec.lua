@@ -73,7 +73,6 @@ insulate('entry state machines', function()
       assert.is_true(#procs >= 3)
       for i, p in ipairs(procs) do
         assert.are.equal(('t.%d'):format(i), env_of(p).ORCH_INVOCATION_ID)
-        assert.are.equal(tracker.groups[i].tag, p.opts.tag)
         assert.are.equal('x', tracker.groups[i].for_id)
       end
       -- each incarnation's leftovers were waited for: two exits and the stop

@@ -1,7 +1,7 @@
 /* core.c: luaopen_orch_core, the loop context, run/stop/now/hrtime and error plumbing. */
 #include <errno.h>
-#include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,7 +126,6 @@ static int core_run(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->error_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ctx->error_ref);
     ctx->error_ref = LUA_NOREF;
-    ctx->host_proc_fd = -1;
     return lua_error(L);
   }
   lua_pushboolean(L, alive);
@@ -190,9 +189,12 @@ static int core_getpwnam(lua_State *L)
 {
   struct passwd *pw;
   errno = 0;
-  if (lua_type(L, 1) == LUA_TNUMBER)
-    pw = getpwuid((uid_t)luaL_checkinteger(L, 1));
-  else
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    lua_Integer uid = luaL_checkinteger(L, 1);
+    /* checked before the cast: 2^32 would look up root */
+    luaL_argcheck(L, uid >= 0 && uid < (lua_Integer)UINT32_MAX, 1, "uid out of range");
+    pw = getpwuid((uid_t)uid);
+  } else
     pw = getpwnam(luaL_checkstring(L, 1));
   if (pw == NULL)
     return orch_pushfail(L, errno ? uv_translate_sys_error(errno) : UV_ENOENT,
@@ -223,19 +225,14 @@ static int core_getuid(lua_State *L)
   return 1;
 }
 
-/* core.alive_handles() -> n: active handles, for specs that check nothing leaks.   [-0,+1,-] */
-static int core_active(lua_State *L)
-{
-  lua_pushboolean(L, uv_loop_alive(&orch_ctx_get(L)->loop));
-  return 1;
-}
-
 static void count_walk(uv_handle_t *h, void *arg)
 {
   if (uv_is_active(h) && uv_has_ref(h))
     (*(int *)arg)++;
 }
 
+/* core.active_count() -> n: active, referenced handles, for specs that check nothing leaks.
+ * [-0, +1, -] */
 static int core_active_count(lua_State *L)
 {
   int n = 0;
@@ -255,7 +252,6 @@ static const luaL_Reg core_funcs[] = {
   { "getpwnam", core_getpwnam },
   { "getpid", core_getpid },
   { "getuid", core_getuid },
-  { "alive", core_active },
   { "active_count", core_active_count },
   { NULL, NULL },
 };

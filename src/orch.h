@@ -99,25 +99,7 @@ void orch_stream_open(lua_State *L);
 void orch_fs_open(lua_State *L);
 void orch_http_close(orch_ctx *ctx);
 
-/* track.c: the processes of an entry beyond its process group (a cgroup, or a /proc scan for
- * an environment tag and the ppid chain). */
-typedef struct orch_track {
-  char *cgroup; /* directory of the incarnation's cgroup (malloc'd), or NULL */
-  char *tag;    /* "NAME=value" environment entry its processes carry (malloc'd), or NULL */
-  size_t ntag;
-  struct orch_track_pid {
-    pid_t pid;
-    unsigned long long start;
-  } * seen; /* processes found by a /proc scan once: still tracked after reparenting */
-  size_t nseen, capseen;
-} orch_track;
-
-/* Send `sig` (0: none) to every tracked process except `leader` and, unless `sig` is SIGKILL,
- * except the members of the leader's process group (the caller signals the group). Returns how
- * many tracked processes there were besides the leader, or a negative UV_E* code. With neither
- * a cgroup nor a tag, 0. */
-long orch_track_signal(orch_track *t, pid_t leader, int sig);
-void orch_track_free(orch_track *t);
+/* track.c: the facts of process tracking (cgroups, /proc); orch.track decides. */
 void orch_track_open(lua_State *L);
 void orch_preempt_open(lua_State *L);
 

@@ -20,9 +20,7 @@
 #include <uv.h>
 
 #include "orch.h"
-#include "proc_net.h"
 
-#define HTTP_DEFAULT_TIMEOUT       1000
 #define HTTP_DEFAULT_MAX_REDIRECTS 5
 
 #ifndef ORCH_LIBCURL_SONAME
@@ -369,14 +367,13 @@ typedef struct http_opts {
   int insecure, head;
 } http_opts;
 
-/* Read and check the options table at `idx` (nil: defaults). Raises on misuse.   [-0, +0, v] */
+/* Read and check the options table at `idx`. `timeout` is required: its default is policy
+ * (orch.health's). Raises on misuse.   [-0, +0, v] */
 static void http_check_opts(lua_State *L, int idx, http_opts *o)
 {
-  o->timeout = HTTP_DEFAULT_TIMEOUT;
+  o->timeout = 0;
   o->max_redirects = HTTP_DEFAULT_MAX_REDIRECTS;
   o->insecure = o->head = 0;
-  if (lua_isnoneornil(L, idx))
-    return;
   luaL_checktype(L, idx, LUA_TTABLE);
   for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
     const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
@@ -450,7 +447,7 @@ static int http_pushfail(lua_State *L, const char *url, const char *msg)
 }
 
 /* core.http_get(url, opts, cb) -> probe | fail
- * opts: timeout (ms, 1000), insecure (false), max_redirects (5; 0: do not follow), method
+ * opts: timeout (ms, required), insecure (false), max_redirects (5; 0: do not follow), method
  * ('GET' or 'HEAD'). cb(status, elapsed_ms) on any HTTP response, or
  * cb(nil, elapsed_ms, message, CODE) with CODE 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_NONAME' or
  * 'ECURL'.   [-0, +(1|3), v] */
@@ -461,6 +458,7 @@ static int core_http_get(lua_State *L)
   http_opts o;
   luaL_argcheck(L, strlen(url) == len, 1, "URL contains a NUL byte");
   http_check_opts(L, 2, &o);
+  luaL_argcheck(L, o.timeout > 0, 2, "timeout (ms) expected");
   luaL_checktype(L, 3, LUA_TFUNCTION);
   orch_ctx *ctx = orch_ctx_get(L);
   const char *why = curl_load();

@@ -15,7 +15,10 @@
 
 #include <uv.h>
 
-#define TCP_LISTEN 0x0A
+#include "procfs.h"
+
+#define TCP_LISTEN   0x0A
+#define PROC_NET_MAX ((size_t)1 << 30) /* no real limit: a table is read whole */
 
 typedef struct span {
   const char *p;
@@ -130,50 +133,6 @@ int orch_proc_net_scan(const char *text, size_t len, unsigned port, int is_tcp)
   return rows > 0 && parsed == 0 ? -1 : 0;
 }
 
-/* Read all of `path` into a malloc'd buffer (caller frees *buf). 0 or a negative UV_E*. */
-static int read_all(const char *path, char **buf, size_t *len)
-{
-  size_t cap = 16384, n = 0;
-  char *b = malloc(cap);
-  int fd, err = 0;
-  if (b == NULL)
-    return UV_ENOMEM;
-  do
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    free(b);
-    return uv_translate_sys_error(errno);
-  }
-  for (;;) {
-    if (n == cap) {
-      char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
-      if (nb == NULL) {
-        err = UV_ENOMEM;
-        break;
-      }
-      b = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(fd, b + n, cap - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      err = uv_translate_sys_error(errno);
-    if (r <= 0)
-      break;
-    n += (size_t)r;
-  }
-  close(fd);
-  if (err != 0) {
-    free(b);
-    return err;
-  }
-  *buf = b;
-  *len = n;
-  return 0;
-}
-
 int orch_proc_net_port_listening(const char *dir, unsigned port, int *found)
 {
   static const struct {
@@ -188,7 +147,7 @@ int orch_proc_net_port_listening(const char *dir, unsigned port, int *found)
     int n = snprintf(path, sizeof path, "%s/%s", dir, TABLES[i].name);
     if (n < 0 || (size_t)n >= sizeof path)
       return UV_ENAMETOOLONG;
-    int err = read_all(path, &text, &len);
+    int err = orch_read_file(AT_FDCWD, path, PROC_NET_MAX, &text, &len);
     if (err == UV_ENOENT && TABLES[i].optional)
       continue;
     if (err != 0)

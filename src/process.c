@@ -5,15 +5,20 @@
  * setsid, supplementary groups, PR_SET_PDEATHSIG and closing inherited descriptors. Since
  * orch never calls uv_spawn, libuv owns no child, and one SIGCHLD watcher reaps them all:
  * waitid(WNOWAIT) peeks at an exited child, then waitpid() reaps exactly that pid. Pids in the
- * process table are ours; any other pid is an orphan handed to us as a subreaper. */
+ * process table are ours; any other pid is an orphan handed to us as a subreaper.
+ *
+ * Mechanism only: the reaping of the leader and the end of each pipe reach Lua as separate
+ * events, and proc:kill() still reaches what is left of the leader's group after it is gone.
+ * What to do with that rest (SIGTERM, a timeout, SIGKILL) is orch.process's policy. The Lua
+ * options are read in spawn_opts.c, the fork/exec is spawn.c. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,35 +28,23 @@
 
 #include "orch.h"
 #include "spawn.h"
+#include "spawn_opts.h"
 
 static const char PROCS_KEY = 'p'; /* registry: pid -> process userdata, until reaped */
 
 typedef struct orch_proc {
-  orch_ctx *ctx;    /* borrowed: outlives every process */
-  pid_t pid;        /* 0 once reaped */
-  pid_t host_pid;   /* the pid as the host sees it (differs from pid when orch is contained) */
-  int exit_code;    /* valid once exited */
-  int term_signal;  /* 0 unless killed by a signal */
-  int exited;       /* reaped */
-  int done;         /* exit callback delivered (or detached) */
-  int group;        /* leads its own process group (setsid) */
-  int self_ref;     /* anchors the userdata until done */
-  int exit_ref;     /* on_exit callback, LUA_NOREF once called or closed */
-  int out_ref;      /* stdout chunk callback or LUA_NOREF */
-  int err_ref;      /* stderr chunk callback or LUA_NOREF */
-  uv_pipe_t *out;   /* malloc'd; freed in its close callback; NULL when none or closed */
-  uv_pipe_t *err;   /* same for stderr */
-  orch_track track; /* processes that left the group (track.c); signalled with it */
+  orch_ctx *ctx;  /* borrowed: outlives every process */
+  pid_t pid;      /* 0 once reaped */
+  pid_t host_pid; /* the pid as the host sees it (differs from pid when orch is contained) */
+  pid_t pgid;     /* the process group it leads (setsid), 0 when none or once found empty */
+  int exited;     /* reaped */
+  int self_ref;   /* anchors the userdata until reaped and both pipes are closed */
+  int exit_ref;   /* on_exit callback, LUA_NOREF once called or closed */
+  int out_ref;    /* stdout chunk callback or LUA_NOREF */
+  int err_ref;    /* stderr chunk callback or LUA_NOREF */
+  uv_pipe_t *out; /* malloc'd; freed in its close callback; NULL when none or closed */
+  uv_pipe_t *err; /* same for stderr */
 } orch_proc;
-
-static void proc_unref_all(lua_State *L, orch_proc *p)
-{
-  luaL_unref(L, LUA_REGISTRYINDEX, p->exit_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, p->out_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, p->err_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
-  p->exit_ref = p->out_ref = p->err_ref = p->self_ref = LUA_NOREF;
-}
 
 static void close_pipe(uv_pipe_t **pp)
 {
@@ -62,34 +55,16 @@ static void close_pipe(uv_pipe_t **pp)
   *pp = NULL;
 }
 
-/* Deliver on_exit(code, signal) once the child is reaped and every pipe hit EOF. */
-static void proc_maybe_done(orch_proc *p)
+/* Once reaped with both pipes closed, nothing more can be delivered: drop the anchor.
+ * [-0, +0, -] */
+static void proc_maybe_release(lua_State *L, orch_proc *p)
 {
-  if (p->done || !p->exited || p->out != NULL || p->err != NULL)
+  if (!p->exited || p->out != NULL || p->err != NULL)
     return;
-  p->done = 1;
-  lua_State *L = p->ctx->L;
-  int base = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref); /* keeps the body alive during the call */
-  if (p->exit_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->exit_ref);
-    if (p->term_signal) {
-      lua_pushnil(L);
-      const char *name = orch_signal_name(p->term_signal);
-      if (name)
-        lua_pushstring(L, name);
-      else
-        lua_pushinteger(L, p->term_signal);
-    } else {
-      lua_pushinteger(L, p->exit_code);
-      lua_pushnil(L);
-    }
-    proc_unref_all(L, p);
-    orch_call(p->ctx, 2);
-  } else {
-    proc_unref_all(L, p);
-  }
-  lua_settop(L, base);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->out_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->err_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
+  p->out_ref = p->err_ref = p->self_ref = LUA_NOREF;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -100,7 +75,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
   buf->len = buf->base ? 65536 : 0;
 }
 
-/* A chunk (or EOF) from stdout or stderr: pass it to its callback. */
+/* A chunk from stdout or stderr, or its end (EOF or a read error: nil), for its callback. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
   orch_proc *p = s->data;
@@ -112,8 +87,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
   int ref = is_out ? p->out_ref : p->err_ref;
   lua_State *L = p->ctx->L;
   int base = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref);
-  if (nread > 0 && ref != LUA_NOREF) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref); /* keeps the body alive during the call */
+  if (nread > 0) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     lua_pushlstring(L, buf->base, (size_t)nread);
     free(buf->base);
@@ -122,33 +97,43 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     return;
   }
   free(buf->base);
-  if (nread < 0) { /* EOF or a read error: either way this stream is finished */
-    close_pipe(is_out ? &p->out : &p->err);
-    if (ref != LUA_NOREF) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-      lua_pushnil(L);
-      orch_call(p->ctx, 1);
-    }
-    proc_maybe_done(p);
-  }
+  close_pipe(is_out ? &p->out : &p->err);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+  lua_pushnil(L);
+  orch_call(p->ctx, 1);
+  proc_maybe_release(L, p);
   lua_settop(L, base);
 }
 
-/* The child `pid` has been reaped with `status`. */
+/* The leader has been reaped with `status`: on_exit(code, signal) at once. What is left of its
+ * group, and whatever holds its pipes, is the caller's to deal with (orch.process).
+ * [-0, +0, -] */
 static void proc_exited(orch_proc *p, int status)
 {
+  lua_State *L = p->ctx->L;
+  int base = lua_gettop(L);
   p->exited = 1;
-  if (WIFSIGNALED(status))
-    p->term_signal = WTERMSIG(status);
-  else
-    p->exit_code = WEXITSTATUS(status);
-  /* The leader is gone: what is left of its group would hold the pipes open for ever; so
-   * would what left the group, a setsid'd grandchild, when it is tracked. */
-  if (p->group)
-    kill(-p->pid, SIGKILL);
-  (void)orch_track_signal(&p->track, 0, SIGKILL);
   p->pid = 0;
-  proc_maybe_done(p);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref);
+  if (p->exit_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->exit_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, p->exit_ref);
+    p->exit_ref = LUA_NOREF;
+    if (WIFSIGNALED(status)) {
+      lua_pushnil(L);
+      const char *name = orch_signal_name(WTERMSIG(status));
+      if (name)
+        lua_pushstring(L, name);
+      else
+        lua_pushinteger(L, WTERMSIG(status));
+    } else {
+      lua_pushinteger(L, WEXITSTATUS(status));
+      lua_pushnil(L);
+    }
+    orch_call(p->ctx, 2);
+  }
+  proc_maybe_release(L, p);
+  lua_settop(L, base);
 }
 
 static void sigchld_refresh(orch_ctx *ctx)
@@ -223,39 +208,6 @@ void orch_process_shutdown(orch_ctx *ctx)
   }
 }
 
-/* Make a stdio setting at opts[field]: 'inherit', 'ignore' or a chunk callback. On a callback,
- * stores its ref and creates the pipe whose write end goes to the child.
- * [-0, +0, v] */
-static const char *const STDIO_MODES[] = { "inherit", "ignore", NULL };
-
-static int stdio_setup(lua_State *L, int opts, const char *field, int *ref, int *child_fd,
-                       int *parent_fd)
-{
-  const char *const *modes = STDIO_MODES;
-  *child_fd = -1;
-  *parent_fd = -1;
-  lua_getfield(L, opts, field);
-  if (lua_isfunction(L, -1)) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      lua_pop(L, 1);
-      return uv_translate_sys_error(errno);
-    }
-    *parent_fd = fds[0];
-    *child_fd = fds[1];
-    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
-  }
-  int mode = lua_isnil(L, -1) ? 0 : luaL_checkoption(L, -1, NULL, modes);
-  lua_pop(L, 1);
-  if (mode == 1) {
-    *child_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (*child_fd < 0)
-      return uv_translate_sys_error(errno);
-  }
-  return 0;
-}
-
 static int open_pipe(orch_proc *p, uv_pipe_t **pp, int fd)
 {
   uv_pipe_t *pipe = malloc(sizeof *pipe);
@@ -272,241 +224,45 @@ static int open_pipe(orch_proc *p, uv_pipe_t **pp, int fd)
   return err;
 }
 
-/* Resolve opts.user (a name, a uid or "uid:gid") into req: raises on misuse; an unknown
- * user returns UV_EINVAL with *fail describing it (left on the stack).   [-0, +(0|1), v] */
-static int read_user(lua_State *L, int opts, orch_spawn_req *req, const char **fail)
+/* The failure of a spawn: nil, "spawn 'argv0'[: detail]: reason", CODE, stage (the step that
+ * failed, a fixed name Lua may branch on: "exec", "cwd", "cgroup", "user", ...).
+ * [-0, +4, m] */
+static int spawn_fail(lua_State *L, orch_spawn_req *req, int err, const char *detail)
 {
-  lua_getfield(L, opts, "user");
-  int t = lua_type(L, -1);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
+  const char *what = lua_pushfstring(L, "spawn '%s'", req->argv[0]);
+  if (detail != NULL)
+    what = lua_pushfstring(L, "%s: %s", what, detail);
+  orch_pushfail(L, err, what);
+  lua_pushstring(L, req->stage ? req->stage : "spawn");
+  return 4;
+}
+
+/* Open the cgroup directory the child starts in.   [-0, +0, -] */
+static int open_cgroup(orch_spawn_req *req, const char **detail)
+{
+  if (req->cgroup == NULL)
     return 0;
-  }
-  struct passwd *pw = NULL;
-  long uid = -1, gid = -1;
-  if (t == LUA_TNUMBER) {
-    uid = (long)luaL_checkinteger(L, -1);
-    pw = getpwuid((uid_t)uid);
-  } else {
-    const char *spec = luaL_checkstring(L, -1);
-    char *end;
-    uid = strtol(spec, &end, 10);
-    if (end != spec && *end == ':' && end[1] != '\0') {
-      char *end2;
-      gid = strtol(end + 1, &end2, 10);
-      if (*end2 != '\0' || gid < 0)
-        gid = -2;
-      pw = getpwuid((uid_t)uid);
-    } else if (end != spec && *end == '\0') {
-      pw = getpwuid((uid_t)uid);
-    } else {
-      pw = getpwnam(spec);
-      uid = pw ? (long)pw->pw_uid : -1;
-    }
-    if (uid < 0 || gid == -2) {
-      *fail = lua_pushfstring(L, "unknown user '%s'", spec);
-      lua_insert(L, -2);
-      lua_pop(L, 1);
-      return UV_EINVAL;
-    }
-  }
-  if (gid < 0)
-    gid = pw ? (long)pw->pw_gid : uid;
-  req->uid = (uid_t)uid;
-  req->gid = (gid_t)gid;
-  req->set_user = 1;
-  if (pw != NULL) {
-    int n = 32;
-    for (;;) {
-      gid_t *groups = realloc(req->groups, sizeof(gid_t) * (size_t)n);
-      if (groups == NULL)
-        break;
-      req->groups = groups;
-      int got = n;
-      if (getgrouplist(pw->pw_name, req->gid, groups, &got) >= 0) {
-        req->ngroups = got;
-        break;
-      }
-      n = got > n ? got : n * 2;
-    }
-  }
-  lua_pop(L, 1);
-  return 0;
-}
-
-/* A NULL-terminated array of n + 1 pointers in a userdata left on the stack: collected with
- * it, so an error raised while it is filled leaks nothing.   [-0, +1, m] */
-static char **push_ptr_array(lua_State *L, lua_Integer n)
-{
-  size_t size = ((size_t)n + 1) * sizeof(char *);
-  char **a = lua_newuserdatauv(L, size, 0);
-  memset(a, 0, size);
-  return a;
-}
-
-/* argv from the table at index 1; strings are borrowed from it.   [-0, +1, v] */
-static void read_argv(lua_State *L, orch_spawn_req *req)
-{
-  lua_Integer n = luaL_len(L, 1);
-  luaL_argcheck(L, n >= 1, 1, "argv must not be empty");
-  req->argv = push_ptr_array(L, n);
-  for (lua_Integer i = 1; i <= n; i++) {
-    size_t len;
-    lua_rawgeti(L, 1, i);
-    const char *s = lua_tolstring(L, -1, &len);
-    if (s == NULL || strlen(s) != len) {
-      req->argv = NULL;
-      luaL_argerror(L, 1,
-                    lua_pushfstring(L, "argv[%d] must be a string without NUL bytes", (int)i));
-      return;
-    }
-    req->argv[i - 1] = (char *)s;
-    lua_pop(L, 1); /* still referenced by the table */
-  }
-}
-
-/* envp from opts.env, a list of 'NAME=value' strings borrowed from it.   [-0, +1, v] */
-static void read_env(lua_State *L, int opts, orch_spawn_req *req)
-{
-  lua_getfield(L, opts, "env");
-  if (lua_isnil(L, -1))
-    return; /* the nil stays: one value pushed either way */
-  luaL_checktype(L, -1, LUA_TTABLE);
-  int env = lua_gettop(L);
-  lua_Integer n = luaL_len(L, env);
-  char **envp = push_ptr_array(L, n);
-  lua_replace(L, env); /* the array replaces the table, which opts still holds */
-  lua_getfield(L, opts, "env");
-  env = lua_gettop(L);
-  for (lua_Integer i = 1; i <= n; i++) {
-    size_t len;
-    lua_rawgeti(L, env, i);
-    const char *s = lua_tolstring(L, -1, &len);
-    if (s == NULL || strlen(s) != len || strchr(s, '=') == NULL) {
-      luaL_error(L, "bad env entry %d: 'NAME=value' without NUL bytes expected", (int)i);
-      return;
-    }
-    envp[i - 1] = (char *)s;
-    if (strncmp(s, "PATH=", 5) == 0)
-      req->path_env = s + 5;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  req->envp = envp;
-}
-
-static void req_free(orch_spawn_req *req)
-{
-  if (req->cgroup_fd >= 0)
-    close(req->cgroup_fd);
-  req->cgroup_fd = -1;
+  req->cgroup_dir_fd = open(req->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (req->cgroup_dir_fd >= 0)
-    close(req->cgroup_dir_fd);
-  req->cgroup_dir_fd = -1;
-  free(req->groups); /* argv and envp are userdata on the stack (push_ptr_array) */
-  free(req->file);
-  for (int i = 0; i < 3; i++)
-    if (req->child_fd[i] >= 0)
-      close(req->child_fd[i]);
+    return 0;
+  snprintf(req->detail, sizeof req->detail, "join cgroup '%s'", req->cgroup);
+  *detail = req->detail;
+  req->stage = "cgroup";
+  return uv_translate_sys_error(errno);
 }
 
-/* core.spawn(argv, opts, on_exit) -> proc | nil, msg, CODE   [-0, +(1|3), v] */
-static int core_spawn(lua_State *L)
+/* The new process userdata for a started child, registered for reaping.   [-0, +1, m] */
+static orch_proc *proc_new(lua_State *L, orch_ctx *ctx, orch_spawn_req *req, int out_ref,
+                           int err_ref)
 {
-  orch_ctx *ctx = orch_ctx_get(L);
-  orch_spawn_req req;
-  memset(&req, 0, sizeof req);
-  req.child_fd[0] = req.child_fd[1] = req.child_fd[2] = -1;
-  req.host_proc_fd = ctx->host_proc_fd;
-  req.cgroup_fd = -1;
-  req.cgroup_dir_fd = -1;
-  int parent_out = -1, parent_err = -1, out_ref = LUA_NOREF, err_ref = LUA_NOREF;
-  const char *fail = NULL;
-  /* Every check that can raise comes before anything is allocated or opened (argv and envp
-   * are collectable userdata): a misuse leaks nothing. */
-  luaL_checktype(L, 1, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 2))
-    luaL_checktype(L, 2, LUA_TTABLE);
-  else {
-    lua_newtable(L);
-    lua_replace(L, 2);
-  }
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_settop(L, 3);
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, 2, i ? "stderr" : "stdout");
-    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-      luaL_checkoption(L, -1, NULL, STDIO_MODES);
-    lua_pop(L, 1);
-  }
-  read_argv(L, &req);
-  read_env(L, 2, &req);
-  lua_getfield(L, 2, "cwd");
-  req.cwd = luaL_optstring(L, -1, NULL);
-  lua_pop(L, 1); /* borrowed from opts */
-  lua_getfield(L, 2, "setsid");
-  req.setsid = lua_isnil(L, -1) || lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  lua_getfield(L, 2, "pidns");
-  req.pidns = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  size_t ntag = 0;
-  lua_getfield(L, 2, "tag");
-  const char *tag = luaL_optlstring(L, -1, NULL, &ntag);
-  lua_getfield(L, 2, "cgroup");
-  req.cgroup = luaL_optstring(L, -1, NULL);
-  lua_pop(L, 2); /* borrowed from opts */
-  int err = read_user(L, 2, &req, &fail);
-  if (err == 0 && req.cgroup != NULL) {
-    req.cgroup_dir_fd = open(req.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (req.cgroup_dir_fd < 0) {
-      err = uv_translate_sys_error(errno);
-      fail = lua_pushfstring(L, "join cgroup '%s'", req.cgroup);
-    }
-  }
-  if (err == 0)
-    err = orch_spawn_resolve(&req, &fail);
-  if (err == 0)
-    err = stdio_setup(L, 2, "stdout", &out_ref, &req.child_fd[1], &parent_out);
-  if (err == 0)
-    err = stdio_setup(L, 2, "stderr", &err_ref, &req.child_fd[2], &parent_err);
-  if (err == 0)
-    err = sigchld_start(ctx);
-  if (err == 0)
-    err = orch_spawn_exec(&req, &fail);
-  if (err < 0) {
-    const char *what = lua_pushfstring(L, "spawn '%s'", req.argv[0]);
-    int plain = fail != NULL && strncmp(fail, "unknown user", 12) == 0;
-    if (fail != NULL)
-      what = lua_pushfstring(L, "%s: %s", what, fail);
-    req_free(&req);
-    if (parent_out >= 0)
-      close(parent_out);
-    if (parent_err >= 0)
-      close(parent_err);
-    luaL_unref(L, LUA_REGISTRYINDEX, out_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
-    if (!plain)
-      return orch_pushfail(L, err, what);
-    luaL_pushfail(L);
-    lua_pushstring(L, what);
-    lua_pushstring(L, uv_err_name(err));
-    return 3;
-  }
   orch_proc *p = lua_newuserdatauv(L, sizeof *p, 0);
   memset(p, 0, sizeof *p);
   p->ctx = ctx;
-  p->pid = req.pid;
-  p->host_pid = req.host_pid;
-  p->group = req.setsid;
+  p->pid = req->pid;
+  p->host_pid = req->host_pid;
+  p->pgid = req->setsid ? req->pid : 0;
   p->out_ref = out_ref;
   p->err_ref = err_ref;
-  if (req.cgroup != NULL)
-    p->track.cgroup = strdup(req.cgroup);
-  else if (tag != NULL && (p->track.tag = malloc(ntag + 1)) != NULL) {
-    memcpy(p->track.tag, tag, ntag + 1);
-    p->track.ntag = ntag;
-  }
   lua_pushvalue(L, 3);
   p->exit_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_setmetatable(L, ORCH_PROCESS_MT);
@@ -518,7 +274,60 @@ static int core_spawn(lua_State *L)
   lua_pop(L, 1);
   ctx->live_procs++;
   sigchld_refresh(ctx);
-  req_free(&req);
+  return p;
+}
+
+/* core.spawn(argv, opts, on_exit) -> proc | nil, msg, CODE, stage
+ * on_exit(code, signal) runs once the child is reaped; opts.stdout/stderr callbacks get each
+ * chunk, then nil at the end of the pipe. The three are separate events, in any order.
+ * [-0, +(1|4), v] */
+static int core_spawn(lua_State *L)
+{
+  orch_ctx *ctx = orch_ctx_get(L);
+  orch_spawn_req req;
+  memset(&req, 0, sizeof req);
+  req.child_fd[0] = req.child_fd[1] = req.child_fd[2] = -1;
+  req.host_proc_fd = ctx->host_proc_fd;
+  req.cgroup_fd = -1;
+  req.cgroup_dir_fd = -1;
+  int parent_out = -1, parent_err = -1, out_ref = LUA_NOREF, err_ref = LUA_NOREF;
+  const char *detail = NULL;
+  /* Every check that can raise comes before anything is allocated or opened (argv and envp
+   * are collectable userdata): a misuse leaks nothing. */
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  else {
+    lua_newtable(L);
+    lua_replace(L, 2);
+  }
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  orch_spawn_opts_read(L, &req); /* raises on misuse; may allocate req.groups (freed below) */
+  int err = open_cgroup(&req, &detail);
+  if (err == 0)
+    err = orch_spawn_resolve(&req, &detail);
+  if (err == 0)
+    err = orch_spawn_stdio(L, 2, "stdout", &out_ref, &req.child_fd[1], &parent_out);
+  if (err == 0)
+    err = orch_spawn_stdio(L, 2, "stderr", &err_ref, &req.child_fd[2], &parent_err);
+  if (err == 0)
+    err = sigchld_start(ctx);
+  if (err == 0)
+    err = orch_spawn_exec(&req, &detail);
+  if (err < 0) {
+    int n = spawn_fail(L, &req, err, detail);
+    orch_spawn_req_free(&req);
+    if (parent_out >= 0)
+      close(parent_out);
+    if (parent_err >= 0)
+      close(parent_err);
+    luaL_unref(L, LUA_REGISTRYINDEX, out_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, err_ref);
+    return n;
+  }
+  orch_spawn_req_free(&req);
+  orch_proc *p = proc_new(L, ctx, &req, out_ref, err_ref);
   /* A pipe that cannot be watched is closed: the child then sees EPIPE, never a hang. */
   if (parent_out >= 0 && open_pipe(p, &p->out, parent_out) < 0)
     close(parent_out);
@@ -553,60 +362,86 @@ static int proc_host_pid(lua_State *L)
   return 1;
 }
 
-/* proc:kill([sig]) -> true | fail: the whole group when the child leads one.  [-0,+(1|3),v] */
+/* proc:pgid() -> the process group the child leads, nil when none (or once found empty). */
+static int proc_pgid(lua_State *L)
+{
+  orch_proc *p = check_proc(L);
+  if (p->pgid == 0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, p->pgid);
+  return 1;
+}
+
+/* proc:kill([sig]) -> true | fail: the whole group when the child leads one, the child
+ * otherwise. After the leader is reaped, what is left of its group, until a signal finds it
+ * empty (ESRCH; the group number is then never used again: it may be recycled). Signal 0
+ * only asks whether anything is left.   [-0, +(1|3), v] */
 static int proc_kill(lua_State *L)
 {
   orch_proc *p = check_proc(L);
   int signum = lua_isnoneornil(L, 2) ? SIGTERM : orch_signal_check(L, 2);
-  if (p->pid == 0)
-    return orch_pushfail(L, UV_ESRCH, "kill");
-  int err = uv_kill(p->group ? -p->pid : p->pid, signum);
-  if (err == UV_ESRCH && p->group) /* group already empty but the leader not yet reaped */
+  int err = UV_ESRCH;
+  if (p->pgid != 0) {
+    err = uv_kill(-p->pgid, signum);
+    if (err == UV_ESRCH && p->pid != 0) /* group empty but the leader not yet reaped */
+      err = uv_kill(p->pid, signum);
+    else if (err == UV_ESRCH)
+      p->pgid = 0;
+  } else if (p->pid != 0) {
     err = uv_kill(p->pid, signum);
-  (void)orch_track_signal(&p->track, p->pid, signum);
+  }
   if (err < 0)
-    return orch_pushfail(L, err, lua_pushfstring(L, "kill %d", (int)p->pid));
+    return orch_pushfail(L, err, lua_pushfstring(L, "kill %d", (int)(p->pid ? p->pid : p->pgid)));
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* proc:close(): detach callbacks; a live group is SIGKILLed (and still reaped). [-0,+0,-] */
+/* proc:pipes() -> {inode...}: the pipes from the child that orch still reads (the inode of
+ * each, to find who else holds it: core.fd_holders).   [-0, +1, m] */
+static int proc_pipes(lua_State *L)
+{
+  orch_proc *p = check_proc(L);
+  uv_pipe_t *pipes[2] = { p->out, p->err };
+  int n = 0;
+  lua_createtable(L, 2, 0);
+  for (int i = 0; i < 2; i++) {
+    uv_os_fd_t fd;
+    struct stat st;
+    if (pipes[i] != NULL && uv_fileno((uv_handle_t *)pipes[i], &fd) == 0 && fstat(fd, &st) == 0) {
+      lua_pushinteger(L, (lua_Integer)st.st_ino);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  return 1;
+}
+
+/* proc:close_pipes(): stop reading the child's pipes and close orch's ends (the writers then
+ * get EPIPE); their callbacks get no end-of-pipe call.   [-0, +0, -] */
+static int proc_close_pipes(lua_State *L)
+{
+  orch_proc *p = check_proc(L);
+  close_pipe(&p->out);
+  close_pipe(&p->err);
+  proc_maybe_release(L, p);
+  return 0;
+}
+
+/* proc:close(): detach every callback; a live child (its group) is SIGKILLed, and still reaped.
+ * [-0, +0, -] */
 static int proc_close(lua_State *L)
 {
   orch_proc *p = check_proc(L);
-  if (p->pid != 0 && !p->exited && p->exit_ref != LUA_NOREF) {
-    kill(p->group ? -p->pid : p->pid, SIGKILL);
-    (void)orch_track_signal(&p->track, p->pid, SIGKILL);
-  }
+  if (p->pid != 0 && p->exit_ref != LUA_NOREF)
+    kill(p->pgid ? -p->pgid : p->pid, SIGKILL);
   close_pipe(&p->out);
   close_pipe(&p->err);
-  if (!p->done) {
-    p->done = 1;
-    proc_unref_all(L, p);
-  }
+  luaL_unref(L, LUA_REGISTRYINDEX, p->exit_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->out_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->err_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
+  p->exit_ref = p->out_ref = p->err_ref = p->self_ref = LUA_NOREF;
   return 0;
-}
-
-/* __gc: close, then forget the tracking state.   [-0, +0, -] */
-static int proc_gc(lua_State *L)
-{
-  proc_close(L);
-  orch_track_free(&check_proc(L)->track);
-  return 0;
-}
-
-/* proc:tracked([sig]) -> n | fail: how many processes of the child besides the leader are still
- * tracked (its cgroup, or its tag and descendants), after sending them `sig` when given.
- * [-0, +(1|3), v] */
-static int proc_tracked(lua_State *L)
-{
-  orch_proc *p = check_proc(L);
-  int signum = lua_isnoneornil(L, 2) ? 0 : orch_signal_check(L, 2);
-  long n = orch_track_signal(&p->track, p->exited ? 0 : p->pid, signum);
-  if (n < 0)
-    return orch_pushfail(L, (int)n, "tracked processes");
-  lua_pushinteger(L, n);
-  return 1;
 }
 
 static int proc_tostring(lua_State *L)
@@ -638,12 +473,14 @@ static int core_orphans_reaped(lua_State *L)
 }
 
 static const luaL_Reg proc_methods[] = {
-  { "pid", proc_pid },         { "host_pid", proc_host_pid }, { "kill", proc_kill },
-  { "tracked", proc_tracked }, { "close", proc_close },       { NULL, NULL },
+  { "pid", proc_pid },     { "host_pid", proc_host_pid },
+  { "pgid", proc_pgid },   { "kill", proc_kill },
+  { "pipes", proc_pipes }, { "close_pipes", proc_close_pipes },
+  { "close", proc_close }, { NULL, NULL },
 };
 
 static const luaL_Reg proc_meta[] = {
-  { "__gc", proc_gc },
+  { "__gc", proc_close },
   { "__close", proc_close },
   { "__tostring", proc_tostring },
   { NULL, NULL },

@@ -42,4 +42,9 @@ int orch_procfs_environ_has(const char *text, size_t len, const char *entry, siz
  * only the first max are stored). */
 size_t orch_procfs_pids(const char *text, size_t len, long *pids, size_t max);
 
+/* Read all of `path` (relative to `dirfd`, or absolute; AT_FDCWD) into a malloc'd buffer that
+ * the caller frees, NUL-terminated (the NUL is not counted in *len). Reads at most `max` bytes
+ * (the rest of a longer file is left out). 0, or -errno (a negative UV_E* code on Linux). */
+int orch_read_file(int dirfd, const char *path, size_t max, char **out, size_t *len);
+
 #endif

@@ -66,6 +66,7 @@ int orch_spawn_resolve(orch_spawn_req *req, const char **detail)
 {
   const char *name = req->argv[0];
   *detail = NULL;
+  req->stage = "exec";
   if (name[0] == '\0')
     return UV_ENOENT;
   if (strchr(name, '/') != NULL) {
@@ -183,9 +184,45 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
   child_fail(report_fd, ST_EXEC);
 }
 
-static const char *stage_text(orch_spawn_req *req, int stage)
+/* The static name of a failed step, for Lua to branch on (never the message text). */
+static const char *stage_name(int stage)
+{
+  static const char *const NAMES[] = {
+    [ST_SETSID] = "setsid", [ST_STDIO] = "stdio", [ST_CHDIR] = "cwd",    [ST_GROUPS] = "user",
+    [ST_GID] = "user",      [ST_UID] = "user",    [ST_PDEATH] = "prctl", [ST_MOUNT] = "pidns",
+    [ST_CGROUP] = "cgroup", [ST_EXEC] = "exec"
+  };
+  return stage > 0 && stage <= ST_EXEC && NAMES[stage] ? NAMES[stage] : "exec";
+}
+
+/* exec failed with ENOENT although the file exists: its "#!" interpreter is missing. Names it
+ * in req->detail; NULL when the file has no such line (a missing ELF loader, say). */
+static const char *bad_interpreter(orch_spawn_req *req)
+{
+  char head[128];
+  int fd = open(req->file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  ssize_t n = read(fd, head, sizeof head - 1);
+  close(fd);
+  if (n < 3 || head[0] != '#' || head[1] != '!')
+    return NULL;
+  head[n] = '\0';
+  char *p = head + 2;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  size_t len = strcspn(p, " \t\r\n");
+  if (len == 0)
+    return NULL;
+  snprintf(req->detail, sizeof req->detail, "bad interpreter '%.*s'", (int)len, p);
+  return req->detail;
+}
+
+static const char *stage_text(orch_spawn_req *req, int stage, int err)
 {
   switch (stage) {
+  case ST_EXEC:
+    return err == ENOENT ? bad_interpreter(req) : NULL;
   case ST_SETSID:
     return "setsid";
   case ST_STDIO:
@@ -344,7 +381,8 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
       pthread_sigmask(SIG_SETMASK, &old, NULL);
       close(fds[0]);
       close(fds[1]);
-      *detail = stage_text(req, ST_CGROUP);
+      *detail = stage_text(req, ST_CGROUP, 0);
+      req->stage = stage_name(ST_CGROUP);
       return err;
     }
     pid = req->pidns
@@ -360,6 +398,7 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
     close(fds[0]);
     if (req->pidns && (fork_errno == EPERM || fork_errno == EINVAL))
       *detail = "new PID namespace";
+    req->stage = req->pidns ? "pidns" : "fork";
     return uv_translate_sys_error(fork_errno);
   }
   child_report r;
@@ -380,6 +419,7 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   }
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
     ;
-  *detail = stage_text(req, r.stage);
+  *detail = stage_text(req, r.stage, r.err);
+  req->stage = stage_name(r.stage);
   return uv_translate_sys_error(r.err);
 }

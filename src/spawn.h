@@ -25,7 +25,8 @@ typedef struct orch_spawn_req {
   const char *cgroup; /* that cgroup's directory (borrowed), for error messages */
   pid_t pid;          /* out: the child */
   pid_t host_pid;     /* out: the child as the host sees it (== pid unless contained) */
-  char detail[160];   /* out: what failed, e.g. "chdir '/nope'" */
+  char detail[160];   /* out: what failed, e.g. "cwd '/nope'" */
+  const char *stage;  /* out: the step that failed, a static name: "exec", "cwd", "cgroup", ... */
 } orch_spawn_req;
 
 /* Resolve argv[0] against PATH into req->file. 0 or a negative UV_E* code. */

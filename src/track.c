@@ -1,22 +1,12 @@
-/* track.c: finding every process that belongs to an entry, beyond its process group.
+/* track.c: the facts orch.track needs to decide which processes belong to an entry (the
+ * decision itself is Lua's, lua/orch/track.lua):
  *
- * A process that calls setsid() (a double-forking daemon) leaves the process group orch
- * signals, so the group alone cannot stop it. Two mechanisms find such processes:
- *
- *  - a cgroup per incarnation (cgroup v2, or the v1 "pids" hierarchy): the child joins it
- *    before exec (spawn.c), and everything it ever forks stays inside. Killing is exact:
- *    cgroup v2 has cgroup.kill; on v1, pids.max is set to 0 first, so nothing new can be
- *    forked while every listed pid is SIGKILLed.
- *  - without a usable cgroup, a scan of /proc: the processes whose environment holds the
- *    incarnation's tag (ORCH_INVOCATION_ID=..., inherited by every descendant that does not
- *    exec with a new environment), the descendants of the leader through the ppid chain
- *    (while it is intact), and every process already found once (pid and start time, so a
- *    recycled pid is never hit).
- *
- * orch (process.c) signals the tracked processes with the group on proc:kill(), SIGKILLs what
- * is left when the leader is reaped, and proc:tracked() lets the Lua layer wait until nothing
- * is left. The Lua functions below (core.cgroup_find, core.cgroup_mkdir, ...) let orch.track set
- * the cgroups up and lets specs look at processes. */
+ *  - cgroups (v2, or the v1 "pids" hierarchy): find orch's own, make and remove directories,
+ *    list and SIGKILL the members of one (v2: cgroup.kill; v1: pids.max = 0 first, so nothing
+ *    new can fork, then a SIGKILL per listed pid);
+ *  - /proc: every process with its ppid, process group, state, start time and whether its
+ *    environment holds a tag (core.proc_list); the processes holding a pipe (core.fd_holders);
+ *    whether a host pid exists. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,49 +33,9 @@ static int errno_err(void)
   return e > 0 ? -e : UV_EIO;
 }
 
-/* Read all of `path` (relative to `dirfd`, or absolute) into a malloc'd buffer, NUL-terminated
- * (the NUL is not counted in *len). 0 or a negative UV_E* code. */
 static int read_all(int dirfd, const char *path, char **out, size_t *len)
 {
-  *out = NULL;
-  *len = 0;
-  int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return errno_err();
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  int err = buf ? 0 : UV_ENOMEM;
-  while (err == 0) {
-    if (n + 1 >= cap) {
-      if (cap >= READ_MAX)
-        break;
-      char *nb = realloc(buf, cap * 2);
-      if (nb == NULL) {
-        err = UV_ENOMEM;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(fd, buf + n, cap - n - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0)
-      err = errno_err();
-    else if (r == 0)
-      break;
-    else
-      n += (size_t)r;
-  }
-  close(fd);
-  if (err < 0) {
-    free(buf);
-    return err;
-  }
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return 0;
+  return orch_read_file(dirfd, path, READ_MAX, out, len);
 }
 
 /* Write `data` to `path` (relative to `dirfd`) in one write. 0 or a negative UV_E* code. */
@@ -225,116 +175,6 @@ static long proc_scan(orch_stat **out, char **tagged, const char *tag, size_t nt
   return (long)n;
 }
 
-static int seen_has(const orch_track *t, const orch_stat *s)
-{
-  for (size_t i = 0; i < t->nseen; i++)
-    if (t->seen[i].pid == (pid_t)s->pid && t->seen[i].start == s->start)
-      return 1;
-  return 0;
-}
-
-static void seen_add(orch_track *t, const orch_stat *s)
-{
-  if (seen_has(t, s))
-    return;
-  if (t->nseen == t->capseen) {
-    size_t cap = t->capseen ? t->capseen * 2 : 16;
-    struct orch_track_pid *ns = realloc(t->seen, cap * sizeof *ns);
-    if (ns == NULL)
-      return;
-    t->seen = ns;
-    t->capseen = cap;
-  }
-  t->seen[t->nseen].pid = (pid_t)s->pid;
-  t->seen[t->nseen].start = s->start;
-  t->nseen++;
-}
-
-/* The /proc fallback: mark the tracked processes, signal them, remember them. */
-static long scan_signal(orch_track *t, pid_t leader, int sig)
-{
-  orch_stat *st = NULL;
-  char *tagged = NULL;
-  long n = proc_scan(&st, &tagged, t->tag, t->ntag);
-  if (n < 0 || st == NULL)
-    return n < 0 ? n : UV_EIO;
-  char *mark = calloc((size_t)n + 1, 1);
-  if (mark == NULL) {
-    free(st);
-    free(tagged);
-    return UV_ENOMEM;
-  }
-  pid_t self = getpid();
-  /* tagged or seen before; then the descendants of any marked process (and of the leader)
-   * through the ppid chain, to a fixed point */
-  for (long i = 0; i < n; i++)
-    mark[i] = (char)(st[i].state != 'Z' && ((tagged && tagged[i]) || seen_has(t, &st[i]) ||
-                                            (leader > 0 && st[i].pid == (long)leader)));
-  for (int changed = 1; changed;) {
-    changed = 0;
-    for (long i = 0; i < n; i++) {
-      if (mark[i] || st[i].state == 'Z')
-        continue;
-      for (long j = 0; j < n; j++)
-        if (mark[j] && st[j].pid == st[i].ppid) {
-          mark[i] = 1;
-          changed = 1;
-          break;
-        }
-    }
-  }
-  long count = 0;
-  for (long i = 0; i < n; i++) {
-    if (!mark[i] || st[i].pid == (long)leader || st[i].pid <= 1 || st[i].pid == (long)self)
-      continue;
-    count++;
-    seen_add(t, &st[i]);
-    /* the group gets its signal from the caller; SIGKILL goes to everything */
-    if (sig != 0 && (sig == SIGKILL || leader <= 0 || st[i].pgrp != (long)leader))
-      kill((pid_t)st[i].pid, sig);
-  }
-  free(mark);
-  free(st);
-  free(tagged);
-  return count;
-}
-
-long orch_track_signal(orch_track *t, pid_t leader, int sig)
-{
-  if (t->cgroup != NULL) {
-    if (sig == SIGKILL)
-      return cgroup_kill_all(t->cgroup);
-    long *pids = NULL;
-    long n = cgroup_pids(t->cgroup, &pids);
-    if (n <= 0 || pids == NULL) {
-      free(pids);
-      return n;
-    }
-    long count = 0;
-    for (long i = 0; i < n; i++) {
-      pid_t pid = (pid_t)pids[i];
-      if (pid == leader || pid <= 1 || pid == getpid())
-        continue;
-      count++;
-      if (sig != 0 && (leader <= 0 || getpgid(pid) != leader))
-        kill(pid, sig);
-    }
-    free(pids);
-    return count;
-  }
-  if (t->tag != NULL)
-    return scan_signal(t, leader, sig);
-  return 0;
-}
-
-void orch_track_free(orch_track *t)
-{
-  free(t->cgroup);
-  free(t->tag);
-  free(t->seen);
-  memset(t, 0, sizeof *t);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Lua functions */
 
@@ -452,19 +292,6 @@ static int core_cgroup_kill(lua_State *L)
   return 1;
 }
 
-/* core.cgroup_write(path, data) -> true | fail: one write (cgroupfs control files).
- * [-0, +(1|3), v] */
-static int core_cgroup_write(lua_State *L)
-{
-  const char *path = luaL_checkstring(L, 1);
-  const char *data = luaL_checkstring(L, 2);
-  int err = write_at(AT_FDCWD, path, data);
-  if (err < 0)
-    return orch_pushfail(L, err, lua_pushfstring(L, "write %s", path));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* core.proc_list([tag]) -> {{pid, ppid, pgrp, state, start, tagged}...} | fail: every process
  * in /proc; `tagged` says whether its environment holds the entry `tag` ("NAME=value").
  * [-0, +(1|3), v] */
@@ -522,12 +349,96 @@ static int core_host_alive(lua_State *L)
   return 1;
 }
 
+/* Whether any descriptor of process `pid` (a name in /proc) is one of the pipes `inodes`. */
+static int holds_pipe(int procfd, const char *pid, const lua_Integer *inodes, int n)
+{
+  char path[300];
+  snprintf(path, sizeof path, "%s/fd", pid);
+  int fdd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fdd < 0)
+    return 0; /* gone, or not ours to look at */
+  DIR *d = fdopendir(fdd);
+  if (d == NULL) {
+    close(fdd);
+    return 0;
+  }
+  int found = 0;
+  struct dirent *e;
+  while (!found && (e = readdir(d)) != NULL) {
+    char link[64];
+    ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
+    unsigned long long ino;
+    if (len <= 0)
+      continue;
+    link[len] = '\0';
+    if (sscanf(link, "pipe:[%llu]", &ino) != 1)
+      continue;
+    for (int i = 0; i < n && !found; i++)
+      found = (unsigned long long)inodes[i] == ino;
+  }
+  closedir(d);
+  return found;
+}
+
+/* core.fd_holders({inode...}) -> {pid...}: the processes besides orch that hold one of these
+ * pipes open (those whose /proc/<pid>/fd orch may read).   [-0, +1, v] */
+static int core_fd_holders(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer inodes[8];
+  int n = 0;
+  for (lua_Integer i = 1; n < 8; i++, n++) {
+    if (lua_rawgeti(L, 1, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      break;
+    }
+    inodes[n] = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_newtable(L);
+  DIR *d = opendir("/proc");
+  if (d == NULL)
+    return 1;
+  char self[24];
+  snprintf(self, sizeof self, "%d", (int)getpid());
+  int count = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9' || strcmp(e->d_name, self) == 0)
+      continue;
+    if (holds_pipe(dirfd(d), e->d_name, inodes, n)) {
+      lua_pushinteger(L, strtol(e->d_name, NULL, 10));
+      lua_rawseti(L, -2, ++count);
+    }
+  }
+  closedir(d);
+  return 1;
+}
+
+/* core.getpgid(pid) -> pgid | fail   [-0, +(1|3), v] */
+static int core_getpgid(lua_State *L)
+{
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, pid > 0 && pid <= 0x7fffffff, 1, "pid out of range");
+  pid_t pg = getpgid((pid_t)pid);
+  if (pg < 0)
+    return orch_pushfail(L, errno_err(), lua_pushfstring(L, "getpgid %d", (int)pid));
+  lua_pushinteger(L, pg);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
-  { "host_alive", core_host_alive },         { "cgroup_find", core_cgroup_find },
-  { "cgroup_pids", core_cgroup_pids },       { "cgroup_kill", core_cgroup_kill },
-  { "cgroup_mkdir", core_cgroup_mkdir },     { "cgroup_rmdir", core_cgroup_rmdir },
-  { "cgroup_subdirs", core_cgroup_subdirs }, { "cgroup_write", core_cgroup_write },
-  { "proc_list", core_proc_list },           { NULL, NULL },
+  { "host_alive", core_host_alive },
+  { "cgroup_find", core_cgroup_find },
+  { "cgroup_pids", core_cgroup_pids },
+  { "cgroup_kill", core_cgroup_kill },
+  { "cgroup_mkdir", core_cgroup_mkdir },
+  { "cgroup_rmdir", core_cgroup_rmdir },
+  { "cgroup_subdirs", core_cgroup_subdirs },
+  { "proc_list", core_proc_list },
+  { "fd_holders", core_fd_holders },
+  { "getpgid", core_getpgid },
+  { NULL, NULL },
 };
 
 void orch_track_open(lua_State *L)

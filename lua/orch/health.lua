@@ -13,6 +13,11 @@ local util = require 'orch.util'
 
 local M = {}
 
+--- `checkWebUrl`'s default timeout (ms), as upstream; the core has none of its own.
+M.WEB_TIMEOUT = 1000
+--- `runHealthScript`'s default timeout (ms), as upstream.
+M.SCRIPT_TIMEOUT = 30000
+
 local function check_keys(fname, opts, valid, level)
   if opts == nil then
     return {}
@@ -117,7 +122,7 @@ function M.checkWebUrl(...)
   local holder <close> = setmetatable({}, HOLDER)
   local status = sched.await(function(done)
     local h, msg, code = core.http_get(url, {
-      timeout = opts.timeout or 1000,
+      timeout = opts.timeout or M.WEB_TIMEOUT,
       insecure = opts.insecure or false,
     }, done)
     if not h then
@@ -162,7 +167,7 @@ function M.runHealthScript(...)
     env = sub.env
   end
   local res = process.exec(argv, {
-    timeout = opts.timeout or 30000,
+    timeout = opts.timeout or M.SCRIPT_TIMEOUT,
     env = env,
     user = sub and sub.user or nil,
     cwd = sub and sub.workdir or nil,

@@ -139,6 +139,11 @@ local function spawn_command(self, exec)
     stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
     stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
     pidns = exec.runAsInit or nil,
+    sigterm_timeout = sigterm_timeout(self, exec),
+    name = self.id,
+    log = function(level, msg)
+      util.log(self.effects, level, msg)
+    end,
   }
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
   -- the chain was built with (none: the process group only).
@@ -153,13 +158,13 @@ local function spawn_command(self, exec)
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
     end
-    local msg, code
-    cmd, msg, code = process.spawn(argv, opts)
+    local msg, code, stage
+    cmd, msg, code, stage = process.spawn(argv, opts)
     if cmd then
       break
     end
     -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
-    if not (group and tracker:spawn_failed(group, msg, code)) then
+    if not (group and tracker:spawn_failed(group, msg, code, stage)) then
       return nil, msg, code
     end
   end
@@ -179,7 +184,7 @@ function CommandInc:release()
   local g = self.group
   if g then
     g.entry = self.rt.id
-    g.tracker:release(g, self.cmd.proc)
+    g.tracker:release(g)
   end
 end
 
@@ -208,11 +213,8 @@ end
 function CommandInc:term()
   local cmd, rt, pid = self.cmd, self.rt, self.pid
   local live = not cmd.exited.is_set
-  if live then
-    emit(rt, { event = 'term', pid = pid, signal = 'SIGTERM' })
-  end
-  local ok, desc = cmd:term({ timeout = self.timeout, on_kill = function()
-    emit(rt, { event = 'kill', pid = pid, signal = 'SIGKILL' })
+  local ok, desc = cmd:term({ timeout = self.timeout, on_signal = function(sig)
+    emit(rt, { event = sig == 'SIGKILL' and 'kill' or 'term', pid = pid, signal = sig })
   end })
   self:release()
   if live then

@@ -1,106 +1,33 @@
 --- Processes as tasks see them: spawn with env/user/cwd policy, wait, term, exec.
--- Built on `core.spawn`; the env merge and the user policy live here.
+-- Built on `core.spawn`, which reports three separate events (the leader reaped, the end of
+-- stdout, the end of stderr). The policy lives here: the env merge, the user (a name, a uid or
+-- `uid:gid`, resolved to numbers), and what happens to what a leader leaves behind
+-- (DECISIONS "Processes"): its group and tracked processes get SIGTERM and the rest of the
+-- timeout, then SIGKILL; the output pipes are waited for until that deadline, then closed.
 -- @module orch.process
 local core = require 'orch.core'
 local sched = require 'orch.sched'
+local track = require 'orch.track'
+local penv = require 'orch.process_env'
 
 local M = {}
+
+--- Default time between SIGTERM and SIGKILL (ms), as `sigtermTimeout`.
+M.DEFAULT_SIGTERM_TIMEOUT = 30000
+--- How long a SIGKILLed process may take to disappear before a warning (ms).
+M.RELEASE_MS = 3000
+--- How long the output pipes are read after the deadline at least (ms): their buffered tail.
+M.PIPE_GRACE_MS = 200
+--- What `exec` gives the rest of a command's group after it exits (ms), then SIGKILL.
+M.EXEC_GRACE_MS = 1000
 
 local Command = {}
 Command.__index = Command
 M.Command = Command
 
--- orch's own environment as sorted names and `K=V` strings, read once: nothing changes it
--- while orch runs, and re-reading and re-sorting it for every spawn was a quarter of the Lua
--- time of starting 1000 daemons.
-local own_env
-
-local function sorted_env(map)
-  local names = {}
-  for k in pairs(map) do
-    names[#names + 1] = k
-  end
-  table.sort(names)
-  local list = {}
-  for i, k in ipairs(names) do
-    list[i] = k .. '=' .. map[k]
-  end
-  return names, list
-end
-
---- The orchestrator's environment (or `base`, a map) overlaid by `env` (false removes a name),
--- as `K=V` strings in a deterministic order: the names not in `env`, sorted, then those `env`
--- sets, sorted.
--- orch's environment without the names of an overlay, per set of names (most spawns overlay
--- the same few): copying it beats filtering ~50 names on every spawn.
-local kept_for = {}
-
-function M.merge_env(env, base)
-  local names, list
-  if base then
-    names, list = sorted_env(base)
-  else
-    if not own_env then
-      own_env = { sorted_env(core.environ()) }
-    end
-    names, list = own_env[1], own_env[2]
-  end
-  if env == nil or next(env) == nil then
-    return table.move(list, 1, #list, 1, {})
-  end
-  local set = {}
-  for k in pairs(env) do
-    set[#set + 1] = k
-  end
-  table.sort(set)
-  local sig = not base and table.concat(set, '\0') or nil
-  local kept = sig and kept_for[sig]
-  if not kept then
-    kept = {}
-    for i, k in ipairs(names) do
-      if env[k] == nil then
-        kept[#kept + 1] = list[i]
-      end
-    end
-    if sig then
-      kept_for[sig] = kept
-    end
-  end
-  local out = table.move(kept, 1, #kept, 1, {})
-  for _, k in ipairs(set) do
-    local v = env[k]
-    if v ~= false then
-      out[#out + 1] = k .. '=' .. tostring(v)
-    end
-  end
-  return out
-end
-
--- HOME, USER and LOGNAME of the target user, unless the caller set them.
-local function user_env(user, env)
-  if user == nil then
-    return env
-  end
-  local name = type(user) == 'string' and user:match('^([^:]+)') or user
-  local pw = core.getpwnam(tonumber(name) or name)
-  if not pw then
-    return env
-  end
-  local out = {}
-  for k, v in pairs(env or {}) do
-    out[k] = v
-  end
-  if out.HOME == nil then
-    out.HOME = pw.dir
-  end
-  if out.USER == nil then
-    out.USER = pw.name
-  end
-  if out.LOGNAME == nil then
-    out.LOGNAME = pw.name
-  end
-  return out
-end
+M.merge_env = penv.merge_env
+M.resolve_user = penv.resolve_user
+local user_env = penv.user_env
 
 --- Normalise a command: a string runs under `/bin/sh -c`, an array is used as given.
 function M.argv(command)
@@ -110,59 +37,258 @@ function M.argv(command)
   return command
 end
 
+-- What `spawn` refuses before the core sees it (the core would raise): nil, or why not.
+local function bad_input(argv, opts)
+  if type(argv) ~= 'table' or #argv == 0 then
+    return 'command must be a string or a non-empty list of strings'
+  end
+  for i, a in ipairs(argv) do
+    if type(a) ~= 'string' or a:find('\0', 1, true) then
+      return ('argv[%d] must be a string without NUL bytes'):format(i)
+    end
+  end
+  if opts.cwd ~= nil and (type(opts.cwd) ~= 'string' or opts.cwd:find('\0', 1, true)) then
+    return ('cwd must be a path without NUL bytes, got %q'):format(tostring(opts.cwd))
+  end
+end
+
+local function pipe_sink(self, fn)
+  if type(fn) ~= 'function' then
+    return fn
+  end
+  self._open = self._open + 1
+  return function(chunk)
+    if chunk == nil then
+      self._open = self._open - 1
+      if self._open == 0 then
+        self._pipes_done:set()
+      end
+    end
+    fn(chunk)
+  end
+end
+
 --- Start a process.
--- `opts`: `env` (map overlaid on the orchestrator's environment), `cwd`, `user`,
--- `stdout`/`stderr` (`'inherit'`, `'ignore'` or `function(chunk)`; nil chunk = EOF),
--- `pidns` (run as PID 1 of a new PID namespace), `cgroup` (a cgroup directory the child joins
--- before exec) or `tag` (`NAME=value` in its environment that marks its descendants), see
--- `orch.track`.
+-- `opts`: `env` (map overlaid on the orchestrator's environment), `cwd`, `user` (a name, a uid
+-- or `'uid:gid'`), `stdout`/`stderr` (`'inherit'`, `'ignore'` or `function(chunk)`; nil chunk =
+-- end of the pipe), `pidns` (run as PID 1 of a new PID namespace), `cgroup` (a cgroup directory
+-- the child joins before exec) or `tag` (the `NAME=value` its environment carries, which marks
+-- its descendants), see `orch.track`; `sigterm_timeout` (ms, default 30000: what is left of the
+-- group when the leader exits by itself gets SIGTERM, then SIGKILL after this), `name` and
+-- `log(level, msg)` for the lines about what the leader left behind.
 -- @treturn Command|nil
 -- @treturn string error message
 -- @treturn string error code
+-- @treturn string the step that failed (`'exec'`, `'cwd'`, `'user'`, `'cgroup'`, ...)
 function M.spawn(command, opts)
   opts = opts or {}
   local argv = M.argv(command)
-  local self = setmetatable({ argv = argv, exited = sched.event() }, Command)
-  local proc, err, code = core.spawn(argv, {
-    env = M.merge_env(user_env(opts.user, opts.env)),
+  local bad = bad_input(argv, opts)
+  if bad then
+    local first = type(argv) == 'table' and type(argv[1]) == 'string' and argv[1] or '?'
+    return nil, ("spawn '%s': %s"):format(first:gsub('%z', '\\0'), bad), 'EINVAL', 'input'
+  end
+  local u
+  if opts.user ~= nil then
+    local why
+    u, why = M.resolve_user(opts.user)
+    if not u then
+      return nil, ("spawn '%s': %s"):format(argv[1], why), 'EINVAL', 'user'
+    end
+  end
+  local self = setmetatable({
+    argv = argv, exited = sched.event(), leader_exited = sched.event(),
+    sigterm_timeout = opts.sigterm_timeout or M.DEFAULT_SIGTERM_TIMEOUT,
+    name = opts.name or argv[1], log = opts.log, _open = 0, _pipes_done = sched.event(),
+  }, Command)
+  local proc, err, code, stage = core.spawn(argv, {
+    env = M.merge_env(user_env(u, opts.env)),
     cwd = opts.cwd,
-    user = opts.user,
-    stdout = opts.stdout or 'inherit',
-    stderr = opts.stderr or 'inherit',
+    uid = u and u.uid,
+    gid = u and u.gid,
+    groups_of = u and u.pw and u.pw.name or nil,
+    stdout = pipe_sink(self, opts.stdout or 'inherit'),
+    stderr = pipe_sink(self, opts.stderr or 'inherit'),
     pidns = opts.pidns,
     cgroup = opts.cgroup,
-    tag = opts.tag,
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
-    self.exited:set()
+    self.leader_exited:set()
+    self:_leader_gone()
   end)
   if not proc then
-    return nil, err, code
+    return nil, err, code, stage
   end
   self.proc = proc
+  self.host_pid = proc:host_pid()
+  self.pgid = proc:pgid()
+  if opts.cgroup or opts.tag or self.pgid then
+    self._members = track.members({ cgroup = opts.cgroup, tag = opts.tag, pgid = self.pgid })
+  end
+  if self._open == 0 then
+    self._pipes_done:set()
+  end
   return self
 end
 
---- The pid as users see it: outside orch's PID namespace when orch is contained.
+--- The pid as users see it: outside orch's PID namespace when orch is contained (nil once
+-- the leader is reaped).
 function Command:pid()
   return self.proc:host_pid()
 end
 
---- Send `sig` to the process group (no-op once exited).
+-- Send `sig` to what is left of the group and to the tracked processes outside it.
+local function signal_all(self, sig)
+  local ok, err, code = self.proc:kill(sig)
+  local m = self._members
+  if m and (m.cgroup or m.tag) then
+    local n = m:signal(sig, self.proc:pid(), self.pgid)
+    if not ok and n and n > 0 then
+      return true
+    end
+  end
+  return ok, err, code
+end
+
+--- Send `sig` to the process group and the tracked processes (nil, msg, 'ESRCH' once the
+-- incarnation is over). After the leader exited, this reaches what it left.
 function Command:kill(sig)
   if self.exited.is_set then
     return nil, 'process has exited', 'ESRCH'
   end
-  return self.proc:kill(sig or 'SIGTERM')
+  sig = sig or 'SIGTERM'
+  if sig == 'SIGTERM' then
+    self._termed = true
+  end
+  return signal_all(self, sig)
 end
 
---- Call `fn()` (no yielding) once the process has exited and every pipe is at EOF; at once
--- if it has.
+-- What is left of the incarnation besides the leader: a list of `{pid, pgrp}` (empty when the
+-- kernel would not say).
+local function leftovers(self)
+  local m = self._members
+  if not m then
+    return {}
+  end
+  if not (m.cgroup or m.tag) and not self.proc:kill(0) then
+    return {} -- the group is empty: no need to look at /proc
+  end
+  return m:list(nil) or {}
+end
+
+-- Whether anything is left (zombies do not count: orch, a subreaper, reaps them, but a library
+-- user's may wait for an init that is slow to).
+local function any_left(self)
+  return #leftovers(self) > 0
+end
+
+local function say(self, level, msg)
+  if self.log then
+    pcall(self.log, level, msg)
+  end
+end
+
+local function pid_list(list)
+  local pids = {}
+  for i, p in ipairs(list) do
+    if i > 8 then
+      pids[#pids + 1] = '...'
+      break
+    end
+    pids[i] = tostring(p.pid)
+  end
+  return table.concat(pids, ' ')
+end
+
+-- Poll `cond()` until it holds or `deadline()` (a function: a stop may bring it closer) passes.
+local function wait_until(cond, deadline)
+  local step = 5
+  while not cond() do
+    local left = deadline() - sched.now()
+    if left <= 0 then
+      return false
+    end
+    sched.sleep(math.min(step, left))
+    step = math.min(step * 2, 100)
+  end
+  return true
+end
+
+-- The leader is gone: give what it left the rest of the timeout (SIGTERM unless a stop sent it
+-- already), then SIGKILL; wait for the pipes until the deadline, then close orch's end and say
+-- who holds them. Runs as a task of its own.
+local function finish(self)
+  sched.yield() -- out of the reaping loop first: the other exits of this turn are reaped too
+  local t0 = sched.now()
+  self._deadline = self._deadline or (t0 + self.sigterm_timeout)
+  local function deadline()
+    return self._deadline
+  end
+  local left = leftovers(self)
+  if #left > 0 then
+    local what = self:describe_exit()
+    local termed = self._termed
+    say(self, 'info', ('%s: %s; %d process(es) left (%s): %s'):format(self.name, what, #left,
+      pid_list(left), termed and 'waiting for them' or 'SIGTERM'))
+    if not termed then
+      signal_all(self, 'SIGTERM')
+    end
+    if wait_until(function() return not any_left(self) end, deadline) then
+      say(self, 'info', ('%s: what was left ended %d ms after the main process'):format(
+        self.name, sched.now() - t0))
+    else
+      left = leftovers(self)
+      self.killed = true
+      say(self, 'warning', ('%s: %d process(es) left still there after the timeout (%s): SIGKILL')
+        :format(self.name, #left, pid_list(left)))
+      signal_all(self, 'SIGKILL')
+      local stop = sched.now() + M.RELEASE_MS
+      local gone = wait_until(function() return not any_left(self) end, function()
+        return stop
+      end)
+      if not gone then
+        say(self, 'warning', ('%s: %d process(es) still there %d ms after SIGKILL '
+          .. '(uninterruptible?)'):format(self.name, #leftovers(self), M.RELEASE_MS))
+      end
+    end
+  end
+  -- at least PIPE_GRACE_MS: what the pipes still buffer is read, not cut at a passed deadline
+  local floor = sched.now() + M.PIPE_GRACE_MS
+  while not self._pipes_done.is_set do
+    local wait = math.max(deadline(), floor) - sched.now()
+    if wait <= 0 then
+      local holders = core.fd_holders(self.proc:pipes())
+      local who = #holders > 0 and ('pid ' .. table.concat(holders, ', pid '))
+        or 'a process orch cannot see'
+      say(self, 'warning', ('%s: output pipe still held open after the timeout by %s (not part '
+        .. 'of the entry): closed orch\'s end'):format(self.name, who))
+      self.pipe_holders = holders
+      self.proc:close_pipes()
+      break
+    end
+    self._pipes_done:wait(math.min(wait, 100))
+  end
+  self.exited:set()
+end
+
+-- on_exit of the core: the incarnation ends at once when nothing is left and the pipes are
+-- closed (the common case: no task), else `finish` sees to the rest.
+function Command:_leader_gone()
+  local m = self._members
+  if self._pipes_done.is_set and not (m and (m.cgroup or m.tag)) and not any_left(self) then
+    self.exited:set()
+    return
+  end
+  self._finish = sched.spawn('finish:' .. tostring(self.name), finish, self)
+end
+
+--- Call `fn()` (no yielding) once the incarnation is over: the leader has exited, nothing of
+-- its group or tracked processes is left, the pipes are closed; at once if it is.
 function Command:on_exit(fn)
   self.exited:on_set(fn)
 end
 
---- Wait for the exit and EOF on every pipe (yields); returns `code, signal`.
+--- Wait until the incarnation is over (yields); returns `code, signal` of the leader.
 -- @async
 function Command:wait(timeout_ms)
   if not self.exited:wait(timeout_ms) then
@@ -184,21 +310,32 @@ function Command:describe_exit()
   return ('%s exited with code %s'):format(self.argv[1], tostring(self.code))
 end
 
---- SIGTERM (or `opts.signal`) the group, SIGKILL after `opts.timeout` ms (calling
--- `opts.on_kill()` first), wait until done (yields). Returns true when the exit was clean,
--- else false and a description.
+--- Stop the incarnation (yields): `opts.signal` (default SIGTERM) to the group and the tracked
+-- processes, SIGKILL to all of it once `opts.timeout` ms (default the spawn's
+-- `sigterm_timeout`) have passed; what the leader leaves when it exits gets what is left of that
+-- time. Waits until the incarnation is over. `opts.on_signal(sig)` is told of each signal sent.
+-- Returns true when the leader's exit was clean, else false and a description.
 -- @async
 function Command:term(opts)
   opts = opts or {}
   local sig = opts.signal or 'SIGTERM'
+  local timeout = opts.timeout or self.sigterm_timeout
   if not self.exited.is_set then
-    self:kill(sig)
-    if sig ~= 'SIGKILL' and not self.exited:wait(opts.timeout or 30000) then
+    local deadline = sched.now() + timeout
+    if not self._deadline or deadline < self._deadline then
+      self._deadline = deadline
+    end
+    self._termed = true
+    if opts.on_signal then
+      opts.on_signal(sig)
+    end
+    signal_all(self, sig)
+    if sig ~= 'SIGKILL' and not self.exited:wait(math.max(0, self._deadline - sched.now())) then
       self.killed = true
-      if opts.on_kill then
-        opts.on_kill()
+      if opts.on_signal then
+        opts.on_signal('SIGKILL')
       end
-      self:kill('SIGKILL')
+      signal_all(self, 'SIGKILL')
     end
     self.exited:wait()
   end
@@ -208,16 +345,24 @@ function Command:term(opts)
   return false, self:describe_exit()
 end
 
---- Release the process handle; a live process group is SIGKILLed (and still reaped).
+--- Release the process handle: a live process group and its tracked processes are SIGKILLed
+-- (and still reaped); no callback runs after this.
 function Command:close()
   if self.proc then
+    if not self.exited.is_set then
+      signal_all(self, 'SIGKILL')
+    end
     self.proc:close()
+    self._open = 0
+    self._pipes_done:set()
   end
 end
 Command.__close = Command.close
 
 --- Run a command to completion collecting its output (yields).
--- `opts.timeout` (ms, default 30000; false for none) SIGKILLs the group when it passes.
+-- `opts.timeout` (ms, default 30000; false for none) SIGKILLs the group when it passes; what the
+-- command leaves in its group gets SIGTERM and `EXEC_GRACE_MS`, then SIGKILL. Bad input (a NUL
+-- byte in argv or cwd, an unknown user) returns nil, message, 'EINVAL' like any failure.
 -- @treturn table `{exitCode, signal, stdout, stderr, timedOut}` or nil, message, code
 -- @async
 function M.exec(command, opts)
@@ -227,6 +372,7 @@ function M.exec(command, opts)
     env = opts.env,
     cwd = opts.cwd,
     user = opts.user,
+    sigterm_timeout = M.EXEC_GRACE_MS,
     stdout = function(chunk)
       out[#out + 1] = chunk
     end,

@@ -15,9 +15,11 @@
 --   it); orch still reaps it as a subreaper, and kills it with the namespace when contained.
 -- * `off`: the process group only (library use without `orch run`).
 --
--- Every process of an incarnation gets the SIGTERM of `term()` (the group at once, the others
--- one by one), and whatever is left when the leader exits is SIGKILLed by the core (process.c);
--- `release` then waits until nothing is left and removes the cgroup.
+-- The core (src/track.c) only gives facts: cgroup members, the processes of /proc with their
+-- ppid, group, start time and whether they carry the tag. `Members` decides from them what
+-- belongs to one incarnation; `orch.process` signals it with the group and, once the leader is
+-- gone, gives what is left the rest of the stop's timeout (DECISIONS "Processes").
+-- `release` then removes the cgroup.
 -- @module orch.track
 local core = require 'orch.core'
 local sched = require 'orch.sched'
@@ -90,6 +92,117 @@ local function try_cgroup(mode, name)
   end
   return base
 end
+
+--- What belongs to one incarnation besides its leader.
+-- @type Members
+local Members = {}
+Members.__index = Members
+
+--- The members of an incarnation: `opts.cgroup` (its cgroup directory), or `opts.tag` (the
+-- `NAME=value` its processes carry: the /proc scan), or neither (its process group only);
+-- `opts.pgid`, the process group its leader leads.
+function M.members(opts)
+  return setmetatable({ cgroup = opts.cgroup, tag = opts.tag, pgid = opts.pgid, seen = {} },
+    Members)
+end
+
+-- The cgroup's processes but the leader and orch, each with its process group.
+local function cgroup_list(self, leader, own)
+  local pids, err, code = core.cgroup_pids(self.cgroup)
+  if not pids then
+    return nil, err, code
+  end
+  local out = {}
+  for _, pid in ipairs(pids) do
+    if pid ~= leader and pid > 1 and pid ~= own then
+      out[#out + 1] = { pid = pid, pgrp = core.getpgid(pid) } -- pgrp nil: gone meanwhile
+    end
+  end
+  return out
+end
+
+-- The /proc decision: a live process belongs when it carries the tag, was found before (same pid
+-- and start time: a recycled pid is never taken), is the leader or in its process group, or
+-- descends from one that belongs (through the ppid chain, while it is intact).
+local function scan_list(self, leader, own)
+  local list, err, code = core.proc_list(self.tag)
+  if not list then
+    return nil, err, code
+  end
+  local kids, mark, queue, seen, pgid = {}, {}, {}, self.seen, self.pgid
+  for _, p in ipairs(list) do
+    if p.state ~= 'Z' then
+      local k = kids[p.ppid]
+      if not k then
+        k = {}
+        kids[p.ppid] = k
+      end
+      k[#k + 1] = p
+      if p.tagged or seen[p.pid] == p.start or p.pid == leader or (pgid and p.pgrp == pgid) then
+        mark[p.pid] = p
+        queue[#queue + 1] = p
+      end
+    end
+  end
+  local i = 1
+  while queue[i] do
+    for _, c in ipairs(kids[queue[i].pid] or {}) do
+      if not mark[c.pid] then
+        mark[c.pid] = c
+        queue[#queue + 1] = c
+      end
+    end
+    i = i + 1
+  end
+  local out = {}
+  for pid, p in pairs(mark) do
+    if pid ~= leader and pid > 1 and pid ~= own then
+      seen[pid] = p.start
+      out[#out + 1] = p
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.pid < b.pid
+  end)
+  return out
+end
+
+--- The live processes of the incarnation except `leader` (its pid while it runs, or nil):
+-- a list of `{pid =, pgrp =}`, or nil, message, code when the kernel would not say.
+function Members:list(leader)
+  local own = core.getpid()
+  if self.cgroup then
+    return cgroup_list(self, leader, own)
+  end
+  if self.tag then
+    return scan_list(self, leader, own)
+  end
+  if not self.pgid then
+    return {}
+  end
+  return scan_list(self, leader, own) -- the process group (and what it forked)
+end
+
+--- Send `sig` to the members outside process group `skip_pgid` (the caller signals that
+-- group itself); SIGKILL reaches a cgroup at once. Returns how many there were, or nil,
+-- message, code.
+function Members:signal(sig, leader, skip_pgid)
+  if sig == 'SIGKILL' and self.cgroup then
+    return core.cgroup_kill(self.cgroup)
+  end
+  local list, err, code = self:list(leader)
+  if not list then
+    return nil, err, code
+  end
+  for _, p in ipairs(list) do
+    if sig == 'SIGKILL' or p.pgrp ~= skip_pgid then
+      core.kill(p.pid, sig)
+    end
+  end
+  return #list
+end
+
+M.Members = Members
 
 --- Set up tracking for this orch (`orch run` calls it once).
 -- `opts`: `name` (unique on the host, e.g. `orch-<pid>`), `mode` (force one of `cgroup2`,
@@ -192,12 +305,13 @@ function Tracker:group(id)
   return g
 end
 
---- The spawn of a group failed with `msg`/`code`: forget the group; true when the failure was
--- the kernel refusing the cgroup join (the tracker fell back to /proc: spawn again).
-function Tracker:spawn_failed(g, msg, code)
+--- The spawn of a group failed with `msg`/`code` at `stage` (the 4th result of
+-- `process.spawn`): forget the group; true when the failure was the kernel refusing the cgroup
+-- join (the tracker fell back to /proc: spawn again).
+function Tracker:spawn_failed(g, msg, code, stage)
   if g.cgroup then
     core.cgroup_rmdir(g.cgroup)
-    if REFUSED[code] and tostring(msg):find('join cgroup', 1, true) then
+    if REFUSED[code] and stage == 'cgroup' then
       self:_downgrade(tostring(msg))
       return true
     end
@@ -205,49 +319,44 @@ function Tracker:spawn_failed(g, msg, code)
   return false
 end
 
--- SIGKILL what is tracked until nothing is (a failed look, e.g. out of descriptors, is
--- retried until the deadline).
-local function poll_gone(proc, deadline)
-  while true do
-    local n, err = proc:tracked('SIGKILL')
-    if n == 0 then
-      return true
-    end
-    if sched.now() >= deadline then
-      return false, n or err
-    end
-    sched.sleep(10)
-  end
-end
-
-local function release_now(self, g, proc)
-  local deadline = sched.now() + M.RELEASE_MS
-  local ok, left = poll_gone(proc, deadline)
-  if not ok then
-    if self.log then
-      self.log(('%s: %s process(es) still there %d ms after SIGKILL (uninterruptible?)')
-        :format(g.entry or g.id, tostring(left), M.RELEASE_MS), 'warning')
-    end
-    self.pending[#self.pending + 1] = g
+-- Remove the cgroup of `g` once it is empty (the kernel may need a moment after the last member
+-- left); kept for `close` when it cannot go.
+local function release_now(self, g)
+  if not g.cgroup then
     return
   end
-  if g.cgroup then
-    -- The members are gone; the kernel may need a moment before the directory can go.
-    while not core.cgroup_rmdir(g.cgroup) and sched.now() < deadline do
-      sched.sleep(5)
+  local deadline = sched.now() + M.RELEASE_MS
+  while true do
+    local left = core.cgroup_pids(g.cgroup)
+    if not left or (#left == 0 and core.cgroup_rmdir(g.cgroup)) then
+      return -- removed (or already gone)
     end
+    if sched.now() >= deadline then
+      if #left > 0 then
+        if self.log then
+          self.log(('%s: %d process(es) still there %d ms after SIGKILL (uninterruptible?)')
+            :format(g.entry or g.id, #left, M.RELEASE_MS), 'warning')
+        end
+        self.pending[#self.pending + 1] = g
+      end
+      return
+    end
+    if #left > 0 then
+      core.cgroup_kill(g.cgroup)
+    end
+    sched.sleep(5)
   end
 end
 
---- Wait until nothing tracked of the incarnation is left (yields; SIGKILLs stragglers), then
--- remove its cgroup. Runs once per group in a task of its own, so a cancelled caller does not
--- cut it short; later callers wait for the same release.
+--- Remove the cgroup of an incarnation that has ended (`orch.process` waited until nothing of
+-- it was left; a straggler is SIGKILLed). Runs once per group in a task of its own, so a
+-- cancelled caller does not cut it short; later callers wait for the same release (yields).
 -- @async
-function Tracker:release(g, proc)
+function Tracker:release(g)
   if not g.released then
     g.released = sched.event()
     sched.spawn('release:' .. g.id, function()
-      local ok, err = pcall(release_now, self, g, proc)
+      local ok, err = pcall(release_now, self, g)
       if not ok and self.log then
         self.log(('%s: release failed: %s'):format(g.id, tostring(err)), 'error')
       end

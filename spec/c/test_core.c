@@ -1,6 +1,8 @@
 /* test_core.c: the core's lifecycle and error contracts, driven through Lua snippets in a
  * fresh state per case (so valgrind sees every finaliser run). */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -91,12 +93,39 @@ static void spawn_signal_death(void)
 
 static void spawn_pipe_chunks(void)
 {
+  /* The exit and the end of the pipe are separate events, in either order. */
   CHECK_LUA(
-      "local out = {} "
+      "local out, exited = {}, false "
       "core.spawn({'printf', 'a\\nb'}, { stdout = function(c) out[#out+1] = c or '<eof>' end },"
-      " function() out[#out+1] = '<exit>' end) "
-      "core.run() return table.concat(out)",
-      "a\nb<eof><exit>");
+      " function() exited = true end) "
+      "core.run() return table.concat(out) .. tostring(exited)",
+      "a\nb<eof>true");
+}
+
+static void spawn_leader_exit_leaves_group(void)
+{
+  /* The core kills nothing when a leader exits: what is left of its group is Lua's. */
+  CHECK_LUA("local p, result p = core.spawn({'sh', '-c', 'sleep 5 & exit 0'}, {}, function() "
+            "  result = tostring(p:kill(0)) p:kill('SIGKILL') end) "
+            "core.run() return result",
+            "true");
+}
+
+/* core.run re-raising an error keeps the host /proc descriptor of a contained orch (it was
+ * reset to -1: the descriptor leaked and later children lost their host pids). */
+static void run_error_keeps_host_proc_fd(void)
+{
+  lua_State *L = lua_check_state();
+  orch_ctx *ctx = orch_ctx_get(L);
+  int fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ctx->host_proc_fd = fd;
+  int ok = luaL_dostring(L, "local t = core.timer() t:start(1, 0, function() error('boom') end) "
+                            "return pcall(core.run)") == LUA_OK;
+  CHECK(ok);
+  CHECK_EQ(ctx->host_proc_fd, fd);
+  ctx->host_proc_fd = -1;
+  lua_close(L);
+  close(fd);
 }
 
 static void finaliser_closes_active_timer(void)
@@ -109,6 +138,28 @@ static void argv_with_nul_raises(void)
 {
   CHECK_LUA("local ok, err = pcall(core.spawn, {'a\\0b'}, {}, print) return err",
             "bad argument #1 to 'orch.core.spawn' (argv[1] must be a string without NUL bytes)");
+}
+
+static void uid_gid_range(void)
+{
+  /* 2^32 would wrap to uid 0 (root), 2^32 - 1 is (uid_t)-1 ("unchanged"); both refused. */
+  CHECK_LUA("local out = {} "
+            "for _, o in ipairs{ {uid = 4294967296}, {uid = 4294967295}, {uid = -1}, "
+            "  {uid = 65534, gid = 4294967296}, {uid = 1.5}, {uid = '0'} } do "
+            "  local ok, err = pcall(core.spawn, {'true'}, o, print) "
+            "  out[#out+1] = ok and 'ran' or (err:match('an integer from 0 to 4294967294') "
+            "    and 'refused' or err) end "
+            "return table.concat(out, ' ')",
+            "refused refused refused refused refused refused");
+}
+
+static void cwd_user_nul_raise(void)
+{
+  CHECK_LUA("local a = select(2, pcall(core.spawn, {'true'}, {cwd = '/tmp\\0/x'}, print)) "
+            "local b = select(2, pcall(core.spawn, {'true'}, {uid = 0, groups_of = 'ro\\0ot'},"
+            " print)) "
+            "return tostring(a:match('NUL byte') and b:match('NUL byte'))",
+            "NUL byte");
 }
 
 int main(void)
@@ -126,6 +177,10 @@ int main(void)
     { "pipe chunks then EOF then exit", spawn_pipe_chunks },
     { "the finaliser closes an active timer", finaliser_closes_active_timer },
     { "argv with a NUL byte raises", argv_with_nul_raises },
+    { "a leader's exit leaves its group to Lua", spawn_leader_exit_leaves_group },
+    { "an error re-raised by run keeps the host /proc fd", run_error_keeps_host_proc_fd },
+    { "uid and gid are range-checked before the cast", uid_gid_range },
+    { "NUL bytes in cwd or groups_of raise", cwd_user_nul_raise },
   };
   return check_run(cases, (int)(sizeof cases / sizeof cases[0]));
 }

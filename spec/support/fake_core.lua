@@ -426,6 +426,17 @@ function M.new()
     return self.p.pid
   end
 
+  --- Fake processes lead no process group: nothing outlives a leader.
+  function Handle.pgid()
+    return nil
+  end
+
+  function Handle.pipes()
+    return {}
+  end
+
+  function Handle.close_pipes() end
+
   function Handle:kill(sig)
     local p = self.p
     if not p.alive then
@@ -485,6 +496,29 @@ function M.new()
       out[#out + 1] = p.t0
     end
     return out
+  end
+
+  --- The /proc scan of the real core: every live fake process, tagged when its spawn carried
+  -- `tag` (a fake process leaves no descendants behind).
+  function fake.proc_list(tag)
+    local out = {}
+    for _, p in ipairs(st.procs) do
+      if p.alive then
+        out[#out + 1] = { pid = p.pid, ppid = 1, pgrp = p.pid, state = 'S', start = p.t0,
+          tagged = tag ~= nil and p.opts.tag == tag }
+      end
+    end
+    return out
+  end
+
+  --- A cgroup holds no fake process once it exited (fake processes leave nothing behind).
+  function fake.cgroup_pids(_)
+    return {}
+  end
+
+  function fake.getpgid(pid)
+    local p = st.by_pid[pid]
+    return p and p.alive and pid or nil
   end
 
   --- Processes still alive (or not yet reaped).
