@@ -198,12 +198,16 @@ insulate('orch.control', function()
       function c.send(s)
         assert(c.conn:write(s))
       end
-      function c.lines()
-        local out = {}
-        for line in table.concat(c.data):gmatch('([^\n]*)\n') do
-          out[#out + 1] = json.decode(line)
+      function c.lines() -- (not gmatch: it is quadratic on a long line without its newline)
+        local out, all, pos = {}, table.concat(c.data), 1
+        while true do
+          local nl = all:find('\n', pos, true)
+          if not nl then
+            return out
+          end
+          out[#out + 1] = json.decode(all:sub(pos, nl - 1))
+          pos = nl + 1
         end
-        return out
       end
       function c.wait(n, what)
         return H.wait_until(function()
@@ -415,6 +419,128 @@ insulate('orch.control', function()
         sched.sleep(handlers.WATCH_DELAY * 2)
         assert.equal(3, #c.lines())
         c.conn:close()
+      end)
+    end)
+
+    it('says that a version given as a string is not a number', function()
+      H.run(function()
+        listen()
+        local c = raw(where.path)
+        c.send('{"v":"1","cmd":"ping"}\n{"v":2,"cmd":"ping"}\n{"v":1.5,"cmd":"ping"}\n')
+        local got = c.wait(3)
+        assert.same({ 'bad-version', 'bad-version', 'bad-version' }, codes(got))
+        assert.equal('the protocol version must be an integer, got the string "1" (this orch '
+          .. 'speaks 1)', got[1].error.message)
+        assert.equal('unsupported protocol version 2 (this orch speaks 1)', got[2].error.message)
+        assert.equal('the protocol version must be an integer, got a float 1.5 (this orch '
+          .. 'speaks 1)', got[3].error.message)
+        c.conn:close()
+      end)
+    end)
+
+    describe('bounds on connections', function()
+      local saved = {}
+      before_each(function()
+        for _, k in ipairs({ 'MAX_PER_UID', 'MAX_CONNS', 'IDLE', 'STALL' }) do
+          saved[k] = server[k]
+        end
+      end)
+      after_each(function()
+        for k, v in pairs(saved) do
+          server[k] = v
+        end
+      end)
+
+      local function count_conns(s)
+        local n = 0
+        for _ in pairs(s.conns) do
+          n = n + 1
+        end
+        return n
+      end
+
+      it('refuses connections beyond the cap per uid, and takes them again below it', function()
+        server.MAX_PER_UID = 3
+        H.run(function()
+          local s = listen()
+          local open = {}
+          for i = 1, 3 do
+            open[i] = raw(where.path)
+            open[i].send('{"cmd":"ping"}\n')
+            open[i].wait(1)
+          end
+          local extra = raw(where.path)
+          local got = extra.wait(1)
+          assert.same({ 'busy' }, codes(got))
+          assert.equal('too many control connections (at most 64, 3 per uid)',
+            got[1].error.message)
+          extra.conn:close()
+          H.wait_until(function()
+            return count_conns(s) == 3
+          end, 5000, 5, 'the refused connection to go')
+          assert.matches('^warning: control: refusing connections: 3 open, 3 from uid %d+',
+            logged[#logged])
+          open[1].conn:close()
+          H.wait_until(function()
+            return count_conns(s) == 2
+          end, 5000, 5, 'a connection to go')
+          local again = raw(where.path)
+          again.send('{"cmd":"ping"}\n')
+          assert.same({ 'pong' }, codes(again.wait(1)))
+          for i = 2, 3 do
+            open[i].conn:close()
+          end
+          again.conn:close()
+        end)
+      end)
+
+      it('closes a connection idle for IDLE ms, but not one that watches', function()
+        server.IDLE = 200
+        H.run(function()
+          listen()
+          local idle = raw(where.path)
+          idle.send('{"cmd":"ping"}\n{"cmd":"pi') -- half a request does not count
+          local watcher = raw(where.path)
+          watcher.send('{"cmd":"status","watch":true}\n')
+          watcher.wait(1)
+          H.wait_until(function()
+            return idle.eof
+          end, 5000, 5, 'the idle connection to be closed')
+          assert.same({ 'pong' }, codes(idle.lines()))
+          assert.matches('^warning: control: closed a connection idle for 0 s %(from uid',
+            logged[#logged])
+          sched.sleep(400)
+          assert.is_nil(watcher.eof)
+          watcher.conn:close()
+        end)
+      end)
+
+      it('writes a big status in pieces as it is read, and drops a client that stalls', function()
+        local many = {}
+        for i = 1, 6000 do
+          many[i] = { id = ('entry-%05d'):format(i), kind = 'daemon', requires = {} }
+        end
+        sink:declare(many, { reset = true })
+        H.run(function()
+          local s = listen()
+          local c = raw(where.path)
+          c.send('{"cmd":"status"}\n{"cmd":"ping"}\n')
+          local got = c.wait(2)
+          assert.equal(6000, #got[1].entries)
+          assert.equal('entry-06000', got[1].entries[6000].id)
+          assert.equal('pong', got[2].type)
+          assert.is_true(#table.concat(c.data) > 600 * 1024)
+          c.conn:close()
+          -- a client that asks and never reads
+          server.STALL = 300
+          local idle = assert(core.unix_connect(where.path, function() end))
+          idle:write(('{"cmd":"status"}\n'):rep(4))
+          H.wait_until(function()
+            return logged[#logged] and logged[#logged]:find('dropped a client', 1, true)
+          end, 5000, 5, 'the client that does not read to be dropped')
+          assert.is_nil(next(s.conns))
+          idle:close()
+        end)
       end)
     end)
 
