@@ -13,6 +13,7 @@ insulate('orch.control', function()
   local paths = require 'orch.control.paths'
   local protocol = require 'orch.control.protocol'
   local server = require 'orch.control.server'
+  local conn = require 'orch.control.conn'
   local handlers = require 'orch.control.handlers'
   local render = require 'orch.control.render'
   local cjson = require 'cjson'
@@ -441,14 +442,10 @@ insulate('orch.control', function()
     describe('bounds on connections', function()
       local saved = {}
       before_each(function()
-        for _, k in ipairs({ 'MAX_PER_UID', 'MAX_CONNS', 'IDLE', 'STALL' }) do
-          saved[k] = server[k]
-        end
+        saved = { server.MAX_PER_UID, conn.IDLE, conn.STALL }
       end)
       after_each(function()
-        for k, v in pairs(saved) do
-          server[k] = v
-        end
+        server.MAX_PER_UID, conn.IDLE, conn.STALL = table.unpack(saved)
       end)
 
       local function count_conns(s)
@@ -495,7 +492,7 @@ insulate('orch.control', function()
       end)
 
       it('closes a connection idle for IDLE ms, but not one that watches', function()
-        server.IDLE = 200
+        conn.IDLE = 200
         H.run(function()
           listen()
           local idle = raw(where.path)
@@ -532,7 +529,7 @@ insulate('orch.control', function()
           assert.is_true(#table.concat(c.data) > 600 * 1024)
           c.conn:close()
           -- a client that asks and never reads
-          server.STALL = 300
+          conn.STALL = 300
           local idle = assert(core.unix_connect(where.path, function() end))
           idle:write(('{"cmd":"status"}\n'):rep(4))
           H.wait_until(function()
