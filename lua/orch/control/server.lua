@@ -134,13 +134,14 @@ end
 -- What answers on a live socket: a description for the refusal message.
 local function describe_live(stream)
   local ev = sched.event()
-  local buf = ''
+  local framer, first = protocol.framer(protocol.MAX_REPLY), nil
   stream:read_start(function(chunk)
     if chunk then
-      buf = buf .. chunk
-      if buf:find('\n', 1, true) then
+      framer:feed(chunk, function(line)
+        first = first or line
         ev:set()
-      end
+        return false
+      end)
     else
       ev:set()
     end
@@ -148,7 +149,7 @@ local function describe_live(stream)
   stream:write(protocol.line({ cmd = 'ping' }))
   ev:wait(1000)
   stream:close()
-  local obj = json.decode(buf:match('^([^\n]*)'))
+  local obj = first and json.decode(first)
   local got = {}
   if type(obj) == 'table' and type(obj.orch) == 'table' then
     local o = obj.orch
