@@ -5,6 +5,7 @@ local R = require 'fixtures.cli.runner'
 local cjson = require 'cjson'
 
 local MAIN = R.ROOT .. '/spec/fixtures/control/main.lua'
+local BIG = R.ROOT .. '/spec/fixtures/control/big.lua'
 local CLIENT = R.ROOT .. '/spec/fixtures/control/client.py'
 local PYTHON = '/usr/bin/python3'
 local IDS = { 'db', 'migrate', 'web', 'probe', 'chatty' }
@@ -61,6 +62,17 @@ local function run_orch(sock, extra)
   p:wait_for('chatty: starting %-> success', 15000)
   return p
 end
+
+local function is_root()
+  return (R.capture('id -u'):gsub('%s', '')) == '0'
+end
+
+-- A command prefix that runs as `uid` (no passwd entry needed).
+local function as_uid(uid)
+  return ('setpriv --reuid=%d --regid=%d --clear-groups '):format(uid, uid)
+end
+
+local NOBODY, OTHER = 65534, 12345
 
 local function count(text, plain)
   local n, pos = 0, 1
@@ -364,10 +376,17 @@ describe('orch control #integration', function()
     assert.equal(path, cjson.decode(r.out).orch.control)
     r = R.run({ 'status', '--name', 'control' }, { env = env })
     assert.equal(0, r.code, r.err)
+    -- a socket nobody answers on is not a running orch
+    local ghost = path:match('^(.*)/') .. ('/ghost-%d.sock'):format(a.pid)
+    python('stale', ghost)
+    finally(function()
+      os.remove(ghost)
+    end)
     r = R.run({ 'status', '--name', 'nope-not-running' }, { env = env })
     assert.equal(1, r.code)
     assert.matches("^orch: no orch named 'nope%-not%-running' is running %(no control socket at "
       .. '.-%); running: .*control', r.err)
+    assert.is_nil(r.err:find('ghost-', 1, true), r.err)
     -- the same name again: refused, and the first one is untouched
     local b = R.run({ 'run', MAIN }, { env = env })
     assert.equal(1, b.code)
@@ -402,6 +421,98 @@ describe('orch control #integration', function()
     local r = R.run({ 'run', '--control', dir .. '/file', MAIN })
     assert.equal(1, r.code)
     assert.equal(("orch: '%s/file' exists and is not a socket\n"):format(dir), r.err)
+  end)
+
+  it('answers status and --watch on a graph of 6000 entries', function()
+    local sock = tmpdir() .. '/ctl.sock'
+    local p = start({ 'run', '--control', sock, BIG })
+    p:wait_for('%(6000 daemons, 1 health check%)', 30000)
+    local r = ctl(sock, 'status', '--json')
+    assert.equal(0, r.code, r.err)
+    local st = cjson.decode(r.out)
+    assert.equal(6001, #st.entries)
+    assert.equal('worker-06000', st.entries[6001].id)
+    assert.is_true(#r.out > 1024 * 1024, 'a reply over the old 1 MiB limit')
+    local text = ctl(sock, 'status')
+    assert.equal(0, text.code, text.err)
+    assert.equal(6003, count(text.out, '\n'))
+    local w = start({ 'status', '--watch', '--json', '--control', sock })
+    w:wait_for('"type":"status"', 10000, 'out', true)
+    assert.equal(0, ctl(sock, 'stop', 'worker-00001').code)
+    R.wait_until(function()
+      local objs = R.json_lines(w:out())
+      local last = objs[#objs]
+      return #objs >= 2 and #last.entries == 6001 and last.entries[2].result == 'disabled'
+    end, 10000, 'a watch update of 6001 entries showing worker-00001 stopped')
+    assert.is_false(w:exited(), w:err())
+    assert.is_nil(p:out():find('dropped a client', 1, true))
+    p:signal('TERM')
+    assert.equal(0, p:wait())
+  end)
+
+  describe('trust', function()
+    -- Someone else (uid OTHER) answers at `sock` as if it were orch, for 20 s.
+    local function fake_orch(sock)
+      local out = tmpdir()
+      os.execute(('chmod 0755 %s; %s%s %s fake %s 20 >%s/fake 2>&1 &'):format(R.quote(out),
+        as_uid(OTHER), PYTHON, CLIENT, R.quote(sock), out))
+      R.wait_until(function()
+        return (R.read_file(out .. '/fake') or ''):find('listening')
+      end, 5000, 'the fake orch')
+    end
+
+    it('a control command refuses a socket served by another uid', function()
+      if not is_root() then
+        pending('needs root to run two other uids')
+        return
+      end
+      -- the victim's own directory, but open to everyone: the peer's uid gives it away
+      local dir = tmpdir()
+      os.execute(('chown %d %s && chmod 0777 %s'):format(NOBODY, R.quote(dir), R.quote(dir)))
+      fake_orch(dir .. '/ctl.sock')
+      local r = R.run({ 'stop', 'x', '--control', dir .. '/ctl.sock' },
+        { prefix = as_uid(NOBODY) })
+      assert.equal(1, r.code, r.out)
+      assert.equal('', r.out)
+      assert.equal(('orch: the control socket %s/ctl.sock is served by uid %d, not by uid %d or '
+        .. 'root: refusing to talk to it\n'):format(dir, OTHER, NOBODY), r.err)
+      -- a directory of someone else's is not trusted in the first place
+      local theirs = tmpdir()
+      os.execute(('chown %d %s && chmod 0777 %s'):format(OTHER, R.quote(theirs), R.quote(theirs)))
+      fake_orch(theirs .. '/ctl.sock')
+      r = R.run({ 'stop', 'x', '--control', theirs .. '/ctl.sock' }, { prefix = as_uid(NOBODY) })
+      assert.equal(1, r.code, r.out)
+      assert.equal(("orch: the control directory '%s' belongs to uid %d, not %d\n"):format(theirs,
+        OTHER, NOBODY), r.err)
+    end)
+
+    it('orch run and the commands refuse a default directory someone else made', function()
+      if not is_root() then
+        pending('needs root to run two other uids')
+        return
+      end
+      local dir = ('/tmp/orch-%d'):format(NOBODY)
+      if R.capture('ls -d ' .. dir .. ' 2>/dev/null') ~= '' then
+        pending(dir .. ' exists already')
+        return
+      end
+      finally(function()
+        os.execute('rm -rf ' .. dir)
+      end)
+      assert(os.execute(('mkdir -m 0777 %s && chown %d %s'):format(dir, OTHER, dir)))
+      fake_orch(dir .. '/control.sock')
+      local env = { ORCH_CONTROL = false, XDG_RUNTIME_DIR = false }
+      local r = R.run({ 'stop', 'x', '--name', 'control' }, { prefix = as_uid(NOBODY), env = env })
+      assert.equal(1, r.code, r.out)
+      assert.equal(("orch: the control directory '%s' belongs to uid %d, not %d\n"):format(dir,
+        OTHER, NOBODY), r.err)
+      r = R.run({ 'run', MAIN }, { prefix = as_uid(NOBODY), env = env, timeout = 10 })
+      assert.equal(1, r.code, r.err)
+      local last = r.err:match('([^\n]*)\n$')
+      assert.equal(("orch: cannot create the control socket: the control directory '%s' belongs "
+        .. 'to uid %d, not %d (run with --no-control to go without it)'):format(dir, OTHER,
+        NOBODY), last)
+    end)
   end)
 
   it('reports usage errors and missing orchs', function()

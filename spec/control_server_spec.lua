@@ -1,4 +1,4 @@
--- orch.control in process on the real core: where the socket goes, the protocol (framing,
+-- orch.control.* in process on the real core: where the socket goes, the protocol (framing,
 -- errors, order, bounds), logs and follow, the operator commands against a stand-in chain,
 -- a live or stale socket, and the rendering of `orch status`.
 local H = require 'spec.support.helpers'
@@ -7,9 +7,15 @@ insulate('orch.control', function()
   H.real()
   local core = require 'orch.core'
   local sched = require 'orch.sched'
-  local log = require 'orch.log'
   local status = require 'orch.status'
-  local control = require 'orch.control'
+  local json = require 'orch.json'
+  local time = require 'orch.time'
+  local paths = require 'orch.control.paths'
+  local protocol = require 'orch.control.protocol'
+  local server = require 'orch.control.server'
+  local conn = require 'orch.control.conn'
+  local handlers = require 'orch.control.handlers'
+  local render = require 'orch.control.render'
   local cjson = require 'cjson'
 
   local function sh(cmd)
@@ -25,56 +31,56 @@ insulate('orch.control', function()
       local function getenv(k)
         return env[k]
       end
-      assert.equal('/run/orch', control.default_dir(0, getenv))
-      assert.equal('/run/user/1000/orch', control.default_dir(1000, getenv))
+      assert.equal('/run/orch', paths.default_dir(0, getenv))
+      assert.equal('/run/user/1000/orch', paths.default_dir(1000, getenv))
       env.XDG_RUNTIME_DIR = nil
-      assert.equal('/tmp/orch-1000', control.default_dir(1000, getenv))
+      assert.equal('/tmp/orch-1000', paths.default_dir(1000, getenv))
       env.XDG_RUNTIME_DIR = 'relative'
-      assert.equal('/tmp/orch-1000', control.default_dir(1000, getenv))
+      assert.equal('/tmp/orch-1000', paths.default_dir(1000, getenv))
     end)
 
     it("names an orch after its script's directory", function()
-      assert.equal('app', control.default_name('main.lua', '/srv/app'))
-      assert.equal('app', control.default_name('./main.lua', '/srv/app'))
-      assert.equal('web', control.default_name('../web/main.lua', '/srv/app'))
-      assert.equal('x', control.default_name('/opt/x/sub/../main.lua', '/'))
-      assert.equal('my_app', control.default_name('/opt/my app/main.lua'))
-      assert.equal('root', control.default_name('/main.lua'))
-      assert.equal('srv', control.default_name(nil, '/srv'))
+      assert.equal('app', paths.default_name('main.lua', '/srv/app'))
+      assert.equal('app', paths.default_name('./main.lua', '/srv/app'))
+      assert.equal('web', paths.default_name('../web/main.lua', '/srv/app'))
+      assert.equal('x', paths.default_name('/opt/x/sub/../main.lua', '/'))
+      assert.equal('my_app', paths.default_name('/opt/my app/main.lua'))
+      assert.equal('root', paths.default_name('/main.lua'))
+      assert.equal('srv', paths.default_name(nil, '/srv'))
     end)
 
     it('resolves --control, --name and the default', function()
-      local r = control.resolve({ name = 'api', uid = 0 })
+      local r = paths.resolve({ name = 'api', uid = 0 })
       assert.same({ path = '/run/orch/api.sock', dir = '/run/orch', name = 'api',
         default = true }, r)
-      r = control.resolve({ script = 'main.lua', cwd = '/srv/shop', uid = 1000,
+      r = paths.resolve({ script = 'main.lua', cwd = '/srv/shop', uid = 1000,
         getenv = function()
           return '/run/user/1000'
         end })
       assert.equal('/run/user/1000/orch/shop.sock', r.path)
-      r = control.resolve({ control = 'x/c.sock', cwd = '/tmp', name = 'n' })
+      r = paths.resolve({ control = 'x/c.sock', cwd = '/tmp', name = 'n' })
       assert.same({ path = '/tmp/x/c.sock', dir = '/tmp/x', name = 'n', default = false }, r)
-      local none, why = control.resolve({ name = '../etc' })
+      local none, why = paths.resolve({ name = '../etc' })
       assert.is_nil(none)
       assert.matches("invalid name '%.%./etc'", why)
-      assert.is_nil((control.resolve({ name = '' })))
-      assert.is_nil((control.resolve({ name = ('x'):rep(65) })))
-      assert.equal('a.b-c_1', control.check_name('a.b-c_1'))
-      assert.is_nil((control.check_name('.hidden')))
+      assert.is_nil((paths.resolve({ name = '' })))
+      assert.is_nil((paths.resolve({ name = ('x'):rep(65) })))
+      assert.equal('a.b-c_1', paths.check_name('a.b-c_1'))
+      assert.is_nil((paths.check_name('.hidden')))
     end)
   end)
 
   it('parses the times orch writes and names signals', function()
     for _, t in ipairs({ 0, 951782400.5, 1700000000.123, 4102444800.999 }) do
-      assert.is_true(math.abs(control.parse_time(log.iso_time(t)) - t) < 0.0015)
+      assert.is_true(math.abs(time.parse_iso(time.iso(t)) - t) < 0.0015)
     end
-    assert.is_nil(control.parse_time('yesterday'))
-    assert.equal('SIGHUP', control.signal_name('HUP'))
-    assert.equal('SIGHUP', control.signal_name('sighup'))
-    assert.equal('SIGTERM', control.signal_name(15))
-    assert.equal('SIGKILL', control.signal_name('9'))
-    assert.is_nil(control.signal_name('NOPE'))
-    assert.is_nil(control.signal_name({}))
+    assert.is_nil(time.parse_iso('yesterday'))
+    assert.equal('SIGHUP', protocol.signal_name('HUP'))
+    assert.equal('SIGHUP', protocol.signal_name('sighup'))
+    assert.equal('SIGTERM', protocol.signal_name(15))
+    assert.equal('SIGKILL', protocol.signal_name('9'))
+    assert.is_nil(protocol.signal_name('NOPE'))
+    assert.is_nil(protocol.signal_name({}))
   end)
 
   it('renders a status reply as an aligned table', function()
@@ -84,16 +90,16 @@ insulate('orch.control', function()
         total = 3 },
       entries = {
         { id = 'db', kind = 'daemon', result = 'success', pid = 77, uptime = 61000,
-          restarts = 2, lastExit = { signal = 'SIGKILL', time = log.iso_time(now - 30) },
+          restarts = 2, lastExit = { signal = 'SIGKILL', time = time.iso(now - 30) },
           health = { result = 'success', message = 'accepting' }, waitingOn = {} },
         { id = 'migrate', kind = 'oneshot', result = 'failure', restarts = 0,
-          lastExit = { code = 3, time = log.iso_time(now - 4000) },
+          lastExit = { code = 3, time = time.iso(now - 4000) },
           message = 'migrate exited with code 3', waitingOn = {} },
         { id = 'web', kind = 'daemon', result = 'waiting', restarts = 0, waitingOn = { 'migrate' },
           health = { result = 'waiting', message = 'Migrate' } },
       },
     }
-    local text = control.format_status(reply, { now = now, elapsed = 2 })
+    local text = render.status(reply, { now = now * 1000, elapsed = 2000 })
     assert.equal(table.concat({
       'orch shop (pid 42): running, up 2m07s, 1/3 ready',
       'ID       KIND     STATE    PID  UPTIME  RESTARTS  LAST EXIT          WAITING ON  MESSAGE',
@@ -103,19 +109,21 @@ insulate('orch.control', function()
       'web      daemon   waiting  -    -       0         -                  migrate     Migrate',
       '',
     }, '\n'), text)
-    local colored = control.format_status(reply, { now = now, color = true })
+    local colored = render.status(reply, { now = now * 1000, color = true })
     assert.truthy(colored:find('\27[31mfailure\27[0m', 1, true))
     assert.truthy(colored:find('\27[36mwaiting\27[0m', 1, true))
     reply.entries[1].health.result = 'starting'
     assert.matches('db +daemon +success %(starting%)',
-      control.format_status(reply, { now = now, header = false }))
+      render.status(reply, { now = now * 1000, header = false }))
   end)
 
   describe('the server', function()
     local dir, where, sink, srv, logged, chain_ok, ops
 
     local chain = {
-      _by_id = { a = true, b = true },
+      entry = function(_, id)
+        return ({ a = {}, b = {} })[id]
+      end,
       entries = function()
         return { { id = 'a' }, { id = 'b' } }
       end,
@@ -191,12 +199,16 @@ insulate('orch.control', function()
       function c.send(s)
         assert(c.conn:write(s))
       end
-      function c.lines()
-        local out = {}
-        for line in table.concat(c.data):gmatch('([^\n]*)\n') do
-          out[#out + 1] = control.decode(line)
+      function c.lines() -- (not gmatch: it is quadratic on a long line without its newline)
+        local out, all, pos = {}, table.concat(c.data), 1
+        while true do
+          local nl = all:find('\n', pos, true)
+          if not nl then
+            return out
+          end
+          out[#out + 1] = json.decode(all:sub(pos, nl - 1))
+          pos = nl + 1
         end
-        return out
       end
       function c.wait(n, what)
         return H.wait_until(function()
@@ -207,7 +219,7 @@ insulate('orch.control', function()
     end
 
     local function listen()
-      local s, e = control.listen(where, backend)
+      local s, e = server.listen(where, backend)
       assert(s, e)
       srv = s
       return s
@@ -239,13 +251,13 @@ insulate('orch.control', function()
         srv:close()
         srv = nil
         assert.equal('file', core.lstat(where.path).type)
-        local none, e = control.listen(where, backend)
+        local none, e = server.listen(where, backend)
         assert.is_nil(none)
         assert.equal(("'%s' exists and is not a socket"):format(where.path), e)
         os.remove(where.path)
         local file = { path = dir .. '/f/x.sock', dir = dir .. '/f', default = false }
         os.execute('touch ' .. file.dir)
-        none, e = control.listen(file, backend)
+        none, e = server.listen(file, backend)
         assert.is_nil(none)
         assert.equal(("'%s' is not a directory"):format(file.dir), e)
       end)
@@ -254,7 +266,7 @@ insulate('orch.control', function()
     it('refuses a live socket and replaces a stale one', function()
       H.run(function()
         listen()
-        local none, e = control.listen(where, backend)
+        local none, e = server.listen(where, backend)
         assert.is_nil(none)
         assert.equal(('another orch (pid 1, main.lua) is already running with the control '
           .. 'socket %s; stop it, or give this one another --name or --control'):format(
@@ -262,7 +274,7 @@ insulate('orch.control', function()
         -- a socket nobody listens on any more
         srv.listener:close()
         srv = nil
-        local again, _, note = control.listen(where, backend)
+        local again, _, note = server.listen(where, backend)
         assert(again)
         srv = again
         assert.equal('replaced the stale control socket ' .. where.path, note)
@@ -405,9 +417,127 @@ insulate('orch.control', function()
         assert.equal('success', got[2].entries[1].result)
         s:changed() -- the orch phase changed
         c.wait(3)
-        sched.sleep(control.WATCH_DELAY * 2)
+        sched.sleep(handlers.WATCH_DELAY * 2)
         assert.equal(3, #c.lines())
         c.conn:close()
+      end)
+    end)
+
+    it('says that a version given as a string is not a number', function()
+      H.run(function()
+        listen()
+        local c = raw(where.path)
+        c.send('{"v":"1","cmd":"ping"}\n{"v":2,"cmd":"ping"}\n{"v":1.5,"cmd":"ping"}\n')
+        local got = c.wait(3)
+        assert.same({ 'bad-version', 'bad-version', 'bad-version' }, codes(got))
+        assert.equal('the protocol version must be an integer, got the string "1" (this orch '
+          .. 'speaks 1)', got[1].error.message)
+        assert.equal('unsupported protocol version 2 (this orch speaks 1)', got[2].error.message)
+        assert.equal('the protocol version must be an integer, got a float 1.5 (this orch '
+          .. 'speaks 1)', got[3].error.message)
+        c.conn:close()
+      end)
+    end)
+
+    describe('bounds on connections', function()
+      local saved = {}
+      before_each(function()
+        saved = { server.MAX_PER_UID, conn.IDLE, conn.STALL }
+      end)
+      after_each(function()
+        server.MAX_PER_UID, conn.IDLE, conn.STALL = table.unpack(saved)
+      end)
+
+      local function count_conns(s)
+        local n = 0
+        for _ in pairs(s.conns) do
+          n = n + 1
+        end
+        return n
+      end
+
+      it('refuses connections beyond the cap per uid, and takes them again below it', function()
+        server.MAX_PER_UID = 3
+        H.run(function()
+          local s = listen()
+          local open = {}
+          for i = 1, 3 do
+            open[i] = raw(where.path)
+            open[i].send('{"cmd":"ping"}\n')
+            open[i].wait(1)
+          end
+          local extra = raw(where.path)
+          local got = extra.wait(1)
+          assert.same({ 'busy' }, codes(got))
+          assert.equal('too many control connections (at most 64, 3 per uid)',
+            got[1].error.message)
+          extra.conn:close()
+          H.wait_until(function()
+            return count_conns(s) == 3
+          end, 5000, 5, 'the refused connection to go')
+          assert.matches('^warning: control: refusing connections: 3 open, 3 from uid %d+',
+            logged[#logged])
+          open[1].conn:close()
+          H.wait_until(function()
+            return count_conns(s) == 2
+          end, 5000, 5, 'a connection to go')
+          local again = raw(where.path)
+          again.send('{"cmd":"ping"}\n')
+          assert.same({ 'pong' }, codes(again.wait(1)))
+          for i = 2, 3 do
+            open[i].conn:close()
+          end
+          again.conn:close()
+        end)
+      end)
+
+      it('closes a connection idle for IDLE ms, but not one that watches', function()
+        conn.IDLE = 200
+        H.run(function()
+          listen()
+          local idle = raw(where.path)
+          idle.send('{"cmd":"ping"}\n{"cmd":"pi') -- half a request does not count
+          local watcher = raw(where.path)
+          watcher.send('{"cmd":"status","watch":true}\n')
+          watcher.wait(1)
+          H.wait_until(function()
+            return idle.eof
+          end, 5000, 5, 'the idle connection to be closed')
+          assert.same({ 'pong' }, codes(idle.lines()))
+          assert.matches('^warning: control: closed a connection idle for 0 s %(from uid',
+            logged[#logged])
+          sched.sleep(400)
+          assert.is_nil(watcher.eof)
+          watcher.conn:close()
+        end)
+      end)
+
+      it('writes a big status in pieces as it is read, and drops a client that stalls', function()
+        local many = {}
+        for i = 1, 6000 do
+          many[i] = { id = ('entry-%05d'):format(i), kind = 'daemon', requires = {} }
+        end
+        sink:declare(many, { reset = true })
+        H.run(function()
+          local s = listen()
+          local c = raw(where.path)
+          c.send('{"cmd":"status"}\n{"cmd":"ping"}\n')
+          local got = c.wait(2)
+          assert.equal(6000, #got[1].entries)
+          assert.equal('entry-06000', got[1].entries[6000].id)
+          assert.equal('pong', got[2].type)
+          assert.is_true(#table.concat(c.data) > 600 * 1024)
+          c.conn:close()
+          -- a client that asks and never reads
+          conn.STALL = 300
+          local idle = assert(core.unix_connect(where.path, function() end))
+          idle:write(('{"cmd":"status"}\n'):rep(4))
+          H.wait_until(function()
+            return logged[#logged] and logged[#logged]:find('dropped a client', 1, true)
+          end, 5000, 5, 'the client that does not read to be dropped')
+          assert.is_nil(next(s.conns))
+          idle:close()
+        end)
       end)
     end)
 

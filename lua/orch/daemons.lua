@@ -603,6 +603,11 @@ local function locked(self, fname, fn)
   return fn()
 end
 
+--- The runtime entry of `id` in a built chain (its `HealthDaemon`), or nil.
+function Daemons:entry(id)
+  return self._by_id and self._by_id[id]
+end
+
 local function entry(self, fname, id)
   local hd = self._by_id and self._by_id[id]
   if not hd then

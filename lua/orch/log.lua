@@ -2,12 +2,13 @@
 -- JSON lines (orch.log_json) to a file handle or a function. Every write is flushed; write
 -- errors (a closed pipe) are ignored.
 --
--- Also here until orch.json and the time module take them over: the JSON encoder the log, the
--- status file and the control protocol share (`encode`, `array`, `sanitize_utf8`) and the
--- clock (`wallclock`, `iso_time`).
+-- `encode`, `array`, `sanitize_utf8` and `iso_time` are orch.json's and orch.time's, kept here
+-- for the log formats; `wallclock` is the clock of every timestamp.
 -- @module orch.log
 local log_text = require 'orch.log_text'
 local log_json = require 'orch.log_json'
+local json = require 'orch.json'
+local time = require 'orch.time'
 
 local M = {}
 
@@ -18,38 +19,8 @@ local Writer = {}
 Writer.__index = Writer
 M.Writer = Writer
 
-local cjson_mod -- loaded on first JSON use (no work at require time)
-
-local function cjson()
-  if not cjson_mod then
-    cjson_mod = require('cjson').new()
-    if cjson_mod.encode_escape_forward_slash then -- lua-cjson >= 2.1.0.x
-      cjson_mod.encode_escape_forward_slash(false)
-    end
-    cjson_mod.encode_invalid_numbers(false)
-  end
-  return cjson_mod
-end
-
---- Replace every invalid UTF-8 sequence of `s` by U+FFFD (strict: no surrogates, no code
--- points over U+10FFFF). Valid strings are returned as they are.
-function M.sanitize_utf8(s)
-  if utf8.len(s) then
-    return s
-  end
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local ok, bad = utf8.len(s, i)
-    if ok then
-      out[#out + 1] = s:sub(i)
-      break
-    end
-    out[#out + 1] = s:sub(i, bad - 1)
-    out[#out + 1] = '\u{FFFD}'
-    i = bad + 1
-  end
-  return table.concat(out)
-end
+--- Made valid UTF-8 (orch.json).
+M.sanitize_utf8 = json.sanitize_utf8
 
 --- Wall-clock time in seconds (float). Uses `core.time()` when the core has it, else
 -- `os.time()` refined by the monotonic clock.
@@ -68,93 +39,14 @@ function M.wallclock()
   return os.time() + 0.0
 end
 
---- ISO 8601 UTC timestamp with milliseconds, for JSON (`2024-05-01T12:00:00.123Z`).
-function M.iso_time(t)
-  local s = math.floor(t)
-  local ms = math.floor((t - s) * 1000)
-  return os.date('!%Y-%m-%dT%H:%M:%S', s) .. ('.%03dZ'):format(ms)
-end
+--- ISO 8601 UTC timestamp with milliseconds (orch.time).
+M.iso_time = time.iso
 
---- ISO 8601 UTC timestamp with milliseconds, for JSON (`2024-05-01T12:00:00.123Z`).
-function M.iso_time(t)
-  local s = math.floor(t)
-  local ms = math.floor((t - s) * 1000)
-  return os.date('!%Y-%m-%dT%H:%M:%S', s) .. ('.%03dZ'):format(ms)
-end
+--- Mark a table as a JSON array (orch.json).
+M.array = json.array
 
-local ARRAY_MT = { __name = 'orch.log.array' }
-
---- Mark `t` (default a new table) as a JSON array, so that it encodes as `[]` when empty.
-function M.array(t)
-  return setmetatable(t or {}, ARRAY_MT)
-end
-
--- Keys written first, in this order; the others follow sorted.
-local KEY_RANK = { ts = 1, id = 2, stream = 3, event = 4, line = 5, old = 6, result = 7 }
-
-local function key_less(a, b)
-  local ra, rb = KEY_RANK[a] or 100, KEY_RANK[b] or 100
-  if ra ~= rb then
-    return ra < rb
-  end
-  return tostring(a) < tostring(b)
-end
-
--- A JSON string. Debian's lua-cjson (2.1.0) escapes every '/' as '\/' and has no option to
--- stop (newer ones do, see cjson()): undo it, so that paths and URLs read as they are. In the
--- encoding a run of backslashes before '/' is escaped backslashes (pairs) plus, when the run is
--- odd, that escape.
-local function encode_string(s)
-  local e = cjson().encode(M.sanitize_utf8(s))
-  if e:find('\\/', 1, true) then
-    e = e:gsub('(\\+)/', function(run)
-      if #run % 2 == 1 then
-        return run:sub(2) .. '/'
-      end
-    end)
-  end
-  return e
-end
-
-local function encode(v, depth)
-  local t = type(v)
-  if t == 'string' then
-    return encode_string(v)
-  elseif t ~= 'table' then
-    return cjson().encode(v)
-  end
-  if depth > 20 then
-    error('JSON nesting too deep')
-  end
-  local n, count = #v, 0
-  for _ in pairs(v) do
-    count = count + 1
-  end
-  if getmetatable(v) == ARRAY_MT or (n > 0 and count == n) then
-    local parts = {}
-    for i = 1, n do
-      parts[i] = encode(v[i], depth + 1)
-    end
-    return '[' .. table.concat(parts, ',') .. ']'
-  end
-  local keys = {}
-  for k in pairs(v) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys, key_less)
-  local parts = {}
-  for i, k in ipairs(keys) do
-    parts[i] = encode(tostring(k), depth + 1) .. ':' .. encode(v[k], depth + 1)
-  end
-  return '{' .. table.concat(parts, ',') .. '}'
-end
-
---- Encode `v` as one line of JSON (lua-cjson for the scalars): strings made valid UTF-8,
--- object keys in a stable order (`ts`, `id`, `stream`, `event`, `line` first), sequences and
--- `log.array` tables as arrays.
-function M.encode(v)
-  return encode(v, 0)
-end
+--- One line of JSON (orch.json).
+M.encode = json.encode
 
 -- Whether colour should be used on `fd` by default: not with NO_COLOR, only on a TTY.
 local function auto_color(fd)

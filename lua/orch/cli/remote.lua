@@ -1,10 +1,14 @@
 --- The control commands of the `orch` command line (status, logs, stop, start, restart, signal,
--- shutdown): clients of a running orch's control socket (orch.control).
+-- shutdown): clients of a running orch's control socket (orch.control.client).
 -- @module orch.cli.remote
 local core = require 'orch.core'
 local sched = require 'orch.sched'
 local log = require 'orch.log'
-local control = require 'orch.control'
+local time = require 'orch.time'
+local paths = require 'orch.control.paths'
+local protocol = require 'orch.control.protocol'
+local client_mod = require 'orch.control.client'
+local render = require 'orch.control.render'
 local cli_args = require 'orch.cli.args'
 local run_root = require('orch.cli.evaluate').run_root
 
@@ -24,7 +28,7 @@ end
 
 -- Where the orch `opts` names listens (a usage error when the name is invalid).
 local function control_where(cmd, opts)
-  local where, werr = control.resolve({ control = opts.control, name = opts.name })
+  local where, werr = paths.resolve({ control = opts.control, name = opts.name })
   if not where then
     usage_error(cmd, '%s', werr)
   end
@@ -33,7 +37,7 @@ end
 
 -- Connect to the orch at `where` (in a task); prints why not and returns nil.
 local function control_connect(where, opts)
-  local client, msg, code = control.connect(where.path)
+  local client, msg, code = client_mod.connect(where)
   if client then
     return client, where
   end
@@ -45,7 +49,7 @@ local function control_connect(where, opts)
       msg = msg .. '; the name defaults to that of the current directory'
     end
     if where.default then
-      local names = control.list(where.dir)
+      local names = client_mod.running(where.dir)
       if #names > 0 then
         msg = msg .. ('; running: %s (use --name)'):format(table.concat(names, ', '))
       end
@@ -115,8 +119,7 @@ local function cmd_status(opts, pos)
         put(line .. '\n')
         return
       end
-      local text = control.format_status(obj, { color = color,
-        elapsed = (core.now() - received) / 1000 })
+      local text = render.status(obj, { color = color, elapsed = core.now() - received })
       if clear then
         text = '\27[H\27[2J' .. text
       end
@@ -212,7 +215,7 @@ local function cmd_logs(opts, pos)
       if obj.type == 'end' then
         break
       elseif obj.type == 'line' and type(obj.id) == 'string' and type(obj.line) == 'string' then
-        ts = control.parse_time(obj.ts)
+        ts = time.parse_iso(obj.ts)
         writer:lines(obj.id, obj.stream == 'stderr' and 'stderr' or 'stdout', { obj.line })
       end
     end
@@ -260,7 +263,7 @@ local function cmd_signal(opts, pos)
   if #pos ~= 2 then
     usage_error('signal', 'expected an entry id and a signal: orch signal ID SIGNAL')
   end
-  local id, sig = pos[1], control.signal_name(pos[2])
+  local id, sig = pos[1], protocol.signal_name(pos[2])
   if not sig then
     usage_error('signal', "unknown signal '%s'", pos[2])
   end

@@ -12,7 +12,8 @@ local sched = require 'orch.sched'
 local log = require 'orch.log'
 local status = require 'orch.status'
 local notify = require 'orch.notify'
-local control = require 'orch.control'
+local control_paths = require 'orch.control.paths'
+local control_server = require 'orch.control.server'
 local track = require 'orch.track'
 
 local USAGE = require 'orch.cli.usage'
@@ -237,20 +238,20 @@ function Run:request_stop(why)
   self.wake:set()
 end
 
--- Listen on the control socket (orch.control); prints why not and returns false.
+-- Listen on the control socket (orch.control.server); prints why not and returns false.
 function Run:start_control()
   local o = self.opts
   if o.no_control then
     return true
   end
-  local where, werr = control.resolve({ control = o.control, name = o.name,
+  local where, werr = control_paths.resolve({ control = o.control, name = o.name,
     script = self.script })
   if not where then
     err('orch: ' .. werr .. '\n')
     return false
   end
-  local name = where.name or control.default_name(self.script)
-  local srv, lerr, note = control.listen(where, {
+  local name = where.name or control_paths.default_name(self.script)
+  local srv, lerr, note = control_server.listen(where, {
     sink = self.sink,
     meta = function()
       local m = self:meta().orch
@@ -274,14 +275,14 @@ function Run:start_control()
     end,
   })
   if not srv then
+    -- Never run with a socket someone else may answer on in orch's place: say why and stop.
     if note == 'live' or o.control or o.name then
       err('orch: ' .. lerr .. '\n')
-      return false
+    else
+      err(('orch: cannot create the control socket: %s (run with --no-control to go without '
+        .. 'it)\n'):format(lerr))
     end
-    -- The default socket is a convenience: without it orch still runs (a read-only /run...).
-    err(('orch: warning: no control socket (%s): orch status and the other control commands '
-      .. 'will not reach this orch\n'):format(lerr))
-    return true
+    return false
   end
   if note then
     self:log(note, 'warning')
@@ -518,7 +519,7 @@ local function cmd_run(opts, script, args)
     ropts.no_control = true
   elseif opts.control or opts.name then
     ropts.control, ropts.name = opts.control, opts.name
-    local _, cerr = control.resolve({ control = opts.control, name = opts.name })
+    local _, cerr = control_paths.resolve({ control = opts.control, name = opts.name })
     if cerr then
       usage_error('run', '%s', cerr)
     end
