@@ -253,20 +253,16 @@ end
 --- Create the actors and start every entry whose requirements are met. Idempotent; returns at
 -- once (it does not wait for health). Callable from the main thread or a task.
 -- @treturn Daemons self
--- Starting processes is orch's job once main.lua has returned its chain (and never `orch
--- check`'s): refuse it while the CLI evaluates the script.
-local function refuse_while_evaluating(fname)
-  if Daemons._locator then
-    error(('Daemons: %s() cannot be called while main.lua is evaluated; return the chain and '
-      .. 'orch builds it'):format(fname), 3)
-  end
-end
-
 function Daemons:build()
   check_self(self, 'build')
-  refuse_while_evaluating('build')
   if self._hds then
     return self
+  end
+  -- built while main.lua is evaluated: the evaluation's scope records it, so that orch stops
+  -- it (orch.cli.evaluate)
+  local scope = sched.scope()
+  if type(scope) == 'table' and type(scope.built) == 'function' then
+    scope.built(self)
   end
   if self._term_done then
     error('Daemons: build() after term()', 2)
@@ -438,7 +434,6 @@ end
 -- @async
 function Daemons:runUntilSuccess(timeout)
   check_self(self, 'runUntilSuccess')
-  refuse_while_evaluating('runUntilSuccess')
   if timeout ~= nil and timeout ~= false then
     if type(timeout) ~= 'number' or not util.is_integer(timeout) or timeout < 0
       or timeout > validate.MAX_MS then
