@@ -39,6 +39,24 @@ local function suite(which, setup)
       end, { timeout = 20000 })
     end)
 
+    it('stops a tight loop also while lines are reported (on_line)', function()
+      sched.run(function()
+        local lines = 0
+        local t = sched.start({ quiet = true, deadline = 50, on_line = function()
+          lines = lines + 1
+        end }, function()
+          local n = 0
+          while true do
+            n = n + 1
+          end
+        end)
+        local ok, err = t:wait()
+        assert.is_false(ok)
+        assert.matches('ran for more than 50 ms without yielding', err)
+        assert.is_true(lines > 0)
+      end, { timeout = 20000 })
+    end)
+
     it('a pcall inside the task cannot swallow it', function()
       sched.run(function()
         local caught = 0
@@ -64,9 +82,9 @@ local function suite(which, setup)
 
     it('the deadline is per run between two yields', function()
       sched.run(function()
-        local t = sched.start({ quiet = true, deadline = 40 }, function()
-          for _ = 1, 6 do
-            busy_for(15)
+        local t = sched.start({ quiet = true, deadline = 250 }, function()
+          for _ = 1, 8 do
+            busy_for(40) -- 320 ms in all, never 250 at once
             sched.sleep(1)
           end
           return 'finished'

@@ -14,7 +14,7 @@
  *
  * With opts.on_line, the same hook also reports each line run outside spared code to
  * on_line(source, line) (orch.locate's "last line of the script", which needs the one hook a
- * thread has). */
+ * thread has), and checks the deadline at each line too. */
 #include <string.h>
 
 #include <lauxlib.h>
@@ -84,10 +84,9 @@ static void preempt_hook(lua_State *L, lua_Debug *ar)
     } else {
       lua_pop(L, 1);
     }
-    if (!preempted) {
-      lua_pop(L, 2);
-      return;
-    }
+    /* no return: the deadline is checked on line events too, since a count event that
+     * falls while on_line runs is lost (a loop whose length divides PREEMPT_COUNT could hide
+     * every one of them there) */
   }
   if (!preempted) {
     lua_rawgeti(L, st, S_DEADLINE);

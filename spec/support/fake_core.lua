@@ -186,7 +186,7 @@ function M.new()
         s.on_line(info.source, line)
       end
       if not s.preempted then
-        if event == 'line' or os.clock() * 1000 <= s.deadline or spared then
+        if os.clock() * 1000 <= s.deadline or spared then
           return
         end
         s.preempted = true
