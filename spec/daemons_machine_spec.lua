@@ -95,32 +95,31 @@ insulate('entry state machines', function()
     end)
   end)
 
-  describe('Daemons.evaluating', function()
-    it('refuses build() inside the scope, sends add* warnings to its effects, and ends',
+  describe('the evaluation scope (sched.scope())', function()
+    it('sends add* warnings to its effects, records and equips the chains built in it',
       function()
         local sink = H.effects()
-        local end_scope = Daemons.evaluating({ effects = sink })
-        local okc, chain = pcall(function()
-          return Daemons.of():addDaemon('x', { exec = { command = { 'svc' } }, requires = {},
-            ready = { display = '', fn = function()
-              return { result = 'success' }
-            end } })
-        end)
-        local ok, err = false, chain
-        if okc then
-          ok, err = pcall(chain.build, chain)
-        end
-        end_scope()
-        assert.is_true(okc, tostring(chain))
-        assert.are.equal(1, #sink.logged('ready%.display is "" so the check is hidden'))
-        assert.is_false(ok)
-        assert.truthy(tostring(err):find('cannot be called while main.lua is evaluated', 1, true))
+        local sched = require 'orch.sched'
+        local built = {}
+        local scope = { effects = sink, tracker = nil, built = function(c)
+          built[#built + 1] = c
+        end }
         fake.program('svc', {})
+        local chain
         H.run(function()
-          chain:build({ effects = sink })
+          local t = sched.start({ name = 'eval', scope = scope }, function()
+            chain = Daemons.of():addDaemon('x', { exec = { command = { 'svc' } }, requires = {},
+              ready = { display = '', fn = function()
+                return { result = 'success' }
+              end } })
+            chain:build()
+          end)
+          t:wait()
           H.at(10)
           chain:term()
         end)
+        assert.are.equal(1, #sink.logged('ready%.display is "" so the check is hidden'))
+        assert.are.same({ chain }, built)
         assert.are.equal('spawn', sink.events('x')[1].event)
       end)
   end)

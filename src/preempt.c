@@ -1,12 +1,20 @@
-/* preempt.c: core.preempt(co, ms) bounds how long a coroutine may run without yielding.
+/* preempt.c: core.preempt(co, ms[, opts]) bounds how long a coroutine may run without yielding.
  *
- * orch runs Lua tasks cooperatively on one thread, so a `ready.fn` stuck in a busy loop would
- * freeze every entry. An instruction-count hook on the task's coroutine checks the clock every
- * PREEMPT_COUNT instructions; past the deadline it yields the coroutine from the hook (Lua 5.4
- * allows that for count hooks, through pcall too), handing control back to the scheduler, which
- * finds the task suspended and cancels it (health_daemon.lua). Where the coroutine cannot yield
- * (inside a metamethod called from C, a sort comparator, ...) the hook raises an error instead.
- * A loop inside a single C call (a huge string.rep) cannot be interrupted. */
+ * orch runs Lua tasks cooperatively on one thread, so a `ready.fn` or a main.lua stuck in a busy
+ * loop would freeze every entry. This file holds only the mechanism; orch.sched decides which
+ * task gets which deadline, re-arms it on every resume and acts on the outcome. An
+ * instruction-count hook on the coroutine checks the clock every PREEMPT_COUNT instructions;
+ * past the deadline it marks the coroutine preempted and raises an error. It then raises again
+ * before every instruction of the coroutine's own code, so a `pcall` around the loop cannot
+ * swallow it: each catch only unwinds one level, until the error leaves the coroutine or
+ * reaches code whose source starts with the spared prefix (orch's library, which must finish
+ * its bookkeeping, and returns to the scheduler). No yield from C: the scheduler sees the task
+ * end (or, if library code yields after catching, finds it preempted and closes it).
+ * A loop inside a single C call (a huge string.rep) cannot be interrupted.
+ *
+ * With opts.on_line, the same hook also reports each line run outside spared code to
+ * on_line(source, line) (orch.locate's "last line of the script", which needs the one hook a
+ * thread has), and checks the deadline at each line too. */
 #include <string.h>
 
 #include <lauxlib.h>
@@ -17,13 +25,16 @@
 
 #define PREEMPT_COUNT 10000
 
-static const char DEADLINES_KEY = 'd'; /* registry: weak table thread -> deadline | true */
-static const char SPARED_KEY = 's';    /* registry: source prefix of code never stopped in */
+static const char STATES_KEY = 's'; /* registry: weak table thread -> state */
 
-/* Push the deadlines table (created on first use).   [-0, +1, m] */
-static void push_deadlines(lua_State *L)
+/* State of a coroutine (a table): [1] deadline (ns, uv_hrtime), [2] preempted, [3] message,
+ * [4] spared source prefix, [5] on_line function. */
+enum { S_DEADLINE = 1, S_PREEMPTED, S_MESSAGE, S_SPARED, S_ON_LINE };
+
+/* Push the states table (created on first use).   [-0, +1, m] */
+static void push_states(lua_State *L)
 {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &DEADLINES_KEY) == LUA_TTABLE)
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &STATES_KEY) == LUA_TTABLE)
     return;
   lua_pop(L, 1);
   lua_newtable(L);
@@ -32,15 +43,14 @@ static void push_deadlines(lua_State *L)
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &DEADLINES_KEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &STATES_KEY);
 }
 
-/* Whether the running function's source starts with the spared prefix (orch's own library:
- * stopping a task half-way through the scheduler's bookkeeping would corrupt it; the hook
- * comes back PREEMPT_COUNT instructions later, by then in the user's code).   [-0, +0, -] */
-static int in_spared_code(lua_State *L, lua_Debug *ar)
+/* Whether the running function's source starts with the state's spared prefix (state at
+ * index st).   [-0, +0, -] */
+static int in_spared_code(lua_State *L, int st, lua_Debug *ar)
 {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SPARED_KEY) != LUA_TSTRING) {
+  if (lua_rawgeti(L, st, S_SPARED) != LUA_TSTRING) {
     lua_pop(L, 1);
     return 0;
   }
@@ -53,49 +63,123 @@ static int in_spared_code(lua_State *L, lua_Debug *ar)
 
 static void preempt_hook(lua_State *L, lua_Debug *ar)
 {
-  if (!lua_checkstack(L, 3))
+  if (!lua_checkstack(L, 6))
     return;
-  push_deadlines(L);
+  push_states(L);
   lua_pushthread(L);
-  int t = lua_rawget(L, -2);
-  int over = t == LUA_TNUMBER && (lua_Number)uv_hrtime() > lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  if (!over || in_spared_code(L, ar)) {
-    lua_pop(L, 1);
+  if (lua_rawget(L, -2) != LUA_TTABLE) { /* a thread that inherited the hook: not ours */
+    lua_pop(L, 2);
     return;
   }
-  lua_pushthread(L);
-  lua_pushboolean(L, 1); /* preempted */
-  lua_rawset(L, -3);
+  int st = lua_gettop(L);
+  lua_rawgeti(L, st, S_PREEMPTED);
+  int preempted = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  lua_sethook(L, NULL, 0, 0);
-  if (lua_isyieldable(L))
-    lua_yield(L, 0);
-  else
-    luaL_error(L, "ran past its deadline without yielding");
+  if (ar->event == LUA_HOOKLINE) {
+    if (lua_rawgeti(L, st, S_ON_LINE) == LUA_TFUNCTION && lua_getinfo(L, "S", ar) &&
+        !in_spared_code(L, st, ar)) {
+      lua_pushstring(L, ar->source);
+      lua_pushinteger(L, ar->currentline);
+      lua_call(L, 2, 0);
+    } else {
+      lua_pop(L, 1);
+    }
+    /* no return: the deadline is checked on line events too, since a count event that
+     * falls while on_line runs is lost (a loop whose length divides PREEMPT_COUNT could hide
+     * every one of them there) */
+  }
+  if (!preempted) {
+    lua_rawgeti(L, st, S_DEADLINE);
+    int over = (lua_Number)uv_hrtime() > lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!over) {
+      lua_pop(L, 2);
+      return;
+    }
+  }
+  if (in_spared_code(L, st, ar)) {
+    lua_pop(L, 2);
+    return;
+  }
+  if (!preempted) {
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, st, S_PREEMPTED);
+    lua_sethook(L, preempt_hook, lua_gethookmask(L) | LUA_MASKCOUNT, 1);
+  }
+  luaL_where(L, 0);
+  lua_rawgeti(L, st, S_MESSAGE);
+  if (!lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "ran past its deadline without yielding");
+  }
+  lua_concat(L, 2);
+  lua_error(L);
 }
 
-/* core.preempt(co, ms[, spared]): from now on, `co` is stopped (yielded from a hook) once it
- * has run for `ms` milliseconds of wall time, never while it runs code whose source starts
- * with `spared` (e.g. "@/usr/share/orch/lua/orch/"); core.preempted(co) then returns true.
+/* Fetch the state of thread argument 1 into the stack top, creating it.   [-0, +1, m] */
+static void push_state(lua_State *L)
+{
+  push_states(L);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 5, 0);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
+}
+
+/* core.preempt(co, ms[, opts]): from now on, running `co` for more than `ms` milliseconds of
+ * wall time without yielding raises an error inside it (never in code whose source starts with
+ * opts.spared); core.preempted(co) then returns true. Call it again before each resume to
+ * re-arm (opts are kept). opts: message (the error text, after the position), spared,
+ * on_line (function(source, line)). core.preempt(co, nil) removes the hook and the state.
  * [-0, +0, v] */
 static int core_preempt(lua_State *L)
 {
   lua_State *co = lua_tothread(L, 1);
   luaL_argexpected(L, co != NULL, 1, "coroutine");
+  if (lua_isnoneornil(L, 2)) {
+    push_states(L);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_sethook(co, NULL, 0, 0);
+    return 0;
+  }
   lua_Integer ms = luaL_checkinteger(L, 2);
   luaL_argcheck(L, ms > 0, 2, "positive number of ms expected");
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checkstring(L, 3);
-    lua_pushvalue(L, 3);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &SPARED_KEY);
+  int has_opts = !lua_isnoneornil(L, 3);
+  if (has_opts)
+    luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  push_state(L);
+  int st = lua_gettop(L);
+  if (has_opts) {
+    static const struct {
+      const char *name;
+      int slot, type;
+    } fields[] = { { "message", S_MESSAGE, LUA_TSTRING },
+                   { "spared", S_SPARED, LUA_TSTRING },
+                   { "on_line", S_ON_LINE, LUA_TFUNCTION } };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+      int t = lua_getfield(L, 3, fields[i].name);
+      if (t != LUA_TNIL && t != fields[i].type)
+        return luaL_error(L, "core.preempt: opts.%s must be a %s", fields[i].name,
+                          lua_typename(L, fields[i].type));
+      lua_rawseti(L, st, fields[i].slot);
+    }
   }
-  push_deadlines(L);
-  lua_pushvalue(L, 1);
   lua_pushnumber(L, (lua_Number)uv_hrtime() + (lua_Number)ms * 1e6);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  lua_sethook(co, preempt_hook, LUA_MASKCOUNT, PREEMPT_COUNT);
+  lua_rawseti(L, st, S_DEADLINE);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, st, S_PREEMPTED);
+  int mask = LUA_MASKCOUNT;
+  if (lua_rawgeti(L, st, S_ON_LINE) == LUA_TFUNCTION)
+    mask |= LUA_MASKLINE;
+  lua_sethook(co, preempt_hook, mask, PREEMPT_COUNT);
   return 0;
 }
 
@@ -103,10 +187,14 @@ static int core_preempt(lua_State *L)
 static int core_preempted(lua_State *L)
 {
   luaL_argexpected(L, lua_type(L, 1) == LUA_TTHREAD, 1, "coroutine");
-  push_deadlines(L);
+  push_states(L);
   lua_pushvalue(L, 1);
-  lua_rawget(L, -2);
-  lua_pushboolean(L, lua_type(L, -1) == LUA_TBOOLEAN);
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_rawgeti(L, -1, S_PREEMPTED);
+  lua_pushboolean(L, lua_toboolean(L, -1));
   return 1;
 }
 

@@ -79,21 +79,14 @@ local function check_self(self, fname)
   end
 end
 
--- While a script is evaluated (`Daemons.evaluating`): `{locator = ..., effects = ...}`.
-local evaluating = nil
-
---- Evaluate a script under `scope` until the returned function is called: `scope.locator`
--- (an orch.locate locator) gives validation errors of add* calls the position of the offending
--- call and field, `scope.effects` receives their warnings, and `build()`/`runUntilSuccess()`
--- are refused meanwhile (orch builds the chain the script returns).
--- @tparam table scope `{locator = ?, effects = ?}`
--- @treturn function that ends the scope
-function Daemons.evaluating(scope)
-  local outer = evaluating
-  evaluating = scope
-  return function()
-    evaluating = outer
-  end
+-- The scope of the main.lua evaluation the running task belongs to (orch.cli.evaluate passes
+-- it through sched.scope(), which every task the script starts inherits), or nil: `locator` (an
+-- orch.locate locator: validation errors of add* calls get the position of the offending call
+-- and field), `effects` (which receive their warnings), `built(chain)` (records the chains the
+-- script builds, so that orch stops them).
+local function evaluating()
+  local scope = sched.scope()
+  return type(scope) == 'table' and scope or nil
 end
 
 -- Effects of a chain given none, built without any: its state changes on stderr.
@@ -106,7 +99,8 @@ local fallback_effects = {
 
 -- The effects that get the warnings of add* calls (the chain's own, or the evaluation's).
 local function warning_effects(self)
-  return self.effects or (evaluating and evaluating.effects) or fallback_effects
+  local ev = evaluating()
+  return self.effects or (ev and ev.effects) or fallback_effects
 end
 
 local function add_checked(self, kind, id, options, anchor)
@@ -116,7 +110,8 @@ local function add_checked(self, kind, id, options, anchor)
   if not spec then
     return nil, warnings, anchor
   end
-  local loc = evaluating and evaluating.locator
+  local ev = evaluating()
+  local loc = ev and ev.locator
   if loc then
     loc:seen(kind, id, anchor)
   end
@@ -172,7 +167,8 @@ end
 local function add(self, kind, id, options)
   -- library code: the locator's line hook only needs the script's own lines (with it on, the
   -- validation of 1000 entries took ten times longer)
-  local loc = evaluating and evaluating.locator
+  local ev = evaluating()
+  local loc = ev and ev.locator
   local paused = loc and loc:pause()
   local chain, err, at = add_unhooked(self, kind, id, options, loc, paused)
   if loc then
@@ -191,7 +187,8 @@ end
 -- Raise a validation error of add<kind>(id): at the located call and field while main.lua is
 -- evaluated by the CLI, else at the caller of the add* method (level 3 from here).
 local function raise(kind, id, err, anchor)
-  local loc = evaluating and evaluating.locator
+  local ev = evaluating()
+  local loc = ev and ev.locator
   local field = validate.is_invalid(err) and err.field or nil
   err = tostring(err)
   local pos = loc and loc:position(kind, id, field, anchor)
@@ -266,20 +263,16 @@ end
 --   when the chain has none of its own, and the tracker that gives each incarnation its cgroup
 --   or tag (none: process groups only)
 -- @treturn Daemons self
--- Starting processes is orch's job once main.lua has returned its chain (and never `orch
--- check`'s): refuse it while the CLI evaluates the script.
-local function refuse_while_evaluating(fname)
-  if evaluating then
-    error(('Daemons: %s() cannot be called while main.lua is evaluated; return the chain and '
-      .. 'orch builds it'):format(fname), 3)
-  end
-end
-
 function Daemons:build(opts)
   check_self(self, 'build')
-  refuse_while_evaluating('build')
   if self._hds then
     return self
+  end
+  -- built while main.lua is evaluated: the evaluation's scope records it, so that orch stops
+  -- it (orch.cli.evaluate), and gives it orch's effects and tracker unless it has its own
+  local ev = evaluating()
+  if ev and type(ev.built) == 'function' then
+    ev.built(self)
   end
   if self._term_done then
     error('Daemons: build() after term()', 2)
@@ -288,10 +281,11 @@ function Daemons:build(opts)
     util.bad_argument(1, 'build', ('table or nil expected, got %s'):format(type(opts)))
   end
   opts = opts or {}
-  local effects = self.effects or opts.effects or fallback_effects
+  local effects = self.effects or opts.effects or (ev and ev.effects) or fallback_effects
   self._effects = effects
   -- one table shared by every entry of the chain
-  local runtime = { effects = effects, tracker = opts.tracker, observer = self }
+  local runtime = { effects = effects, tracker = opts.tracker or (ev and ev.tracker),
+    observer = self }
   local hds, by_id = {}, {}
   for i, spec in ipairs(self._entries) do
     local deps = {}
@@ -468,7 +462,6 @@ end
 -- @async
 function Daemons:runUntilSuccess(timeout, opts)
   check_self(self, 'runUntilSuccess')
-  refuse_while_evaluating('runUntilSuccess')
   if timeout ~= nil and timeout ~= false then
     local bad, shown = util.check_ms(timeout)
     if bad then

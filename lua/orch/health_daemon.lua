@@ -11,7 +11,6 @@
 -- raised by `ready.fn` becomes a failure and an invalid result becomes
 -- `failure "invalid health result '<x>'"` (H5, H7).
 -- @classmod orch.HealthDaemon
-local core = require 'orch.core'
 local sched = require 'orch.sched'
 local util = require 'orch.util'
 local validate = require 'orch.validate'
@@ -32,9 +31,6 @@ HealthDaemon.DEFAULT_PROBE_TIMEOUT = 60000
 HealthDaemon.MAX_MESSAGE = 4096
 
 local RESERVED = { id = true, name = true, result = true, message = true }
-
--- The source prefix of orch's own modules (`@<dir>/orch/`), never preempted in.
-local LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/)[^/]*$')
 
 -- Shared by every entry without dependencies or dependents (read only).
 local NONE = setmetatable({}, { __newindex = function()
@@ -328,7 +324,7 @@ end }
 
 --- Call `ready.fn` in a task of its own, bounded by `ready.timeout`: a call that waits longer
 -- is cancelled (its `<close>` handles close), and one that runs that long without yielding
--- (a busy loop) gets an error raised inside it by an instruction-count hook. Returns the pcall
+-- (a busy loop) is preempted by the scheduler (the task's deadline). Returns the pcall
 -- results of the call, or false and a timeout message.
 function HealthDaemon:_call_probe()
   local ready = self:ready()
@@ -339,30 +335,17 @@ function HealthDaemon:_call_probe()
   end
   local res
   local done = sched.event()
-  local task = sched.spawn(self.id .. ':ready.fn', function()
+  local task = sched.start({ name = self.id .. ':ready.fn', quiet = true,
+    deadline = limit > 0 and limit or nil }, function()
     res = table.pack(pcall(fn))
     done:set()
   end)
-  task.quiet = true
   local _ <close> = setmetatable({ task = task }, CALL_GUARD)
-  local busy = ('ready.fn ran for more than %d ms without yielding'):format(limit)
-  if limit > 0 and task.co and coroutine.status(task.co) ~= 'dead' then
-    if core.preempt then
-      -- a busy loop is yielded out of (never inside orch's own modules), then cancelled
-      core.preempt(task.co, limit, LIB_SOURCE)
-    elseif core.hrtime then
-      local deadline = core.hrtime() + limit * 1000000
-      debug.sethook(task.co, function()
-        if core.hrtime() > deadline then
-          error(busy, 2)
-        end
-      end, '', 10000)
-    end
+  local finished = done:wait(limit > 0 and limit or nil)
+  if task:preempted() then
+    return false, ('ready.fn ran for more than %d ms without yielding'):format(limit)
   end
-  if not done:wait(limit > 0 and limit or nil) then
-    if core.preempted and core.preempted(task.co) then
-      return false, busy
-    end
+  if not finished then
     return false, ('ready.fn did not return within %d ms'):format(limit)
   end
   if not res then

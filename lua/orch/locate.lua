@@ -50,46 +50,31 @@ function Locator:_source_of(f, level)
   return src
 end
 
---- Install the line hook that remembers the last line run in a user file (call on the thread
--- that evaluates the script; `stop()` removes it).
+--- Start tracking: returns the `on_line(source, line)` function to give the task that
+-- evaluates the script (`sched.start{on_line = ...}`: the scheduler owns the coroutine's hook,
+-- and reports only lines outside orch's modules); it remembers the last line run in a user
+-- file, across yields too.
 function Locator:start()
   self.last = {}
-  local source_of = self.source_of
-  self.hook = function(_, line)
-    local f = debug.getinfo(2, 'f')
-    local src = f and source_of[f.func]
-    if src == nil then
-      src = self:_source_of(f and f.func, 2)
-    end
-    if src then
+  self.hook = function(src, line)
+    if src:sub(1, 1) == '@' then
       local last = self.last
       last.source, last.line = src, line
     end
   end
-  debug.sethook(self.hook, 'l')
+  return self.hook
 end
 
---- Suspend the hook while library code runs (validating an entry runs hundreds of lines: with
--- the hook on, evaluating a 1000-entry script took 3 s instead of 0.3 s). Returns a token for
--- `resume`; a no-op on a thread without the hook.
-function Locator:pause()
-  if self.hook and debug.gethook() == self.hook then
-    debug.sethook()
-    return true
-  end
+--- Kept for callers: library lines are no longer reported (the scheduler's hook skips orch's
+-- modules), so there is nothing to suspend. Returns false.
+function Locator.pause()
   return false
 end
 
-function Locator:resume(paused)
-  if paused then
-    debug.sethook(self.hook, 'l')
-  end
+function Locator.resume()
 end
 
 function Locator:stop()
-  if debug.gethook() == self.hook then
-    debug.sethook()
-  end
   self.hook = nil
 end
 

@@ -1,7 +1,14 @@
 --- Coroutine scheduler: tasks, await, sleep, events, cancellation.
--- This is the only module that resumes, yields or closes coroutines. C never sees a coroutine:
--- the core calls plain Lua callbacks on the main thread, and `await` turns one of those callbacks
--- into the resumption of a task.
+-- This is the only module that resumes, yields or closes coroutines, or sets hooks on them.
+-- C never resumes or yields one: the core calls plain Lua callbacks on the main thread, and
+-- `await` turns one of those callbacks into the resumption of a task.
+--
+-- Preemption: a task started with a `deadline` (`sched.start{deadline = ms}`) may run at most
+-- that long between two yields. The core's hook (core.preempt) raises an error inside it past
+-- the deadline, again at each of its instructions so that a `pcall` cannot swallow it, never
+-- inside orch's own modules; the scheduler re-arms the deadline at each resume, and a task
+-- found preempted after a resume ends as failed (closed if library code had caught the error
+-- and yielded). `task:preempted()` says whether that happened.
 --
 -- Wake-ups are queued and drained in FIFO order from the outermost resume, so a task never
 -- resumes another one directly (no "cannot resume non-suspended coroutine").
@@ -22,6 +29,10 @@ Task.__index = Task
 M.Task = Task
 
 local by_co = setmetatable({}, { __mode = 'k' }) -- coroutine -> Task
+
+-- The source prefix of orch's own modules (`@<dir>/orch/`): a deadline is never enforced
+-- inside them (stopping the scheduler's bookkeeping half-way would corrupt it).
+M.LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/)[^/]*$')
 local queue, qhead, qtail = {}, 1, 0 -- pending resumptions: {task, args}
 local draining = false
 
@@ -56,7 +67,22 @@ local function step(task, args)
   end
   task.status = 'running'
   local co = task.co
+  local deadline = task.deadline
+  if deadline then
+    core.preempt(co, deadline) -- re-armed: the limit is per run between two yields
+  end
   local res = table.pack(coroutine.resume(co, table.unpack(args, 1, args.n)))
+  if deadline and core.preempted(co) then
+    task._preempted = true
+    core.preempt(co, nil)
+    task.deadline = nil
+    if coroutine.status(co) ~= 'dead' then
+      -- library code caught the error and yielded: the task still ends here
+      coroutine.close(co)
+      finish(task, 'failed', task.preempt_message)
+      return
+    end
+  end
   if coroutine.status(co) == 'dead' then
     if res[1] then
       finish(task, 'done', table.unpack(res, 2, res.n))
@@ -108,26 +134,75 @@ function M.current()
   return by_co[co]
 end
 
+local function new_task(fn, name)
+  local co = coroutine.create(fn)
+  if debug.gethook() then
+    debug.sethook(co) -- a coroutine inherits its creator's hook (a deadline, a line hook)
+  end
+  local parent = by_co[coroutine.running()]
+  local task = setmetatable({
+    co = co,
+    status = 'suspended',
+    name = name or tostring(fn):gsub('^function: ', ''),
+    scope = parent and parent.scope,
+  }, Task)
+  by_co[co] = task
+  return task
+end
+
 --- Start `fn(...)` as a new task; it first runs once the current task yields (or at once when
--- called from the main thread).
+-- called from the main thread). `sched.spawn(name, fn, ...)` names it.
 -- @treturn Task
 function M.spawn(fn, ...)
-  local name
   if type(fn) == 'string' then
-    name, fn = fn, ...
-    local t = M.spawn(fn, select(2, ...))
-    t.name = name
-    return t
+    local name, f = fn, ...
+    assert(type(f) == 'function', 'sched.spawn: function expected')
+    local task = new_task(f, name)
+    wake(task, select(2, ...))
+    return task
   end
   assert(type(fn) == 'function', 'sched.spawn: function expected')
-  local task = setmetatable({
-    co = coroutine.create(fn),
-    status = 'suspended',
-    name = tostring(fn):gsub('^function: ', ''),
-  }, Task)
-  by_co[task.co] = task
+  local task = new_task(fn)
   wake(task, ...)
   return task
+end
+
+--- Start `fn(...)` as a new task with options:
+--   name; quiet (a failure nobody waits for is not reported);
+--   deadline (ms): the longest the task may run between two yields; past it an error
+--     `<where>: <message>` is raised inside it (see the module comment) and `task:preempted()`
+--     is true;
+--   message: that error's text (default `ran for more than <deadline> ms without yielding`);
+--   on_line: function(source, line) called for each line the task runs outside orch's modules
+--     (the one hook a coroutine has is the scheduler's, so line tracing goes through it);
+--   scope: any value, inherited by the tasks it spawns (`sched.scope()`).
+-- @treturn Task
+function M.start(opts, fn, ...)
+  assert(type(opts) == 'table', 'sched.start: options table expected')
+  assert(type(fn) == 'function', 'sched.start: function expected')
+  local task = new_task(fn, opts.name)
+  task.quiet = opts.quiet
+  if opts.scope ~= nil then
+    task.scope = opts.scope
+  end
+  local d = opts.deadline
+  if d or opts.on_line then
+    assert(d == nil or (math.type(d) == 'integer' and d > 0),
+      'sched.start: deadline must be a positive integer (ms)')
+    task.deadline = d or math.maxinteger // 1000000
+    task.preempt_message = opts.message
+      or ('ran for more than %d ms without yielding'):format(task.deadline)
+    core.preempt(task.co, task.deadline, { message = task.preempt_message,
+      spared = M.LIB_SOURCE, on_line = opts.on_line })
+  end
+  wake(task, ...)
+  return task
+end
+
+--- The scope of the running task (see `start`), or nil.
+function M.scope()
+  local task = by_co[coroutine.running()]
+  return task and task.scope
 end
 
 local function check_yieldable(what)
@@ -216,6 +291,11 @@ function Task:join()
     error(res[2], 0)
   end
   return table.unpack(res, 2, res.n)
+end
+
+--- True when the task ran past its deadline without yielding (and was stopped for it).
+function Task:preempted()
+  return self._preempted == true
 end
 
 --- True once the task has finished (done, failed or cancelled).

@@ -169,6 +169,64 @@ function M.new()
     return st.now * 1000000
   end
 
+  -- Preemption: the same primitive as src/preempt.c (core.preempt / core.preempted), as a Lua
+  -- hook on the coroutine. A busy loop does not move the virtual clock, so the deadline is
+  -- measured in CPU time (os.clock).
+  local preempt_states = setmetatable({}, { __mode = 'k' })
+
+  local function preempt_hook_for(co)
+    local function hook(event, line)
+      local s = preempt_states[co]
+      if not s then
+        return
+      end
+      local info = debug.getinfo(2, 'S')
+      local spared = s.spared and info and info.source:sub(1, #s.spared) == s.spared
+      if event == 'line' and s.on_line and not spared then
+        s.on_line(info.source, line)
+      end
+      if not s.preempted then
+        if os.clock() * 1000 <= s.deadline or spared then
+          return
+        end
+        s.preempted = true
+        debug.sethook(co, hook, s.on_line and 'l' or '', 1)
+      elseif spared then
+        return
+      end
+      local where = debug.getinfo(2, 'Sl')
+      local pos = where and where.currentline > 0
+        and (where.short_src .. ':' .. where.currentline .. ': ') or ''
+      error(pos .. (s.message or 'ran past its deadline without yielding'), 0)
+    end
+    return hook
+  end
+
+  function fake.preempt(co, ms, opts)
+    assert(type(co) == 'thread', "bad argument #1 to 'preempt' (coroutine expected)")
+    if ms == nil then
+      preempt_states[co] = nil
+      debug.sethook(co)
+      return
+    end
+    assert(math.type(ms) == 'integer' and ms > 0,
+      "bad argument #2 to 'preempt' (positive number of ms expected)")
+    assert(opts == nil or type(opts) == 'table', "bad argument #3 to 'preempt'")
+    local s = preempt_states[co] or {}
+    preempt_states[co] = s
+    if opts then
+      s.message, s.spared, s.on_line = opts.message, opts.spared, opts.on_line
+    end
+    s.deadline, s.preempted = os.clock() * 1000 + ms, false
+    debug.sethook(co, preempt_hook_for(co), s.on_line and 'l' or '', 10000)
+  end
+
+  function fake.preempted(co)
+    assert(type(co) == 'thread', "bad argument #1 to 'preempted' (coroutine expected)")
+    local s = preempt_states[co]
+    return s ~= nil and s.preempted == true
+  end
+
   function fake.environ()
     local out = {}
     for k, v in pairs(st.env) do

@@ -18,9 +18,13 @@ local function load_quiet(script, args)
   local sink = status.new({ writer = false })
   status.set_default(sink)
   add_script_dir(script)
-  return run_root(function()
-    return evaluate.evaluate(script, args, { effects = sink, args = args, script = script })
+  local restore = evaluate.capture_exit() -- os.exit in the script is an error here
+  local chain, entries = run_root(function()
+    return evaluate.evaluate(script, args, { effects = sink, args = args, script = script },
+      evaluate.new_scope(true))
   end)
+  restore()
+  return chain, entries
 end
 
 local function join(list, sep)

@@ -57,15 +57,96 @@ local function is_chain(v)
     and rawget(v, 'build') == nil and getmetatable(v) ~= nil
 end
 
+--- The longest a script may run without yielding while it is evaluated (ms of wall time
+-- between two yields; `ORCH_EVAL_DEADLINE` overrides it). Past it the evaluation is stopped
+-- with an error at the line it was running: at start orch exits 1, a reload is abandoned and
+-- the running graph stays.
+M.EVAL_DEADLINE = 10000
+
+local function eval_deadline()
+  local v = tonumber(os.getenv('ORCH_EVAL_DEADLINE') or '')
+  if v and v >= 1 and v == math.floor(v) then
+    return math.tointeger(v)
+  end
+  return M.EVAL_DEADLINE
+end
+
+--- A scope for one evaluation: every chain the script builds while it is evaluated (directly
+-- or from a task it spawns) is recorded in `scope.chains`, so that it can be stopped with
+-- `term_scope` when the evaluation fails, is interrupted, or when orch stops.
+-- With `no_build` (orch check), building refuses with a clear error: check never starts a
+-- process.
+function M.new_scope(no_build)
+  local scope = { chains = {} }
+  function scope.built(chain)
+    if no_build then
+      error('orch check does not start processes, and this script builds a chain while it is '
+        .. 'evaluated (build() or runUntilSuccess()); orch run runs it', 0)
+    end
+    scope.chains[#scope.chains + 1] = chain
+  end
+  return scope
+end
+
+--- Stop every chain built in `scope` (yields), latest first.
+-- @async
+function M.term_scope(scope)
+  local chains = scope and scope.chains or {}
+  for i = #chains, 1, -1 do
+    pcall(chains[i].term, chains[i])
+  end
+end
+
+--- SIGKILL every process group of the chains built in `scope` (a forced stop).
+function M.kill_scope(scope)
+  for _, chain in ipairs(scope and scope.chains or {}) do
+    pcall(chain.kill_all, chain)
+  end
+end
+
+local CANCEL_GUARD = { __close = function(g)
+  if not g.task:finished() then
+    g.task:cancel()
+  end
+end }
+
+-- Run `fn(...)` in the evaluation task: its own deadline, the locator's line hook, the scope;
+-- returns pcall-style results. Cancelling the caller cancels it too.
+local function in_eval_task(scope, locator, handler, fn, ...)
+  local res
+  local task = sched.start({ name = 'main.lua', quiet = true, deadline = eval_deadline(),
+    scope = scope, on_line = locator:start() }, function(...)
+    res = table.pack(xpcall(fn, handler, ...))
+  end, ...)
+  local _ <close> = setmetatable({ task = task }, CANCEL_GUARD)
+  local ok, e = task:wait()
+  if task:preempted() then
+    e = res and res[2] or e
+    if type(e) == 'string' then
+      e = e:match('^[^\n]*') -- its own position says where; no traceback of the library
+    end
+    return false, ('%s (the script is stopped: it must not busy-wait; orch.sleep yields)')
+      :format(message_of(e))
+  end
+  if not ok then
+    return false, e
+  end
+  return table.unpack(res, 1, res.n)
+end
+
 --- Evaluate `script` (yields: call it from a task): run the chunk with `args`, call a returned
--- function with `ctx`, check it is a chain and list its entries.
+-- function with `ctx`, check it is a chain and list its entries. The script runs in a task of
+-- its own (`EVAL_DEADLINE`); it may yield: sleep, probe, run commands, build, `term()` and
+-- `runUntilSuccess` chains of its own, which are recorded in `scope` (see `new_scope`; the
+-- caller stops them). On an error the chains it built are stopped before this returns.
 -- @treturn table|nil chain
 -- @treturn table|string entries, or the error message (`file:line: message` + traceback)
-function M.evaluate(script, args, ctx)
+function M.evaluate(script, args, ctx, scope)
   local chunk, lerr = loadfile(script)
   if not chunk then
     return nil, lerr
   end
+  scope = scope or M.new_scope()
   local a = { [0] = script }
   for i, v in ipairs(args) do
     a[i] = v
@@ -73,19 +154,17 @@ function M.evaluate(script, args, ctx)
   arg = a -- luacheck: ignore (the script's `arg`, as lua.c sets it)
   -- Validation errors of add* calls get the position of the call and field (orch.locate); any
   -- other error without a position (a tail call has no caller frame) gets the last line the
-  -- script ran. Building the chain is refused meanwhile (Daemons.evaluating).
+  -- script ran. The locator and ctx.effects reach the chains through the evaluation's scope
+  -- (sched.scope(), inherited by every task the script starts).
   local locator = locate.new(lib_dir())
-  local Daemons = require 'orch.daemons'
   local function handler(e)
     if type(e) == 'string' and e == locator.raised then
       return e
     end
     return traceback_handler(locate.relocate(e, locator.lib, 2))
   end
-  local end_scope
   local function finish()
     locator:stop()
-    end_scope()
   end
   local function fail(msg)
     finish()
@@ -93,19 +172,19 @@ function M.evaluate(script, args, ctx)
     if last.line and not msg:match('^[^\n]-:%d+: ') then
       msg = ('%s:%d: %s'):format(last.source:sub(2), last.line, msg)
     end
+    M.term_scope(scope)
     return nil, msg
   end
   require('orch.cli.require_cycle').install()
-  locator:start()
-  end_scope = Daemons.evaluating({ locator = locator, effects = ctx and ctx.effects })
-  local res = table.pack(xpcall(chunk, handler, table.unpack(args)))
+  scope.locator, scope.effects = locator, ctx and ctx.effects
+  local res = table.pack(in_eval_task(scope, locator, handler, chunk, table.unpack(args)))
   local what = 'the script'
   if res[1] and type(res[2]) == 'function' and res.n <= 2 then
     what = "the script's function(ctx)"
-    res = table.pack(xpcall(res[2], handler, ctx))
+    res = table.pack(in_eval_task(scope, locator, handler, res[2], ctx))
   end
   if not res[1] then
-    return fail(res[2])
+    return fail(message_of(res[2]))
   end
   finish()
   local extra = 0
@@ -115,11 +194,13 @@ function M.evaluate(script, args, ctx)
     end
   end
   if extra > 0 then
+    M.term_scope(scope)
     return nil, ('%s: %s returned %d values; it must return one Daemons chain'):format(
       script, what, extra + 1)
   end
   res = res[2]
   if not is_chain(res) then
+    M.term_scope(scope)
     local desc = res == nil and 'nothing' or ('a ' .. type(res))
     return nil, ('%s: %s returned %s; it must return a Daemons chain ' ..
       '(orch.Daemons.of{...}:addDaemon(...)) or a function(ctx) returning one'):format(script,
@@ -127,9 +208,43 @@ function M.evaluate(script, args, ctx)
   end
   local ok, entries = xpcall(res.entries, traceback_handler, res)
   if not ok then
+    M.term_scope(scope)
     return nil, entries
   end
   return res, entries
+end
+
+--- The exit status `os.exit(code)` means: true/nil 0, false 1, an integer itself (else 1).
+local function exit_status(code)
+  if code == nil or code == true then
+    return 0
+  elseif code == false then
+    return 1
+  end
+  return math.tointeger(tonumber(code)) or 1
+end
+
+--- Replace `os.exit` while scripts run: script code (top level, `ready.fn`, `exec.fn`, a
+-- trigger) must not end orch at once, leaving its services to die without SIGTERM. The
+-- replacement calls `on_exit(status, where)` (where: `file:line` of the caller) and raises
+-- an error `os.exit(N) called: orch is stopping`, which ends the calling code. Returns the
+-- function that puts the real `os.exit` back.
+function M.capture_exit(on_exit)
+  local real = os.exit
+  os.exit = function(code) -- luacheck: ignore (replaced on purpose)
+    local status = exit_status(code)
+    local info = debug.getinfo(2, 'Sl')
+    local where = info and info.currentline and info.currentline > 0
+      and ('%s:%d'):format(info.short_src, info.currentline) or '?'
+    if on_exit then
+      on_exit(status, where)
+    end
+    error(('os.exit(%d) called: %s'):format(status, on_exit and 'orch is stopping'
+      or 'orch check does not exit'), 2)
+  end
+  return function()
+    os.exit = real -- luacheck: ignore
+  end
 end
 
 -- Run `fn` as the root task; returns its results, or prints an internal error and returns 1.

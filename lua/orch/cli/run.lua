@@ -29,6 +29,8 @@ local add_script_dir = evaluate.add_script_dir
 
 local M = {}
 
+local real_exit = os.exit -- scripts get a replacement (evaluate.capture_exit)
+
 --- Default `--until-ready` timeout (ms) when none is given.
 M.DEFAULT_UNTIL_READY = 60000
 
@@ -154,7 +156,7 @@ function Run:force(signame)
       if self.control then
         self.control:close()
       end
-      os.exit(1)
+      real_exit(1)
     end)
     self.force_timer = t
   end
@@ -166,6 +168,8 @@ function Run:force(signame)
       end
     end
   end
+  evaluate.kill_scope(self.scope)
+  evaluate.kill_scope(self.new_scope)
   self.wake:set()
 end
 
@@ -187,6 +191,9 @@ function Run:install_signals()
 end
 
 function Run:close()
+  if self.restore_exit then
+    self.restore_exit()
+  end
   if self.control then
     self.control:close()
   end
@@ -296,13 +303,19 @@ function Run:reload()
   self:log(('SIGHUP: reloading %s'):format(self.script))
   local ctx = self:ctx()
   ctx.reload = self.reloads + 1 -- the reload in progress (a failed one is tried again as such)
+  local scope = evaluate.new_scope()
+  scope.tracker = self.opts.tracker -- for the chains the script builds itself
+  self.new_scope = scope
   local finished, chain, entries = self:race(function()
-    return evaluate.evaluate(self.script, self.args, ctx)
+    return evaluate.evaluate(self.script, self.args, ctx, scope)
   end)
   if not finished then
+    evaluate.term_scope(scope) -- what the interrupted script had started
+    self.new_scope = nil
     return
   end
   if not chain then
+    self.new_scope = nil
     self:log('reload failed, the current graph keeps running:\n' .. message_of(entries), 'error')
     return
   end
@@ -313,11 +326,14 @@ function Run:reload()
   end
   self.new_chain = chain
   self.chain:term()
+  evaluate.term_scope(self.scope) -- the chains the previous evaluation left running
   if self.stop_requested then
     self.new_chain = nil
+    evaluate.term_scope(scope)
     return
   end
   self.chain, self.new_chain = chain, nil
+  self.scope, self.new_scope = scope, nil
   self.sink:declare(entries, { reset = true })
   chain:build(self:build_opts())
   self:log(('reloaded: %s'):format(count_kinds(entries)))
@@ -355,10 +371,15 @@ end
 -- function of its own: the entry list must not stay alive in Run:main's frame, which lasts as
 -- long as orch.)
 function Run:load()
+  local scope = evaluate.new_scope()
+  scope.tracker = self.opts.tracker -- for the chains the script builds itself
+  self.scope = scope
   local finished, chain, entries = self:race(function()
-    return evaluate.evaluate(self.script, self.args, self:ctx())
+    return evaluate.evaluate(self.script, self.args, self:ctx(), scope)
   end)
-  if not finished then
+  if not finished or self.exit_requested then
+    -- stopped while the script was evaluated: stop what it had started, exit as for a stop
+    evaluate.term_scope(scope)
     return nil, self.exit_code
   end
   if not chain then
@@ -383,8 +404,23 @@ function Run:load()
   return chain
 end
 
+-- os.exit(code) in script code: an orderly stop, then orch exits with `code`.
+function Run:capture_exit()
+  self.restore_exit = evaluate.capture_exit(function(code, where)
+    if self.exit_requested then
+      return
+    end
+    self.exit_requested = code
+    self.exit_code = code
+    self:log(('os.exit(%d) called at %s: stopping, orch will exit with status %d'):format(code,
+      where, code), code == 0 and 'info' or 'warning')
+    self:request_stop('os.exit')
+  end)
+end
+
 function Run:main()
   self:install_signals()
+  self:capture_exit()
   if not self:start_control() then
     return 1
   end
@@ -395,6 +431,7 @@ function Run:main()
   self:set_phase('running')
   if self.opts.until_ready then
     local code = self:until_ready(chain)
+    evaluate.term_scope(self.scope)
     self:set_phase('stopped')
     return code
   end
@@ -402,6 +439,7 @@ function Run:main()
   if not ok then
     err(message_of(berr) .. '\n')
     pcall(chain.term, chain)
+    evaluate.term_scope(self.scope)
     return 1
   end
   while not self.stop_requested do
@@ -418,6 +456,7 @@ function Run:main()
     self.notifier:stopping()
   end
   self.chain:term()
+  evaluate.term_scope(self.scope) -- chains the script built and left running
   self:set_phase('stopped')
   if self.forced then
     self:log('stopped (forced)', 'warning')
