@@ -138,6 +138,35 @@ describe('faults: signals #integration', function()
       assert.same({}, F.find('sleep 30'))
     end)
 
+  -- SIGUSR2 is one of the signals main.c blocks at start: it reopens the log files (the status
+  -- file is written again, so one that logrotate moved away comes back) and never stops orch,
+  -- contained or not.
+  for _, contained in ipairs({ true, false }) do
+    it(('SIGUSR2 reopens the log files and orch runs on (%s)'):format(
+      contained and 'contained' or '--no-contain'), function()
+      local dir = R.tmpdir()
+      local status = dir .. '/status.json'
+      local args = { '--status-file', status }
+      if not contained then
+        args[#args + 1] = '--no-contain'
+      end
+      local p = start({}, args)
+      p:wait_for('b: starting %-> success', 10000)
+      assert(os.rename(status, status .. '.1'))
+      p:signal('USR2')
+      p:wait_for('SIGUSR2: reopening log files', 5000)
+      R.wait_until(function()
+        return F.status_file(status)
+      end, 5000, 'the status file written again')
+      assert.is_false(p:exited())
+      assert.equal(2, #left_behind())
+      p:signal('TERM')
+      local out = one_orderly_shutdown(p)
+      assert.equal(1, F.count(out, 'SIGUSR2: reopening log files'))
+      R.cleanup(dir)
+    end)
+  end
+
   it('SIGHUP during start-up: one reload, then it runs on', function()
     local p = start({ FAULT_EVAL_MS = '300' })
     R.pause(0.1)

@@ -4,8 +4,9 @@
 -- The first SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second
 -- SIGINT SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP
 -- re-evaluates main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump
--- the state of every entry to stderr. Also here: the status file, the control socket server,
--- containment in a PID namespace and process tracking.
+-- the state of every entry to stderr, SIGUSR2 reopens log files (the status file). Also here:
+-- the status file, the control socket server, containment in a PID namespace and process
+-- tracking.
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.sched'
@@ -102,9 +103,30 @@ function Run:dump(signame)
   err(head .. status.format(self.sink:snapshot()))
 end
 
+-- SIGUSR2: reopen what orch writes to files, for log rotation. orch's log goes to stdout (the
+-- caller's redirection owns that file); the status file is written again, which recreates it
+-- if it was moved or removed. A writer or status file that keeps a file open may offer
+-- `reopen()` (called when present).
+function Run:reopen(signame)
+  self:log(('%s: reopening log files'):format(signame))
+  for _, w in ipairs({ self.writer, self.status_file }) do
+    if type(w) == 'table' and type(w.reopen) == 'function' then
+      local ok, e = pcall(w.reopen, w)
+      if not ok then
+        self:log('reopen failed: ' .. message_of(e), 'error')
+      end
+    end
+  end
+  if self.status_file then
+    self.status_file.write()
+  end
+end
+
 function Run:on_signal(signame)
   if signame == 'SIGQUIT' or signame == 'SIGUSR1' then
     self:dump(signame)
+  elseif signame == 'SIGUSR2' then
+    self:reopen(signame)
   elseif signame == 'SIGHUP' then
     if self.stop_requested then
       return
@@ -165,7 +187,9 @@ end
 
 function Run:install_signals()
   self.signals = {}
-  for _, name in ipairs({ 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1' }) do
+  -- Every signal main.c blocks at start (orch_early_signals) has a handler here: none may kill
+  -- orch or be dropped silently.
+  for _, name in ipairs({ 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2' }) do
     local sig = core.signal()
     -- INT and TERM keep the loop alive: orch runs until told to stop, even with no process.
     local keep = name == 'SIGINT' or name == 'SIGTERM'
