@@ -113,4 +113,5 @@ static const luaL_Reg funcs[] = {
 void orch_contain_open(lua_State *L)
 {
   luaL_setfuncs(L, funcs, 0);
+  orch_watch_open(L); /* the other way to outlive nothing (watch.c) */
 }

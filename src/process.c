@@ -144,8 +144,10 @@ static void proc_exited(orch_proc *p, int status)
     p->exit_code = WEXITSTATUS(status);
   /* The leader is gone: what is left of its group would hold the pipes open for ever; so
    * would what left the group, a setsid'd grandchild, when it is tracked. */
-  if (p->group)
+  if (p->group) {
     kill(-p->pid, SIGKILL);
+    orch_watch_group(p->pid, 0); /* every member has a SIGKILL pending */
+  }
   (void)orch_track_signal(&p->track, 0, SIGKILL);
   p->pid = 0;
   proc_maybe_done(p);
@@ -518,6 +520,8 @@ static int core_spawn(lua_State *L)
   lua_pop(L, 1);
   ctx->live_procs++;
   sigchld_refresh(ctx);
+  if (p->group)
+    orch_watch_group(p->pid, 1);
   req_free(&req);
   /* A pipe that cannot be watched is closed: the child then sees EPIPE, never a hang. */
   if (parent_out >= 0 && open_pipe(p, &p->out, parent_out) < 0)

@@ -450,18 +450,35 @@ end
 -- process group included. Skipped when orch already is PID 1 (a container), under systemd
 -- (NOTIFY_SOCKET: the unit's cgroup already contains the service, and notifications must come
 -- from the main pid), and on request. Without privileges it says so and goes on uncontained.
+-- Returns whether orch is contained.
 local function contain(opts)
   if opts['no-contain'] or os.getenv('ORCH_CONTAIN') == '0' or os.getenv('NOTIFY_SOCKET')
     or core.getpid() == 1 or not core.contain then
-    return
+    return false
   end
   -- arg[-2] is orch-relay beside the binary (main.c): the relay execs it, not a copy of orch
   local relay, msg = core.contain(arg and arg[-2])
   if relay then
     M.relay_pid = relay
-  else
-    err(('orch: notice: not contained (%s): a process that leaves its process group can '
-      .. 'outlive a SIGKILL of orch\n'):format(tostring(msg)))
+    return true
+  end
+  err(('orch: notice: not contained (%s): a process that leaves its process group can '
+    .. 'outlive a SIGKILL of orch\n'):format(tostring(msg)))
+  return false
+end
+
+-- Uncontained (and not PID 1, whose death ends its namespace), PR_SET_PDEATHSIG reaches only
+-- orch's direct children: a watcher outside orch (core.watch, orch-relay --watch) kills the
+-- process groups and the cgroups orch made once orch is gone, even by SIGKILL. Started before
+-- orch becomes a subreaper, so that it is not orch's child.
+local function watch()
+  if core.getpid() == 1 or not core.watch then
+    return
+  end
+  local ok, msg = core.watch(arg and arg[-2])
+  if not ok then
+    err(('orch: notice: no watcher (%s): the process groups orch starts can outlive a '
+      .. 'SIGKILL of orch\n'):format(tostring(msg)))
   end
 end
 
@@ -546,7 +563,9 @@ local function cmd_run(opts, script, args)
   end
   check_script('run', script)
   add_script_dir(script)
-  contain(opts)
+  if not contain(opts) then
+    watch()
+  end
   if core.set_subreaper then
     local ok, serr = core.set_subreaper()
     if not ok and core.getpid() == 1 then
@@ -554,6 +573,14 @@ local function cmd_run(opts, script, args)
     end
   end
   local tracker = setup_tracking()
+  -- What the watcher (if any) kills besides the process groups: orch's cgroup, and the
+  -- processes tagged for the /proc scan (which the tracker may fall back to later).
+  if core.watch_cgroup and not M.relay_pid and tracker.mode ~= 'off' then
+    if tracker.base then
+      core.watch_cgroup(tracker.base, tracker.mode == 'cgroup1')
+    end
+    core.watch_tag(track.ENV .. '=' .. tracker.name .. '.')
+  end
   local run = Run.new(ropts, script, args)
   tracker.log = function(msg, level)
     run:log(msg, level)
