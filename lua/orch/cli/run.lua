@@ -32,8 +32,17 @@ local M = {}
 --- Default `--until-ready` timeout (ms) when none is given.
 M.DEFAULT_UNTIL_READY = 60000
 
---- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms).
-M.FORCE_EXIT_DELAY = 5000
+--- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms). Below the
+-- 5 s the C stop guard allows (core.stop_guard), so that this exit, which says why, comes first.
+M.FORCE_EXIT_DELAY = 4500
+
+-- The C stop guard (signal.c): told when orch is stopping, and when Lua runs a forced stop.
+local function guard(what)
+  local f = core['stop_guard_' .. what]
+  if f then
+    f()
+  end
+end
 
 -- The pid users see for orch: the relay outside the namespace when contained.
 local function orch_pid()
@@ -139,6 +148,7 @@ function Run:on_signal(signame)
     self.wake:set()
   elseif not self.stop_requested then
     self.stop_requested = signame
+    guard('stopping')
     if signame == 'SIGINT' then
       self:log(('%s: stopping (send it again to kill everything)'):format(signame))
     else
@@ -160,6 +170,7 @@ end
 
 -- Second SIGINT (or a SIGINT after SIGTERM): SIGKILL every live group, exit 1.
 function Run:force(signame)
+  guard('ack')
   self.exit_code = 1
   if not self.forced then
     self.forced = true
@@ -197,6 +208,15 @@ function Run:install_signals()
       self:on_signal(signame)
     end, keep)
     self.signals[#self.signals + 1] = sig
+  end
+  -- The C fallback behind the second SIGINT, for a Lua stuck in a C call (signal.c); chained
+  -- in front of the handlers just installed, before the first signal can arrive.
+  if core.stop_guard then
+    local ok, gerr = core.stop_guard()
+    if not ok then
+      err(('orch: warning: %s: a second SIGINT cannot end orch while Lua is stuck\n')
+        :format(tostring(gerr)))
+    end
   end
   -- main.c kept them blocked until now: one that arrived during start-up is delivered here.
   if core.unblock_signals then
@@ -252,6 +272,7 @@ function Run:request_stop(why)
     return
   end
   self.stop_requested = why
+  guard('stopping')
   self:log(('%s: stopping'):format(why))
   self.wake:set()
 end
