@@ -279,6 +279,9 @@ static int core_stop_guard(lua_State *L)
   for (int i = 0; i < 2; i++) {
     struct sigaction sa;
     sigaction(SIGS[i], NULL, &guard_old[i]);
+    if (!(guard_old[i].sa_flags & SA_SIGINFO) &&
+        (guard_old[i].sa_handler == SIG_DFL || guard_old[i].sa_handler == SIG_IGN))
+      continue; /* no handler to chain: the signal keeps its disposition */
     sa = guard_old[i];
     sa.sa_sigaction = guard_handler;
     sa.sa_flags = (guard_old[i].sa_flags & ~SA_RESETHAND) | SA_SIGINFO;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,7 +96,8 @@ static _Noreturn void become_watcher(int fd, const char *exe)
     _exit(1);
   if (exe != NULL)
     execl(exe, "orch-relay", "--watch", (char *)NULL);
-  orch_watch_loop(0); /* no orch-relay: this copy of orch watches */
+  prctl(PR_SET_NAME, "orch-relay", 0, 0, 0); /* no orch-relay: this copy of orch watches */
+  orch_watch_loop(0);
 }
 
 /* core.watch([relay_exe]) -> true | nil, msg, CODE: start the watcher (once). With
