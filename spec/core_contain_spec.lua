@@ -97,4 +97,26 @@ describe('core.contain', function()
     assert.equals(2, r.ns)
     assert.equals(r.seen, r.host)
   end)
+  -- `stty tostop`: the contained orch is in a background process group of the terminal (the
+  -- relay's group is the foreground one); its writes used to raise a SIGTTOU the kernel drops
+  -- for a namespace's init, and restart for ever (no output, 100 % CPU, SIGTERM unheard).
+  -- Run under a real pseudo-terminal (spec/fixtures/contain/tty_run.py).
+  for _, stop in ipairs({ 'term', 'intr' }) do
+    it(('writes to a terminal with tostop and stops on %s'):format(
+      stop == 'term' and 'SIGTERM' or 'Ctrl-C (exactly one SIGINT)'), function()
+      local out, left = table.unpack(wait.run(function()
+        local r = process.exec({ 'python3', 'spec/fixtures/contain/tty_run.py', 'tty-hello', '5',
+          stop, 'env', 'ORCH_CONTROL=0', 'build/bin/orch', 'run', 'spec/fixtures/contain/tty.lua' },
+          { timeout = 20000 })
+        return { r.stdout, process.exec({ 'pgrep', '-f', '^sleep 100011' }, NO_PRELOAD).stdout }
+      end))
+      assert.matches('marker=yes\nexit=0\n', out)
+      assert.matches('talker: stopped by SIGTERM', out)
+      if stop == 'intr' then
+        assert.matches('SIGINT: stopping', out)
+        assert.falsy(out:find('killing every process group', 1, true), out)
+      end
+      assert.equals('', left)
+    end)
+  end
 end)

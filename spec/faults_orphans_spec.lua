@@ -140,4 +140,45 @@ describe('faults: escaped processes #integration', function()
       assert.is_false(R.alive(gpid))
     end)
   end
+  -- Without a PID namespace (--no-contain as root; any unprivileged user) PR_SET_PDEATHSIG
+  -- reaches only orch's direct children. The watcher (orch-relay --watch, outside orch) kills
+  -- the process groups orch made, its cgroup, and the processes carrying its tag once orch is
+  -- gone: a background child that never left its group, and the setsid grandchild, die too.
+  for _, case in ipairs({ { 'root, --no-contain', '--no-contain' },
+    { 'unprivileged (setpriv to nobody)', nil,
+      'setpriv --reuid=65534 --regid=65534 --clear-groups' } }) do
+    it(('SIGKILL of an uncontained orch (%s): everything it started is gone within 1 s')
+      :format(case[1]), function()
+        local dir = tmpdir()
+        local member, escaped = F.unique(), F.unique()
+        local args = { 'run' }
+        args[#args + 1] = case[2]
+        args[#args + 1] = F.FIX .. '/groups.lua'
+        local p = start(args, { prefix = case[3],
+          env = { FAULT_DIR = dir, FAULT_SLEEP = member, FAULT_SLEEP2 = escaped } })
+        p:wait_for('esc: starting %-> success', 10000)
+        local mpid = R.wait_until(function()
+          return F.find('sleep ' .. member)[1]
+        end, 5000, 'the group member')
+        local gpid = R.wait_until(function()
+          return F.find('sleep ' .. escaped)[1]
+        end, 5000, 'the setsid grandchild')
+        local procs = F.procs()
+        assert.equal(p.pid, procs[procs[mpid].ppid].ppid, 'a grandchild of orch')
+        assert.are_not.equal(procs[gpid].pgid, procs[mpid].pgid)
+        local all = F.descendants(p.pid, procs)
+        assert.is_true(#all >= 4, 'grp > member, esc, grandchild')
+        os.execute('kill -KILL ' .. p.pid)
+        R.wait_until(function()
+          for _, d in ipairs(all) do
+            if R.alive(d.pid) then
+              return false
+            end
+          end
+          return true
+        end, 1000, 'every descendant to be gone within 1 s')
+        assert.is_false(R.alive(mpid))
+        assert.is_false(R.alive(gpid))
+      end)
+  end
 end)

@@ -138,6 +138,83 @@ describe('faults: signals #integration', function()
       assert.same({}, F.find('sleep 30'))
     end)
 
+  -- SIGUSR2 is one of the signals main.c blocks at start: it reopens the log files (the status
+  -- file is written again, so one that logrotate moved away comes back) and never stops orch,
+  -- contained or not.
+  for _, contained in ipairs({ true, false }) do
+    it(('SIGUSR2 reopens the log files and orch runs on (%s)'):format(
+      contained and 'contained' or '--no-contain'), function()
+      local dir = R.tmpdir()
+      local status = dir .. '/status.json'
+      local args = { '--status-file', status }
+      if not contained then
+        args[#args + 1] = '--no-contain'
+      end
+      local p = start({}, args)
+      p:wait_for('b: starting %-> success', 10000)
+      assert(os.rename(status, status .. '.1'))
+      p:signal('USR2')
+      p:wait_for('SIGUSR2: reopening log files', 5000)
+      R.wait_until(function()
+        return F.status_file(status)
+      end, 5000, 'the status file written again')
+      assert.is_false(p:exited())
+      assert.equal(2, #left_behind())
+      p:signal('TERM')
+      local out = one_orderly_shutdown(p)
+      assert.equal(1, F.count(out, 'SIGUSR2: reopening log files'))
+      R.cleanup(dir)
+    end)
+  end
+
+  -- Lua stuck in a C call (open() of a FIFO nobody writes to), where no hook can preempt it:
+  -- the uv_signal callbacks never run. Two SIGINTs still end orch within 5 s (the C stop guard
+  -- in signal.c: no answer from Lua in 2 s), exit 1, and nothing it started is left, contained
+  -- or not (the background child that stayed in the daemon's process group included).
+  for _, case in ipairs({ { 'ready', true }, { 'ready', false }, { 'eval', true } }) do
+    local stuck, contained = case[1], case[2]
+    it(('two SIGINTs end orch within 5 s while %s is stuck in a C call (%s)'):format(
+      stuck == 'ready' and 'ready.fn' or 'a reload', contained and 'contained' or '--no-contain'),
+      function()
+        local dir = R.tmpdir()
+        local fifo = dir .. '/fifo'
+        os.execute('mkfifo ' .. R.quote(fifo))
+        local member = F.unique()
+        local args = { 'run' }
+        if not contained then
+          args[#args + 1] = '--no-contain'
+        end
+        args[#args + 1] = F.FIX .. '/stuck.lua'
+        local p = R.start(args, { env = { FAULT_FIFO = fifo, FAULT_STUCK = stuck,
+          FAULT_SLEEP = member } })
+        procs[#procs + 1] = p
+        local mpid = R.wait_until(function()
+          return F.find('sleep ' .. member)[1]
+        end, 10000, 'the group member')
+        if stuck == 'eval' then
+          p:wait_for('grp: starting %-> success', 10000)
+          p:signal('HUP')
+          p:wait_for('SIGHUP: reloading', 5000)
+        end
+        -- stuck: the callbacks that would log the signals never run
+        local inner = F.inner_pid(p.pid)
+        R.wait_until(function()
+          local st = F.proc_status(inner)
+          return st and st.State:match('^S')
+        end, 5000, 'orch blocked in open()')
+        p:signal('INT')
+        p:signal('INT')
+        local t0 = R.now()
+        assert.equal(1, p:wait(6000))
+        assert.is_true(R.now() - t0 <= 5.0, 'within 5 s')
+        assert.matches('no answer to the second SIGINT', p:err())
+        R.wait_until(function()
+          return not R.alive(mpid)
+        end, 1000, 'the group member gone')
+        R.cleanup(dir)
+      end)
+  end
+
   it('SIGHUP during start-up: one reload, then it runs on', function()
     local p = start({ FAULT_EVAL_MS = '300' })
     R.pause(0.1)

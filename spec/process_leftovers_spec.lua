@@ -89,13 +89,14 @@ insulate('orch.process: what a leader leaves behind #integration', function()
   it('what a leader leaves when it exits by itself gets SIGTERM, then SIGKILL after the '
     .. 'timeout', function()
       local logs = {}
-      local f = dir .. '/bye'
+      local f = dir .. '/bye' -- the trap is set before the leader exits (f.trapped): no race
       H.run(function()
         local out = {}
         local cmd = assert(process.spawn({ 'sh', '-c', ([[
-(trap "echo bye >%s; exit 0" TERM; while :; do sleep 0.05; done) >/dev/null &
-(trap "" TERM; exec sleep 100) >/dev/null &
-echo started]]):format(f) }, {
+(trap "echo bye >%s; exit 0" TERM; : >%s.trapped; while :; do sleep 0.05; done) >/dev/null &
+(trap "" TERM; : >%s.ignoring; exec sleep 100) >/dev/null &
+while [ ! -e %s.trapped ] || [ ! -e %s.ignoring ]; do sleep 0.01; done
+echo started]]):format(f, f, f, f, f) }, {
           stdout = function(c)
             out[#out + 1] = c
           end,

@@ -35,7 +35,15 @@ static int enter_namespace(orch_ctx *ctx, int alive_fd)
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || poll(&pfd, 1, 0) != 0)
     _exit(1);
   close(alive_fd);
+  /* A process group of its own: the terminal's Ctrl-C goes to the relay's group (the shell's
+   * job), and the relay forwards it, so it arrives once. That group is a background one on the
+   * terminal; with `stty tostop` a write to it raises SIGTTOU, which the kernel drops for the
+   * init of a namespace while the write restarts for ever. orch never reads the terminal and
+   * cannot be stopped anyway (it is PID 1): ignore both job-control signals, so its writes go
+   * through. Its children get default dispositions and a session of their own (spawn.c). */
   setpgid(0, 0);
+  signal(SIGTTOU, SIG_IGN);
+  signal(SIGTTIN, SIG_IGN);
   /* Kept so children can learn the pid the host sees them as (spawn.c); pids shown to users
    * must be ones they can use outside. */
   ctx->host_proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -105,4 +113,5 @@ static const luaL_Reg funcs[] = {
 void orch_contain_open(lua_State *L)
 {
   luaL_setfuncs(L, funcs, 0);
+  orch_watch_open(L); /* the other way to outlive nothing (watch.c) */
 }

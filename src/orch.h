@@ -103,6 +103,13 @@ void orch_http_close(orch_ctx *ctx);
 void orch_track_open(lua_State *L);
 void orch_preempt_open(lua_State *L);
 
+/* watch.c: the watcher of an uncontained orch. process.c reports each process group it
+ * creates (`alive` 1) and each one that is gone, its leader reaped and the rest SIGKILLed (0). */
+void orch_watch_group(pid_t pgid, int alive);
+/* SIGKILL every process group, cgroup and tagged process listed so far (relay_watch.c). */
+void orch_watch_kill_all(void);
+void orch_watch_open(lua_State *L);
+
 /* process.c: called from the ctx finaliser */
 void orch_process_shutdown(orch_ctx *ctx);
 

@@ -55,12 +55,23 @@ static void close_pipe(uv_pipe_t **pp)
   *pp = NULL;
 }
 
-/* Once reaped with both pipes closed, nothing more can be delivered: drop the anchor.
+/* The leader's group, found empty: the watcher (orch_watch_group) forgets it, and its number,
+ * which may be recycled, is never signalled again.   [-0, +0, -] */
+static void proc_group_gone(orch_proc *p)
+{
+  orch_watch_group(p->pgid, 0);
+  p->pgid = 0;
+}
+
+/* Once reaped with both pipes closed, nothing more can be delivered: drop the anchor (an empty
+ * group is forgotten now; one with members left is, when a signal finds it empty).
  * [-0, +0, -] */
 static void proc_maybe_release(lua_State *L, orch_proc *p)
 {
   if (!p->exited || p->out != NULL || p->err != NULL)
     return;
+  if (p->pgid != 0 && kill(-p->pgid, 0) != 0 && errno == ESRCH)
+    proc_group_gone(p);
   luaL_unref(L, LUA_REGISTRYINDEX, p->out_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, p->err_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, p->self_ref);
@@ -273,6 +284,8 @@ static orch_proc *proc_new(lua_State *L, orch_ctx *ctx, orch_spawn_req *req, int
   lua_rawseti(L, -2, p->pid);
   lua_pop(L, 1);
   ctx->live_procs++;
+  if (p->pgid != 0)
+    orch_watch_group(p->pgid, 1); /* killed by the watcher should orch die */
   sigchld_refresh(ctx);
   return p;
 }
@@ -387,7 +400,7 @@ static int proc_kill(lua_State *L)
     if (err == UV_ESRCH && p->pid != 0) /* group empty but the leader not yet reaped */
       err = uv_kill(p->pid, signum);
     else if (err == UV_ESRCH)
-      p->pgid = 0;
+      proc_group_gone(p);
   } else if (p->pid != 0) {
     err = uv_kill(p->pid, signum);
   }

@@ -1,7 +1,15 @@
-/* signal.c: core.signal() watches the orchestrator's own signals; core.kill() sends them. */
+/* signal.c: core.signal() watches the orchestrator's own signals; core.kill() sends them.
+ * core.stop_guard() is the last resort behind the second SIGINT (see below). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -170,7 +178,141 @@ static int core_unblock_signals(lua_State *L)
   return 0;
 }
 
+/* The stop guard. The second SIGINT must end orch even when Lua never gets to see it: a
+ * script stuck in a C call (a blocking read, a huge string.rep) keeps the loop, and with it
+ * every uv_signal callback, from running. A handler chained in front of libuv's counts SIGINT
+ * and SIGTERM as they arrive; a SIGINT after one of them (or after Lua said it is stopping)
+ * wakes a thread that gives Lua GUARD_ACK_MS to acknowledge (core.stop_guard_ack, from its
+ * forced stop) and orch GUARD_EXIT_MS in all to be gone; past either it SIGKILLs every process
+ * group, cgroup and tagged process orch made (watch.c) and _exits 1. */
+#define GUARD_ACK_MS  2000
+#define GUARD_EXIT_MS 5000
+
+static struct sigaction guard_old[2]; /* libuv's handlers for SIGINT, SIGTERM */
+static atomic_int guard_stops;        /* SIGINT/SIGTERM seen, or Lua stopping (1) */
+static atomic_int guard_acked;        /* Lua runs its forced stop */
+static int guard_pipe[2] = { -1, -1 };
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+  int saved = errno;
+  if (sig == SIGINT && atomic_fetch_add(&guard_stops, 1) > 0)
+    (void)!write(guard_pipe[1], "!", 1); /* a forcing SIGINT: wake the guard */
+  else if (sig == SIGTERM)
+    atomic_fetch_add(&guard_stops, 1);
+  struct sigaction *old = &guard_old[sig == SIGINT ? 0 : 1];
+  if (old->sa_flags & SA_SIGINFO)
+    old->sa_sigaction(sig, si, uc);
+  else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN)
+    old->sa_handler(sig);
+  errno = saved;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void *guard_thread(void *arg)
+{
+  (void)arg;
+  char c;
+  while (read(guard_pipe[0], &c, 1) < 0 && errno == EINTR)
+    ;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const struct timespec step = { 0, 20 * 1000000 };
+  int stuck = 0;
+  for (;;) {
+    long elapsed = ms_since(&t0);
+    if (!atomic_load(&guard_acked) && elapsed >= GUARD_ACK_MS) {
+      stuck = 1;
+      break;
+    }
+    if (elapsed >= GUARD_EXIT_MS)
+      break;
+    nanosleep(&step, NULL);
+  }
+  char msg[200];
+  int n = stuck ? snprintf(msg, sizeof msg,
+                           "orch: no answer to the second SIGINT in %d ms (stuck in a C call?): "
+                           "killing every process group, exiting 1\n",
+                           GUARD_ACK_MS)
+                : snprintf(msg, sizeof msg,
+                           "orch: still running %d ms after the second SIGINT: killing every "
+                           "process group, exiting 1\n",
+                           GUARD_EXIT_MS);
+  fcntl(2, F_SETFL, fcntl(2, F_GETFL) | O_NONBLOCK); /* a full stderr must not hold us */
+  (void)!write(2, msg, (size_t)n);
+  orch_watch_kill_all();
+  _exit(1);
+}
+
+/* core.stop_guard() -> true | nil, msg, CODE: chain the guard in front of the SIGINT and SIGTERM
+ * handlers installed so far (call it after starting their uv_signal watchers) and start its
+ * thread. Once per process.   [-0, +(1|3), -] */
+static int core_stop_guard(lua_State *L)
+{
+  if (guard_pipe[0] >= 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (pipe2(guard_pipe, O_CLOEXEC) != 0)
+    return orch_pushfail(L, uv_translate_sys_error(errno), "stop guard: pipe");
+  fcntl(guard_pipe[1], F_SETFL, O_NONBLOCK);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread never takes a signal */
+  pthread_t t;
+  int err = pthread_create(&t, NULL, guard_thread, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0) {
+    close(guard_pipe[0]);
+    close(guard_pipe[1]);
+    guard_pipe[0] = guard_pipe[1] = -1;
+    return orch_pushfail(L, uv_translate_sys_error(err), "stop guard: thread");
+  }
+  pthread_detach(t);
+  static const int SIGS[2] = { SIGINT, SIGTERM };
+  for (int i = 0; i < 2; i++) {
+    struct sigaction sa;
+    sigaction(SIGS[i], NULL, &guard_old[i]);
+    if (!(guard_old[i].sa_flags & SA_SIGINFO) &&
+        (guard_old[i].sa_handler == SIG_DFL || guard_old[i].sa_handler == SIG_IGN))
+      continue; /* no handler to chain: the signal keeps its disposition */
+    sa = guard_old[i];
+    sa.sa_sigaction = guard_handler;
+    sa.sa_flags = (guard_old[i].sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+    sigaction(SIGS[i], &sa, NULL);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.stop_guard_stopping(): Lua is stopping (whatever asked it), so the next SIGINT forces.
+ * core.stop_guard_ack(): Lua runs the forced stop; the guard then only bounds its duration.
+ * [-0, +0, -] */
+static int core_stop_guard_stopping(lua_State *L)
+{
+  (void)L;
+  int zero = 0;
+  atomic_compare_exchange_strong(&guard_stops, &zero, 1);
+  return 0;
+}
+
+static int core_stop_guard_ack(lua_State *L)
+{
+  (void)L;
+  atomic_store(&guard_acked, 1);
+  return 0;
+}
+
 static const luaL_Reg funcs[] = {
+  { "stop_guard", core_stop_guard },
+  { "stop_guard_stopping", core_stop_guard_stopping },
+  { "stop_guard_ack", core_stop_guard_ack },
   { "signal", core_signal },
   { "kill", core_kill },
   { "signame", core_signame },

@@ -4,8 +4,9 @@
 -- The first SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second
 -- SIGINT SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP
 -- re-evaluates main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump
--- the state of every entry to stderr. Also here: the status file, the control socket server,
--- containment in a PID namespace and process tracking.
+-- the state of every entry to stderr, SIGUSR2 reopens log files (the status file). Also here:
+-- the status file, the control socket server, containment in a PID namespace and process
+-- tracking.
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.sched'
@@ -34,8 +35,17 @@ local real_exit = os.exit -- scripts get a replacement (evaluate.capture_exit)
 --- Default `--until-ready` timeout (ms) when none is given.
 M.DEFAULT_UNTIL_READY = 60000
 
---- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms).
-M.FORCE_EXIT_DELAY = 5000
+--- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms). Below the
+-- 5 s the C stop guard allows (core.stop_guard), so that this exit, which says why, comes first.
+M.FORCE_EXIT_DELAY = 4500
+
+-- The C stop guard (signal.c): told when orch is stopping, and when Lua runs a forced stop.
+local function guard(what)
+  local f = core['stop_guard_' .. what]
+  if f then
+    f()
+  end
+end
 
 -- The pid users see for orch: the relay outside the namespace when contained.
 local function orch_pid()
@@ -110,9 +120,30 @@ function Run:dump(signame)
   err(head .. status.format(self.sink:snapshot()))
 end
 
+-- SIGUSR2: reopen what orch writes to files, for log rotation. orch's log goes to stdout (the
+-- caller's redirection owns that file); the status file is written again, which recreates it
+-- if it was moved or removed. A writer or status file that keeps a file open may offer
+-- `reopen()` (called when present).
+function Run:reopen(signame)
+  self:log(('%s: reopening log files'):format(signame))
+  for _, w in ipairs({ self.writer, self.status_file }) do
+    if type(w) == 'table' and type(w.reopen) == 'function' then
+      local ok, e = pcall(w.reopen, w)
+      if not ok then
+        self:log('reopen failed: ' .. message_of(e), 'error')
+      end
+    end
+  end
+  if self.status_file then
+    self.status_file.write()
+  end
+end
+
 function Run:on_signal(signame)
   if signame == 'SIGQUIT' or signame == 'SIGUSR1' then
     self:dump(signame)
+  elseif signame == 'SIGUSR2' then
+    self:reopen(signame)
   elseif signame == 'SIGHUP' then
     if self.stop_requested then
       return
@@ -125,6 +156,7 @@ function Run:on_signal(signame)
     self.wake:set()
   elseif not self.stop_requested then
     self.stop_requested = signame
+    guard('stopping')
     if signame == 'SIGINT' then
       self:log(('%s: stopping (send it again to kill everything)'):format(signame))
     else
@@ -146,6 +178,7 @@ end
 
 -- Second SIGINT (or a SIGINT after SIGTERM): SIGKILL every live group, exit 1.
 function Run:force(signame)
+  guard('ack')
   self.exit_code = 1
   if not self.forced then
     self.forced = true
@@ -175,7 +208,9 @@ end
 
 function Run:install_signals()
   self.signals = {}
-  for _, name in ipairs({ 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1' }) do
+  -- Every signal main.c blocks at start (orch_early_signals) has a handler here: none may kill
+  -- orch or be dropped silently.
+  for _, name in ipairs({ 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2' }) do
     local sig = core.signal()
     -- INT and TERM keep the loop alive: orch runs until told to stop, even with no process.
     local keep = name == 'SIGINT' or name == 'SIGTERM'
@@ -183,6 +218,15 @@ function Run:install_signals()
       self:on_signal(signame)
     end, keep)
     self.signals[#self.signals + 1] = sig
+  end
+  -- The C fallback behind the second SIGINT, for a Lua stuck in a C call (signal.c); chained
+  -- in front of the handlers just installed, before the first signal can arrive.
+  if core.stop_guard then
+    local ok, gerr = core.stop_guard()
+    if not ok then
+      err(('orch: warning: %s: a second SIGINT cannot end orch while Lua is stuck\n')
+        :format(tostring(gerr)))
+    end
   end
   -- main.c kept them blocked until now: one that arrived during start-up is delivered here.
   if core.unblock_signals then
@@ -241,6 +285,7 @@ function Run:request_stop(why)
     return
   end
   self.stop_requested = why
+  guard('stopping')
   self:log(('%s: stopping'):format(why))
   self.wake:set()
 end
@@ -471,18 +516,35 @@ end
 -- process group included. Skipped when orch already is PID 1 (a container), under systemd
 -- (NOTIFY_SOCKET: the unit's cgroup already contains the service, and notifications must come
 -- from the main pid), and on request. Without privileges it says so and goes on uncontained.
+-- Returns whether orch is contained.
 local function contain(opts)
   if opts['no-contain'] or os.getenv('ORCH_CONTAIN') == '0' or os.getenv('NOTIFY_SOCKET')
     or core.getpid() == 1 or not core.contain then
-    return
+    return false
   end
   -- arg[-2] is orch-relay beside the binary (main.c): the relay execs it, not a copy of orch
   local relay, msg = core.contain(arg and arg[-2])
   if relay then
     M.relay_pid = relay
-  else
-    err(('orch: notice: not contained (%s): a process that leaves its process group can '
-      .. 'outlive a SIGKILL of orch\n'):format(tostring(msg)))
+    return true
+  end
+  err(('orch: notice: not contained (%s): a process that leaves its process group can '
+    .. 'outlive a SIGKILL of orch\n'):format(tostring(msg)))
+  return false
+end
+
+-- Uncontained (and not PID 1, whose death ends its namespace), PR_SET_PDEATHSIG reaches only
+-- orch's direct children: a watcher outside orch (core.watch, orch-relay --watch) kills the
+-- process groups and the cgroups orch made once orch is gone, even by SIGKILL. Started before
+-- orch becomes a subreaper, so that it is not orch's child.
+local function watch()
+  if core.getpid() == 1 or not core.watch then
+    return
+  end
+  local ok, msg = core.watch(arg and arg[-2])
+  if not ok then
+    err(('orch: notice: no watcher (%s): the process groups orch starts can outlive a '
+      .. 'SIGKILL of orch\n'):format(tostring(msg)))
   end
 end
 
@@ -567,7 +629,9 @@ local function cmd_run(opts, script, args)
   end
   check_script('run', script)
   add_script_dir(script)
-  contain(opts)
+  if not contain(opts) then
+    watch()
+  end
   if core.set_subreaper then
     local ok, serr = core.set_subreaper()
     if not ok and core.getpid() == 1 then
@@ -576,6 +640,14 @@ local function cmd_run(opts, script, args)
   end
   local tracker = setup_tracking()
   ropts.tracker = tracker
+  -- What the watcher (if any) kills besides the process groups: orch's cgroup, and the
+  -- processes tagged for the /proc scan (which the tracker may fall back to later).
+  if core.watch_cgroup and not M.relay_pid and tracker.mode ~= 'off' then
+    if tracker.base then
+      core.watch_cgroup(tracker.base, tracker.mode == 'cgroup1')
+    end
+    core.watch_tag(track.ENV .. '=' .. tracker.name .. '.')
+  end
   local run = Run.new(ropts, script, args)
   tracker.log = function(msg, level)
     run:log(msg, level)
