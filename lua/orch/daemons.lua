@@ -175,13 +175,6 @@ local function add(self, kind, id, options)
   return chain, err, at
 end
 
---- Add a long-running daemon.
--- @string id unique, not empty; a visible entry's id must match `^[a-z0-9]+(-[a-z0-9]+)*$`
--- @tparam table|function options `{subcontainer = ?, exec = {...} | daemon = Daemon.of(...),
---   ready = {display, fn, gracePeriod, trigger}, requires = {ids...}}`, or a function returning
---   such a table or nil (nil leaves the chain unchanged); the function may yield
--- @treturn Daemons a new chain; `self` is not modified
--- @raise on an invalid id, requirement or option (level 2)
 -- Raise a validation error of add<kind>(id): at the located call and field while main.lua is
 -- evaluated by the CLI, else at the caller of the add* method (level 3 from here).
 local function raise(kind, id, err, anchor)
@@ -195,6 +188,13 @@ local function raise(kind, id, err, anchor)
   error(err, 3)
 end
 
+--- Add a long-running daemon.
+-- @string id unique, not empty; a visible entry's id must match `^[a-z0-9]+(-[a-z0-9]+)*$`
+-- @tparam table|function options `{subcontainer = ?, exec = {...} | daemon = Daemon.of(...),
+--   ready = {display, fn, gracePeriod, trigger}, requires = {ids...}}`, or a function returning
+--   such a table or nil (nil leaves the chain unchanged); the function may yield
+-- @treturn Daemons a new chain; `self` is not modified
+-- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addDaemon(id, options)
   check_self(self, 'addDaemon')
   local chain, err, anchor = add(self, 'daemon', id, options)
@@ -250,9 +250,6 @@ function Daemons:_all_success()
   return true
 end
 
---- Create the actors and start every entry whose requirements are met. Idempotent; returns at
--- once (it does not wait for health). Callable from the main thread or a task.
--- @treturn Daemons self
 -- Starting processes is orch's job once main.lua has returned its chain (and never `orch
 -- check`'s): refuse it while the CLI evaluates the script.
 local function refuse_while_evaluating(fname)
@@ -262,6 +259,9 @@ local function refuse_while_evaluating(fname)
   end
 end
 
+--- Create the actors and start every entry whose requirements are met. Idempotent; returns at
+-- once (it does not wait for health). Callable from the main thread or a task.
+-- @treturn Daemons self
 function Daemons:build()
   check_self(self, 'build')
   refuse_while_evaluating('build')

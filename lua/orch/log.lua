@@ -127,9 +127,9 @@ function M.splitter(emit, max)
   end
 end
 
+local wall_base
 --- Wall-clock time in seconds (float). Uses `core.time()` when the core has it, else
 -- `os.time()` refined by the monotonic clock.
-local wall_base
 function M.wallclock()
   local ok, core = pcall(require, 'orch.core')
   if ok and type(core) == 'table' and core.time then
