@@ -23,22 +23,10 @@ local function run_loop(ms)
   return (core.hrtime() - t0) // 1000000
 end
 
--- Drive the loop until `pred()` is truthy, checking every 5 ms; fail after `ms`.
+-- Drive the loop until `pred()` is truthy, checking every 5 ms; fail after `ms` (the shared
+-- wait: outside a task it drives the real core's loop between polls).
 local function wait_until(pred, ms, what)
-  local ok = pred()
-  if not ok then
-    local deadline = core.hrtime() + ms * 1000000
-    local t = core.timer()
-    t:start(5, 5, function()
-      ok = pred()
-      if ok or core.hrtime() > deadline then
-        t:close()
-      end
-    end)
-    core.run()
-  end
-  assert(ok, 'timed out waiting for ' .. what)
-  return ok
+  return require('spec.support.wait').wait_until(pred, ms or 5000, 5, what)
 end
 
 -- Start a server; returns its port.

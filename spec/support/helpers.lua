@@ -63,21 +63,10 @@ function M.run(fn, ms)
   return sched().run(fn, { timeout = ms or 10000 })
 end
 
---- Wait (in a task) until `pred()` is true; raise if it is not within `ms` (default 5000).
--- Polls every `step` ms (default 10).
-function M.wait_until(pred, ms, step, what)
-  local deadline = now() + (ms or 5000)
-  while true do
-    local v = pred()
-    if v then
-      return v
-    end
-    if now() >= deadline then
-      error(('wait_until: %s not true within %d ms'):format(what or 'condition', ms or 5000), 2)
-    end
-    sched().sleep(step or 10)
-  end
-end
+--- Wait until `pred()` is truthy: `wait_until(pred, ms, [step], [what])`, the one wait of the
+-- specs (spec/support/wait.lua): in a task it polls every `step` ms (default 10) on the loop
+-- clock; it raises naming `what` when `ms` (default 5000) pass first.
+M.wait_until = require('spec.support.wait').wait_until
 
 --- Advance (in a task) to the absolute loop time `t` ms relative to `t0` (virtual on the fake
 -- core: this steps the clock, it does not synchronise with anything).
