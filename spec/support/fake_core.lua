@@ -27,6 +27,20 @@
 -- @module spec.support.fake_core
 local M = {}
 
+-- The virtual clock's 0 as wall-clock time (core.time): 2026-01-01T00:00:00Z.
+local FAKE_EPOCH = 1767225600
+
+local SIGNALS = { 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS',
+  'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', nil,
+  'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU',
+  'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGPWR', 'SIGSYS' }
+local SIGNUM = {}
+for n = 1, 31 do
+  if SIGNALS[n] then
+    SIGNUM[SIGNALS[n]] = n
+  end
+end
+
 local DEFAULT_ENV = { PATH = '/usr/local/bin:/usr/bin:/bin', HOME = '/root', LANG = 'C' }
 local PASSWD = {
   root = { name = 'root', uid = 0, gid = 0, dir = '/root', shell = '/bin/sh' },
@@ -190,7 +204,34 @@ function M.new()
     return 1
   end
 
+  function fake.getuid()
+    return 0
+  end
+
+  --- Wall-clock seconds: a fixed epoch plus the virtual clock.
+  function fake.time()
+    return FAKE_EPOCH + st.now / 1000
+  end
+
+  function fake.isatty(_fd)
+    return false
+  end
+
+  --- The signal table of the real core (src/signal.c): names by number, and back.
   function fake.signame(n)
+    n = math.tointeger(n) or error("bad argument #1 to 'signame' (number expected)", 2)
+    return SIGNALS[n]
+  end
+
+  function fake.signum(sig)
+    if math.tointeger(sig) then
+      return math.tointeger(sig)
+    end
+    local name = type(sig) == 'string' and (sig:match('^SIG') and sig or 'SIG' .. sig)
+    local n = name and SIGNUM[name]
+    if not n then
+      error(("bad argument #1 to 'signum' (unknown signal '%s')"):format(tostring(sig)), 2)
+    end
     return n
   end
 
@@ -433,6 +474,11 @@ function M.new()
     end
     receive(p, sig or 'SIGTERM')
     return true
+  end
+
+  --- Processes of the child besides the leader still alive: a fake process has none.
+  function Handle.tracked(_self, _sig)
+    return 0
   end
 
   function Handle:close()
