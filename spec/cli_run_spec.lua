@@ -314,7 +314,7 @@ describe('orch run #integration', function()
       os.execute(('python3 %s/notify_recv.py %s %s >/dev/null 2>&1 &'):format(F, sock, msgs))
       local rpid = R.wait_until(function()
         return tonumber(R.read_file(msgs .. '.pid') or '')
-      end, 5000, 'the notify receiver')
+      end, 20000, 'the notify receiver') -- python3 alone took 2.6 s to start under load
       local p = start({ 'run', F .. '/ok.lua' }, { env = { NOTIFY_SOCKET = sock } })
       R.wait_until(function()
         return (R.read_file(msgs) or ''):find('READY=1', 1, true)

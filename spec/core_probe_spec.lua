@@ -51,7 +51,7 @@ local function server(mode, opts)
       f:close()
     end
     return text
-  end, 5000, mode .. ' server')
+  end, 20000, mode .. ' server') -- python3 alone took 2.6 s to start under load
   os.remove(portfile)
   local port, pid = text:match('^(%d+) (%d+)')
   if mode ~= 'free' then

@@ -36,8 +36,9 @@ function M.real()
   return require 'orch'
 end
 
---- Start a helper process on the real core (python3 script text or argv) and wait (in a task)
--- until it prints `ready`; returns the `orch.process` Command (close it to SIGKILL its group).
+--- Start a helper process on the real core (python3 script text or argv) and wait (in a task,
+-- `ms`, default 20000) until it prints `ready`; returns the `orch.process` Command (close it to
+-- SIGKILL its group).
 function M.helper_process(argv, ms)
   local process = require 'orch.process'
   if type(argv) == 'string' then
@@ -52,7 +53,7 @@ function M.helper_process(argv, ms)
   }))
   M.wait_until(function()
     return table.concat(out):find('ready', 1, true) or cmd.exited.is_set
-  end, ms or 5000, 10, 'helper ready')
+  end, ms or 20000, 10, 'helper ready') -- a hang guard: python3 took 2.6 s to start under load
   assert(not cmd.exited.is_set, 'helper exited: ' .. table.concat(out))
   return cmd
 end
