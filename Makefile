@@ -10,9 +10,10 @@ endif
 # Debian packages: build, test and lint dependencies.
 DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev \
   libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
-  procps
+  procps lua-ldoc lua-markdown
 
-.PHONY: all deps build run test sanitize install bench soak fuzz lint cppcheck tidy format clean
+.PHONY: all deps build run test sanitize install bench soak fuzz lint layers docblocks docs cppcheck \
+  tidy format clean
 
 all: build
 
@@ -51,9 +52,27 @@ fuzz: deps
 soak: build
 	cd $(BUILD) && ctest --output-on-failure -L soak
 
-lint: cppcheck tidy
+# The layer check runs last, so an arrow that points up does not hide the other findings.
+lint: docblocks cppcheck tidy
 	clang-format --dry-run -Werror src/*.c src/*.h spec/c/*.c spec/c/*.h
-	luacheck lua spec examples bench
+	luacheck lua spec examples bench tools
+	lua5.4 tools/layers.lua
+
+# The one-way dependency rule of lua/orch (the layers are listed at the top of the script).
+layers:
+	lua5.4 tools/layers.lua
+
+# Each doc comment sits on the function it documents (the rule is at the top of the script).
+docblocks:
+	lua5.4 tools/docblocks.lua
+
+# The Lua API reference from the doc comments (config.ld), into $(BUILD)/docs. Any LDoc warning
+# (a block it cannot place) fails it.
+docs:
+	@rm -rf $(BUILD)/docs && mkdir -p $(BUILD)
+	@ldoc --dir $(BUILD)/docs . >$(BUILD)/ldoc.log 2>&1 || { cat $(BUILD)/ldoc.log; exit 1; }
+	@if grep -q ':[0-9]*: ' $(BUILD)/ldoc.log; then cat $(BUILD)/ldoc.log; exit 1; fi
+	@echo "docs: $(BUILD)/docs/index.html"
 
 # Static analysis of src/: which checks, and why any are off, is in tools/cppcheck.supp and
 # .clang-tidy. Both must be clean.

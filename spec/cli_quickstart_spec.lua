@@ -39,6 +39,7 @@ describe('examples/quickstart #integration', function()
       local web = tonumber(out:match('web: started %(pid (%d+)'))
       p:signal('INT')
       assert.equal(0, p:wait(10000))
+      -- real clock: the quickstart example, end to end in the real binary, must not crawl
       assert.is_true(R.now() - t0 < 25)
       assert.matches('web: stopping', p:out())
       assert.matches('stopped\n$', p:out())

@@ -14,7 +14,6 @@ insulate('orch.control', function()
   local protocol = require 'orch.control.protocol'
   local server = require 'orch.control.server'
   local conn = require 'orch.control.conn'
-  local handlers = require 'orch.control.handlers'
   local render = require 'orch.control.render'
   local cjson = require 'cjson'
 
@@ -376,12 +375,11 @@ insulate('orch.control', function()
     it('drops a client that does not read, and keeps serving the others', function()
       H.run(function()
         listen()
-        local idle = assert(core.unix_connect(where.path, function() end)) -- never reads
-        idle:write('{"cmd":"logs","follow":true,"n":0}\n')
-        H.wait_until(function()
-          return next(srv.conns) ~= nil
-        end, 5000, 5, 'the connection')
-        sched.sleep(20)
+        -- the handshake: the reply says the server follows; from then on the client never reads
+        local idle = raw(where.path)
+        idle.send('{"cmd":"logs","follow":true,"n":0}\n')
+        assert.is_true(idle.wait(1, 'the follow reply')[1].follow)
+        idle.conn:read_stop()
         local line = ('z'):rep(1000) .. '\n'
         for _ = 1, 4000 do
           sink:output('a', 'stdout', line)
@@ -395,7 +393,7 @@ insulate('orch.control', function()
         local c = raw(where.path)
         c.send('{"cmd":"status"}\n')
         assert.same({ 'status' }, codes(c.wait(1)))
-        idle:close()
+        idle.conn:close()
         c.conn:close()
       end)
     end)
@@ -417,8 +415,19 @@ insulate('orch.control', function()
         assert.equal('success', got[2].entries[1].result)
         s:changed() -- the orch phase changed
         c.wait(3)
-        sched.sleep(handlers.WATCH_DELAY * 2)
-        assert.equal(3, #c.lines())
+        -- the handshake that nothing more is pending: a second watcher's update follows every
+        -- update of the first one already scheduled (same delay, timer started later), and the
+        -- pong to a ping sent after it closes the first one's count: one more update, no other
+        local c2 = raw(where.path)
+        c2.send('{"cmd":"status","watch":true}\n')
+        c2.wait(1)
+        sink:onState({ id = 'b', kind = 'daemon', result = 'failure' })
+        c2.wait(2, "the second watcher's update")
+        c.send('{"cmd":"ping"}\n')
+        got = c.wait(5, 'the pong')
+        assert.same({ 'status', 'status', 'status', 'status', 'pong' }, codes(got))
+        assert.equal('failure', got[4].entries[2].result)
+        c2.conn:close()
         c.conn:close()
       end)
     end)

@@ -22,7 +22,7 @@ local function start()
       out[#out + 1] = c
     end,
   }))
-  local ok, err = pcall(wait.until_true, function()
+  local ok, err = pcall(wait.wait_until, function()
     return table.concat(out):match('ready') and count_marker() == 1
   end, 5000, 'the contained orchestrator and its grandchild')
   if not ok then
@@ -45,7 +45,7 @@ describe('core.contain', function()
       local relay = start()
       core.kill(relay:pid(), 'SIGKILL')
       relay:wait(2000)
-      wait.until_true(function()
+      wait.wait_until(function()
         return count_marker() == 0
       end, 1000, 'the setsid grandchild to be gone within 1 s')
     end)
@@ -59,7 +59,7 @@ describe('core.contain', function()
       core.kill(inner, 'SIGKILL')
       local code, sig = relay:wait(2000)
       assert.is_true(code == 137 or sig == 'SIGKILL')
-      wait.until_true(function()
+      wait.wait_until(function()
         return count_marker() == 0
       end, 1000, 'the setsid grandchild to be gone within 1 s')
     end)
@@ -71,7 +71,7 @@ describe('core.contain', function()
       core.kill(relay:pid(), 'SIGTERM')
       assert.equals(0, (relay:wait(3000)))
       assert.matches('got SIGTERM as pid 1\n', table.concat(out))
-      wait.until_true(function()
+      wait.wait_until(function()
         return count_marker() == 0
       end, 1000, 'the namespace to be gone')
     end)
@@ -85,7 +85,7 @@ describe('core.contain', function()
           out[#out + 1] = c
         end,
       }))
-      local ns, host = table.unpack(wait.until_true(function()
+      local ns, host = table.unpack(wait.wait_until(function()
         local a, b = table.concat(out):match('ns pid\t(%d+)\thost pid\t(%d+)')
         return a and { tonumber(a), tonumber(b) }
       end, 3000, 'the pids'))

@@ -23,22 +23,10 @@ local function run_loop(ms)
   return (core.hrtime() - t0) // 1000000
 end
 
--- Drive the loop until `pred()` is truthy, checking every 5 ms; fail after `ms`.
+-- Drive the loop until `pred()` is truthy, checking every 5 ms; fail after `ms` (the shared
+-- wait: outside a task it drives the real core's loop between polls).
 local function wait_until(pred, ms, what)
-  local ok = pred()
-  if not ok then
-    local deadline = core.hrtime() + ms * 1000000
-    local t = core.timer()
-    t:start(5, 5, function()
-      ok = pred()
-      if ok or core.hrtime() > deadline then
-        t:close()
-      end
-    end)
-    core.run()
-  end
-  assert(ok, 'timed out waiting for ' .. what)
-  return ok
+  return require('spec.support.wait').wait_until(pred, ms or 5000, 5, what)
 end
 
 -- Start a server; returns its port.
@@ -63,7 +51,7 @@ local function server(mode, opts)
       f:close()
     end
     return text
-  end, 5000, mode .. ' server')
+  end, 20000, mode .. ' server') -- python3 alone took 2.6 s to start under load
   os.remove(portfile)
   local port, pid = text:match('^(%d+) (%d+)')
   if mode ~= 'free' then
@@ -240,6 +228,7 @@ describe('core.tcp_connect', function()
     local ms = run_loop(3000)
     assert.equals(1, rec.n)
     assert.equals('ETIMEDOUT', rec.args[1])
+    -- real clock: the timeout is the C probe's own timer (libuv), which no fake can stand in for
     assert.is_true(rec.args[2] >= 190 and rec.args[2] < 1500, 'elapsed ' .. rec.args[2])
     assert.is_true(ms < 1500)
     assert.matches('timed out', rec.args[3])
@@ -268,6 +257,7 @@ describe('core.tcp_connect', function()
     end)
     local ms = run_loop(3000)
     assert.equals(0, rec.n)
+    -- real clock: closing a probe must cancel the C request at once (no fake for C)
     assert.is_true(ms < 1000, 'took ' .. ms .. ' ms')
     assert.equals('orch.probe (closed)', tostring(a))
     assert.is_false(b:active())
@@ -391,6 +381,7 @@ describe('core.http_get', function()
       local ms = run_loop(3000)
       assert.equals(200, got)
       assert.equals(0, never.n)
+      -- real clock: a bound on the C probe against a real server (no fake for C)
       assert.is_true(ms < 2000)
     end)
   end)
@@ -408,6 +399,7 @@ describe('core.http_get', function()
     local args, ms = get('/', { timeout = 300 })
     assert.is_nil(args[1])
     assert.equals('ETIMEDOUT', args[4])
+    -- real clock: the timeout is libcurl's, inside the C probe; no fake can stand in for it
     assert.is_true(args[2] >= 290 and args[2] < 1500, 'elapsed ' .. args[2])
     assert.is_true(ms < 1500)
     assert.matches('[Tt]imed? ?out', args[3])
@@ -446,6 +438,7 @@ describe('core.http_get', function()
     end)
     local ms = run_loop(3000)
     assert.equals(0, rec.n)
+    -- real clock: closing a probe must cancel the C request at once (no fake for C)
     assert.is_true(ms < 1000, 'took ' .. ms .. ' ms')
     assert.equals('orch.probe (closed)', tostring(b))
   end)

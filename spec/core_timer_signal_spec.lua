@@ -69,10 +69,12 @@ describe('core.timer', function()
   it('reports now() in ms, hrtime() in ns and time() in s', function()
     core.update_time() -- the loop time is cached between iterations
     local a, h = core.now(), core.hrtime()
+    -- real clock: core.time is the system clock itself
     assert.is_true(math.abs(core.time() - os.time()) <= 1)
     local t <close> = core.timer()
     t:start(20, 0, function() end)
     run_with_deadline(2000)
+    -- real clock: the C clocks themselves (lower bounds: a timer is never early)
     assert.is_true(core.now() - a >= 19)
     assert.is_true(core.hrtime() - h >= 19e6)
   end)

@@ -1,7 +1,10 @@
 -- Real processes on the real core (#integration): a three-level chain with port readiness, the
 -- term order of processes that trap SIGTERM, SIGKILL escalation, a crash loop's first delays,
 -- runUntilSuccess success and timeout, and the real-process halves of 59 and 62.
--- Every run is bounded by a watchdog; waits are conditions with deadlines.
+-- Every run is bounded by a watchdog; waits are conditions with deadlines. When things happen to
+-- the millisecond is the virtual-clock specs' job (daemons_shutdown, daemons_restart,
+-- daemons_run_until_success); here only order and lower bounds (a real timer is never early) are
+-- checked, so a loaded machine cannot fail them.
 local H = require 'spec.support.helpers'
 
 insulate('Daemons with real processes #integration', function()
@@ -15,6 +18,18 @@ insulate('Daemons with real processes #integration', function()
 
   local function first_event(id, event)
     return fx.events(id, event)[1]
+  end
+
+  -- Whether process `pid` has SIGTERM in its `field` of /proc/<pid>/status (SigIgn: ignored,
+  -- SigCgt: caught; SIGTERM is bit 14): the shell has run its `trap ... TERM`.
+  local function term_in(field, pid)
+    local f = io.open(('/proc/%d/status'):format(pid))
+    if not f then
+      return false
+    end
+    local mask = f:read('a'):match(field .. ':%s*(%x+)')
+    f:close()
+    return mask ~= nil and (tonumber(mask, 16) & (1 << 14)) ~= 0
   end
 
   local function listener(port, delay)
@@ -48,9 +63,9 @@ while True:
         H.wait_until(function()
           local w = fx.last('web')
           return w and w.result == 'success'
-        end, 8000, 20, 'web success')
+        end, 20000, 20, 'web success')
         chain:term()
-      end, 15000)
+      end, 30000)
       local db_ok
       for _, r in ipairs(fx.of('db')) do
         if r.result == 'success' then
@@ -80,17 +95,21 @@ while True:
       H.wait_until(function()
         return #fx.events('c', 'spawn') == 1 and fx.last('c').result == 'success'
       end, 5000)
+      for _, id in ipairs { 'a', 'b', 'c' } do -- the handshake: every shell has its trap
+        H.wait_until(function()
+          return term_in('SigCgt', first_event(id, 'spawn').pid)
+        end, 5000, id .. "'s trap")
+      end
       T = orch.now()
       chain:term()
       returned = orch.now()
     end, 15000)
     local c_exit, b_term = first_event('c', 'exit'), first_event('b', 'term')
     local b_exit, a_term = first_event('b', 'exit'), first_event('a', 'term')
-    assert.is_true(first_event('c', 'term').t - T < 100)
-    assert.is_true(c_exit.t - T >= 280, 'c trapped SIGTERM for 0.3 s')
-    assert.is_true(b_term.t >= c_exit.t)
-    assert.is_true(a_term.t >= b_exit.t)
-    assert.is_true(returned - T >= 850 and returned - T < 2500, 'took ' .. (returned - T))
+    assert.is_true(first_event('c', 'term').t >= T)
+    assert.is_true(b_term.t >= c_exit.t, 'b was stopped before c exited')
+    assert.is_true(a_term.t >= b_exit.t, 'a was stopped before b exited')
+    assert.is_true(returned >= first_event('a', 'exit').t, 'term() returned before a exited')
     for _, id in ipairs { 'a', 'b', 'c' } do
       assert.are.same({ 0, true }, { first_event(id, 'exit').code, first_event(id, 'exit').clean })
     end
@@ -105,18 +124,22 @@ while True:
     local T, returned
     H.run(function()
       chain:build()
-      H.wait_until(function()
+      local spawn = H.wait_until(function()
         return first_event('stubborn', 'spawn')
-      end, 3000)
-      orch.sleep(100) -- let the shell install its trap before the SIGTERM
+      end, 3000, 'the spawn')
+      H.wait_until(function() -- the handshake: the shell has installed its trap
+        return term_in('SigIgn', spawn.pid)
+      end, 5000, 'the shell to ignore SIGTERM')
       T = orch.now()
       chain:term()
       returned = orch.now()
     end, 10000)
+    -- when exactly (500 ms) is daemons_shutdown_spec 47 on the virtual clock; a real timer is
+    -- never early, so only the lower bound is checked here
     local kill = first_event('stubborn', 'kill')
-    assert.is_true(math.abs(kill.t - T - 500) <= 150, 'SIGKILL at +' .. (kill.t - T))
+    assert.is_true(kill.t - T >= 500, 'SIGKILL at +' .. (kill.t - T))
     assert.are.equal('SIGKILL', first_event('stubborn', 'exit').signal)
-    assert.is_true(returned - T < 1000)
+    assert.is_true(returned >= first_event('stubborn', 'exit').t, 'term() returned before the exit')
     assert.are.equal(1, #fx.logged('stubborn: /bin/sh exited with signal SIGKILL on stop'))
   end)
 
@@ -136,8 +159,8 @@ while True:
     local spawns, exits = fx.events('crashy', 'spawn'), fx.events('crashy', 'exit')
     for k = 1, 3 do
       local delay = spawns[k + 1].t - exits[k].t
-      assert.is_true(math.abs(delay - 1000 * (k - 1)) <= 150,
-        ('delay after exit %d: %d ms'):format(k, delay))
+      -- the schedule to the ms: daemons_restart_spec 35 (virtual clock)
+      assert.is_true(delay >= 1000 * (k - 1), ('delay after exit %d: %d ms'):format(k, delay))
     end
     assert.are.same({ 1, 'sh exited with code 1' }, { exits[1].code, exits[1].message })
   end)
@@ -151,15 +174,18 @@ while True:
         end }, requires = {} })
       :addOneshot('bootstrap', { exec = { command = { 'sh', '-c', 'sleep 0.2' } },
         requires = { 'server' } })
-    local ok, took
+    local ok, returned
     H.run(function()
-      local t0 = orch.now()
-      ok = chain:runUntilSuccess(10000)
-      took = orch.now() - t0
-    end, 15000)
+      ok = chain:runUntilSuccess(20000)
+      returned = orch.now()
+    end, 30000)
     assert.is_true(ok)
-    assert.is_true(took >= 500 and took < 5000, 'took ' .. took)
-    assert.is_not_nil(first_event('server', 'exit'))
+    local server_ok
+    for _, r in ipairs(fx.of('server')) do
+      server_ok = server_ok or (r.result == 'success' and r)
+    end
+    assert.is_true(first_event('bootstrap', 'spawn').t >= server_ok.t, 'bootstrap ran early')
+    assert.is_true(returned >= first_event('server', 'exit').t, 'returned before the stop')
     assert.are.equal(0, first_event('bootstrap', 'exit').code)
   end)
 
@@ -180,7 +206,8 @@ while True:
     assert.are.equal('timeout', err.code)
     assert.matches('^Timed out waiting for web,seed\n  web: failure "not listening"; last exit: '
       .. 'none; restarts: 0', tostring(err))
-    assert.is_true(took >= 1500 and took < 2500, 'took ' .. took)
+    -- a real timer is never early; the exact instant is daemons_run_until_success_spec 56
+    assert.is_true(took >= 1500, 'took ' .. took)
     assert.are.equal('SIGTERM', first_event('web', 'exit').signal)
   end)
 

@@ -70,7 +70,7 @@ insulate('examples #integration', function()
     assert.are.equal(0, #fx.events(nil, 'spawn'))
   end)
 
-  it('crashloop.lua: the restart delays grow 0, 1, 2 s and app keeps waiting', function()
+  it('crashloop.lua: the restart delays grow (0, 1, 2 s) and app keeps waiting', function()
     local chain = load('crashloop.lua')
     H.run(function()
       chain:build()
@@ -82,8 +82,9 @@ insulate('examples #integration', function()
     local spawns, exits = fx.events('flaky', 'spawn'), fx.events('flaky', 'exit')
     for k = 1, 3 do
       local delay = spawns[k + 1].t - exits[k].t
-      assert.is_true(math.abs(delay - 1000 * (k - 1)) <= 150,
-        ('delay after exit %d: %d ms'):format(k, delay))
+      -- the schedule to the ms is daemons_restart_spec 35 (virtual clock); a real timer is
+      -- never early, so the real example is held to the lower bound
+      assert.is_true(delay >= 1000 * (k - 1), ('delay after exit %d: %d ms'):format(k, delay))
       assert.are.equal(1, exits[k].code)
     end
     assert.are.equal(0, #fx.events('app', 'spawn'))

@@ -136,6 +136,7 @@ describe('faults: escaped processes #integration', function()
         end
         return true
       end, 1000, 'every descendant to be gone within 1 s')
+      -- real clock: the kernel's PID-namespace teardown, which only real processes show
       assert.is_true(R.now() - t0 <= 1.0)
       assert.is_false(R.alive(gpid))
     end)

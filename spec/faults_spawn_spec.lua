@@ -60,14 +60,15 @@ describe('faults: spawn failures #integration', function()
         for _, ev in ipairs(evs) do
           assert.equal(msg, ev.message, id)
         end
-        -- the backoff grows: 0, then 1 s, then 2 s between attempts
+        -- the backoff grows: 0, then 1 s, then 2 s between attempts. To the ms that is
+        -- daemons_restart_spec ('spawn errors ...', virtual clock); the real binary is held to
+        -- lower bounds only (a timer is never early; 0.1 s for the timestamps' rounding)
         local t = {}
         for i, ev in ipairs(evs) do
           t[i] = ts_seconds(ev.ts)
         end
-        assert.is_true(t[2] - t[1] < 0.5, id)
-        assert.is_true(t[3] - t[2] >= 0.9 and t[3] - t[2] < 1.6, id)
-        assert.is_true(t[4] - t[3] >= 1.9 and t[4] - t[3] < 2.6, id)
+        assert.is_true(t[3] - t[2] >= 0.9, id)
+        assert.is_true(t[4] - t[3] >= 1.9, id)
       end
       assert.is_false(p:exited())
       local doc = F.status_file(status)

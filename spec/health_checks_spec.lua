@@ -220,6 +220,7 @@ s.serve_forever()
         local took = orch.now() - t0
         stop(silent)
         assert.are.equal('failure', res.result)
+        -- real clock: checkWebUrl's 1000 ms is libcurl's timeout in C (the fake: 71 above)
         assert.is_true(took >= 900 and took <= 1500, 'took ' .. took)
       end, 20000)
     end)

@@ -46,7 +46,8 @@ static void write_file(const char *dir, const char *name, const char *text)
 
 /* SIGKILL every process listed in DIR/cgroup.procs and in its sub-cgroups (cgroup v1, or a
  * cgroup v2 without cgroup.kill); v1 first sets pids.max to 0 so nothing new can fork.
- * Returns how many were signalled. */
+ * Returns how many were signalled (recursion bounded: depth < 8). */
+/* NOLINTNEXTLINE(misc-no-recursion) */
 static long kill_procs(const char *dir, int v1, int depth)
 {
   if (v1)
@@ -56,10 +57,13 @@ static long kill_procs(const char *dir, int v1, int depth)
   if (snprintf(path, sizeof path, "%s/cgroup.procs", dir) < (int)sizeof path) {
     FILE *f = fopen(path, "re");
     if (f != NULL) {
-      long pid;
-      while (fscanf(f, "%ld", &pid) == 1)
-        if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+      char line[32];
+      while (fgets(line, sizeof line, f) != NULL) {
+        char *end;
+        long pid = strtol(line, &end, 10);
+        if (end != line && pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
           n++;
+      }
       fclose(f);
     }
   }

@@ -223,7 +223,7 @@ static void *guard_thread(void *arg)
     ;
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  const struct timespec step = { 0, 20 * 1000000 };
+  const struct timespec step = { 0, 20L * 1000000L };
   int stuck = 0;
   for (;;) {
     long elapsed = ms_since(&t0);
@@ -284,7 +284,7 @@ static int core_stop_guard(lua_State *L)
       continue; /* no handler to chain: the signal keeps its disposition */
     sa = guard_old[i];
     sa.sa_sigaction = guard_handler;
-    sa.sa_flags = (guard_old[i].sa_flags & ~SA_RESETHAND) | SA_SIGINFO;
+    sa.sa_flags = (int)(((unsigned)guard_old[i].sa_flags & ~(unsigned)SA_RESETHAND) | SA_SIGINFO);
     sigaction(SIGS[i], &sa, NULL);
   }
   lua_pushboolean(L, 1);

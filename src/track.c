@@ -371,7 +371,11 @@ static int holds_pipe(int procfd, const char *pid, const lua_Integer *inodes, in
     if (len <= 0)
       continue;
     link[len] = '\0';
-    if (sscanf(link, "pipe:[%llu]", &ino) != 1)
+    if (strncmp(link, "pipe:[", 6) != 0)
+      continue;
+    char *end;
+    ino = strtoull(link + 6, &end, 10);
+    if (end == link + 6 || *end != ']')
       continue;
     for (int i = 0; i < n && !found; i++)
       found = (unsigned long long)inodes[i] == ino;

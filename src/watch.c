@@ -61,7 +61,8 @@ static void send_line(const char *line)
     pending = p;
     cappending = cap;
   }
-  memcpy(pending + npending, line, n);
+  /* a line of the pipe protocol: a newline ends it, not a NUL */
+  memcpy(pending + npending, line, n); /* NOLINT(bugprone-not-null-terminated-result) */
   pending[npending + n] = '\n';
   npending += n + 1;
   if (!flush_pending()) { /* the watcher died: nothing to tell any more */

@@ -177,13 +177,6 @@ local function add(self, kind, id, options)
   return chain, err, at
 end
 
---- Add a long-running daemon.
--- @string id unique, not empty; a visible entry's id must match `^[a-z0-9]+(-[a-z0-9]+)*$`
--- @tparam table|function options `{subcontainer = ?, exec = {...} | daemon = Daemon.of(...),
---   ready = {display, fn, gracePeriod, trigger}, requires = {ids...}}`, or a function returning
---   such a table or nil (nil leaves the chain unchanged); the function may yield
--- @treturn Daemons a new chain; `self` is not modified
--- @raise on an invalid id, requirement or option (level 2)
 -- Raise a validation error of add<kind>(id): at the located call and field while main.lua is
 -- evaluated by the CLI, else at the caller of the add* method (level 3 from here).
 local function raise(kind, id, err, anchor)
@@ -200,6 +193,13 @@ local function raise(kind, id, err, anchor)
   error(err, 3)
 end
 
+--- Add a long-running daemon.
+-- @string id unique, not empty; a visible entry's id must match `^[a-z0-9]+(-[a-z0-9]+)*$`
+-- @tparam table|function options `{subcontainer = ?, exec = {...} | daemon = Daemon.of(...),
+--   ready = {display, fn, gracePeriod, trigger}, requires = {ids...}}`, or a function returning
+--   such a table or nil (nil leaves the chain unchanged); the function may yield
+-- @treturn Daemons a new chain; `self` is not modified
+-- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addDaemon(id, options)
   check_self(self, 'addDaemon')
   local chain, err, anchor = add(self, 'daemon', id, options)

@@ -51,7 +51,7 @@ function M.check(fn, ...)
   error(err, 0)
 end
 
---- `type(v)`, spelled 'nil' for nil (for 'got ...' in messages).
+--- The type of `v` as messages spell it, 'nil' for nil (for 'got ...').
 function M.type_name(v)
   if v == nil then
     return 'nil'

@@ -22,9 +22,9 @@ M.Writer = Writer
 --- Made valid UTF-8 (orch.json).
 M.sanitize_utf8 = json.sanitize_utf8
 
+local wall_base
 --- Wall-clock time in seconds (float). Uses `core.time()` when the core has it, else
 -- `os.time()` refined by the monotonic clock.
-local wall_base
 function M.wallclock()
   local ok, core = pcall(require, 'orch.core')
   if ok and type(core) == 'table' and core.time then

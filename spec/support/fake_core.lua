@@ -27,6 +27,20 @@
 -- @module spec.support.fake_core
 local M = {}
 
+-- The virtual clock's 0 as wall-clock time (core.time): 2026-01-01T00:00:00Z.
+local FAKE_EPOCH = 1767225600
+
+local SIGNALS = { 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS',
+  'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', nil,
+  'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU',
+  'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGPWR', 'SIGSYS' }
+local SIGNUM = {}
+for n = 1, 31 do
+  if SIGNALS[n] then
+    SIGNUM[SIGNALS[n]] = n
+  end
+end
+
 local DEFAULT_ENV = { PATH = '/usr/local/bin:/usr/bin:/bin', HOME = '/root', LANG = 'C' }
 local PASSWD = {
   root = { name = 'root', uid = 0, gid = 0, dir = '/root', shell = '/bin/sh' },
@@ -248,7 +262,34 @@ function M.new()
     return 1
   end
 
+  function fake.getuid()
+    return 0
+  end
+
+  --- Wall-clock seconds: a fixed epoch plus the virtual clock.
+  function fake.time()
+    return FAKE_EPOCH + st.now / 1000
+  end
+
+  function fake.isatty(_fd)
+    return false
+  end
+
+  --- The signal table of the real core (src/signal.c): names by number, and back.
   function fake.signame(n)
+    n = math.tointeger(n) or error("bad argument #1 to 'signame' (number expected)", 2)
+    return SIGNALS[n]
+  end
+
+  function fake.signum(sig)
+    if math.tointeger(sig) then
+      return math.tointeger(sig)
+    end
+    local name = type(sig) == 'string' and (sig:match('^SIG') and sig or 'SIG' .. sig)
+    local n = name and SIGNUM[name]
+    if not n then
+      error(("bad argument #1 to 'signum' (unknown signal '%s')"):format(tostring(sig)), 2)
+    end
     return n
   end
 
@@ -458,7 +499,7 @@ function M.new()
       local e = behaviour.spawn_error
       st.spawn_errors = (st.spawn_errors or 0) + 1
       return nil, e[1] or ("spawn '" .. argv[1] .. "': no such file or directory"),
-        e[2] or 'ENOENT'
+        e[2] or 'ENOENT', e[3] or 'exec'
     end
     st.pid = st.pid + 1
     local p = setmetatable({
@@ -485,15 +526,15 @@ function M.new()
   end
 
   --- Fake processes lead no process group: nothing outlives a leader.
-  function Handle.pgid()
-    return nil
+  function Handle:pgid()
+    return self.p.pid -- every fake process leads a group of its own
   end
 
-  function Handle.pipes()
-    return {}
+  function Handle.pipes(_)
+    return {} -- no process holds a fake pipe
   end
 
-  function Handle.close_pipes() end
+  function Handle.close_pipes(_) end
 
   function Handle:kill(sig)
     local p = self.p
@@ -502,6 +543,11 @@ function M.new()
     end
     receive(p, sig or 'SIGTERM')
     return true
+  end
+
+  --- Processes of the child besides the leader still alive: a fake process has none.
+  function Handle.tracked(_self, _sig)
+    return 0
   end
 
   function Handle:close()
@@ -571,6 +617,11 @@ function M.new()
 
   --- A cgroup holds no fake process once it exited (fake processes leave nothing behind).
   function fake.cgroup_pids(_)
+    return {}
+  end
+
+  --- No process holds a fake pipe.
+  function fake.fd_holders(_)
     return {}
   end
 

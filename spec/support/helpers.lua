@@ -36,8 +36,9 @@ function M.real()
   return require 'orch'
 end
 
---- Start a helper process on the real core (python3 script text or argv) and wait (in a task)
--- until it prints `ready`; returns the `orch.process` Command (close it to SIGKILL its group).
+--- Start a helper process on the real core (python3 script text or argv) and wait (in a task,
+-- `ms`, default 20000) until it prints `ready`; returns the `orch.process` Command (close it to
+-- SIGKILL its group).
 function M.helper_process(argv, ms)
   local process = require 'orch.process'
   if type(argv) == 'string' then
@@ -52,7 +53,7 @@ function M.helper_process(argv, ms)
   }))
   M.wait_until(function()
     return table.concat(out):find('ready', 1, true) or cmd.exited.is_set
-  end, ms or 5000, 10, 'helper ready')
+  end, ms or 20000, 10, 'helper ready') -- a hang guard: python3 took 2.6 s to start under load
   assert(not cmd.exited.is_set, 'helper exited: ' .. table.concat(out))
   return cmd
 end
@@ -63,21 +64,10 @@ function M.run(fn, ms)
   return sched().run(fn, { timeout = ms or 10000 })
 end
 
---- Wait (in a task) until `pred()` is true; raise if it is not within `ms` (default 5000).
--- Polls every `step` ms (default 10).
-function M.wait_until(pred, ms, step, what)
-  local deadline = now() + (ms or 5000)
-  while true do
-    local v = pred()
-    if v then
-      return v
-    end
-    if now() >= deadline then
-      error(('wait_until: %s not true within %d ms'):format(what or 'condition', ms or 5000), 2)
-    end
-    sched().sleep(step or 10)
-  end
-end
+--- Wait until `pred()` is truthy: `wait_until(pred, ms, [step], [what])`, the one wait of the
+-- specs (spec/support/wait.lua): in a task it polls every `step` ms (default 10) on the loop
+-- clock; it raises naming `what` when `ms` (default 5000) pass first.
+M.wait_until = require('spec.support.wait').wait_until
 
 --- Advance (in a task) to the absolute loop time `t` ms relative to `t0` (virtual on the fake
 -- core: this steps the clock, it does not synchronise with anything).

@@ -1,0 +1,418 @@
+---@meta orch
+-- luacheck: no unused, no max line length
+-- LuaCATS definitions of the orch SDK for lua-language-server: completion and checks of a
+-- main.lua, as the seed's TypeScript types give. Never loaded at run time (`require 'orch'` is
+-- lua/orch/init.lua); README "Editor support" says how to point an editor at it. The option keys
+-- are those of lua/orch/validate.lua (ENTRY_KEYS, EXEC_KEYS, READY_KEYS, SUB_KEYS) and README
+-- "Lua API reference"; keep them in step.
+
+-- Results -----------------------------------------------------------------------------------
+
+---@alias orch.Result 'success'|'failure'|'starting'|'waiting'|'loading'|'disabled'
+
+---What `ready.fn` and the health helpers return. Extra fields go on to `effects.setHealth`.
+---@class orch.HealthResult
+---@field result orch.Result
+---@field message? string|number|boolean
+
+---`orch.exec`'s result.
+---@class orch.ExecResult
+---@field exitCode integer|nil nil when a signal ended the process
+---@field signal string|nil e.g. 'SIGKILL'
+---@field stdout string
+---@field stderr string
+---@field timedOut boolean
+
+-- Options of the add* methods ---------------------------------------------------------------
+
+---A command from the subcontainer's image metadata (`orch.useEntrypoint`).
+---@class orch.UseEntrypoint
+
+---@alias orch.Command string|string[]|orch.UseEntrypoint a string runs under /bin/sh -c
+
+---Image metadata: defaults for the process and the command of `useEntrypoint`. A table with a
+---metatable is a provider object (not checked; its `destroy` method is called after use).
+---@class orch.Subcontainer
+---@field image? any descriptive only
+---@field name? any descriptive only
+---@field entrypoint? string[]
+---@field cmd? string[]
+---@field env? table<string, string|false>
+---@field user? string|integer user name, uid or "uid:gid"
+---@field workdir? string
+
+---What `exec.fn` gets: set when the entry is stopped.
+---@class orch.Abort
+---@field aborted boolean
+local Abort = {}
+
+---Call `cb` when the entry is stopped.
+---@param cb fun()
+function Abort:onAbort(cb) end
+
+---A command to run: `exec` without `fn` (also what `exec.fn` may return).
+---@class orch.CommandSpec
+---@field command orch.Command
+---@field env? table<string, string|false> overlaid on orch's environment; false removes
+---@field cwd? string default: orch's working directory (or subcontainer.workdir)
+---@field user? string|integer user name, uid or "uid:gid"
+---@field sigtermTimeout? integer ms between SIGTERM and SIGKILL (default 30000)
+---@field runAsInit? boolean PID 1 of a new PID namespace (default false)
+---@field onStdout? fun(chunk: string) raw output chunks
+---@field onStderr? fun(chunk: string) raw output chunks
+
+---`exec`: either `command` (with the other keys) or `fn` (with `sigtermTimeout` only).
+---@class orch.Exec
+---@field command? orch.Command
+---@field fn? fun(subcontainer: orch.Subcontainer|nil, abort: orch.Abort): orch.CommandSpec|nil
+---@field env? table<string, string|false> overlaid on orch's environment; false removes
+---@field cwd? string default: orch's working directory (or subcontainer.workdir)
+---@field user? string|integer user name, uid or "uid:gid"
+---@field sigtermTimeout? integer ms between SIGTERM and SIGKILL (default 30000)
+---@field runAsInit? boolean PID 1 of a new PID namespace (default false)
+---@field onStdout? fun(chunk: string) raw output chunks
+---@field onStderr? fun(chunk: string) raw output chunks
+
+---A trigger: called once per health session; `next()` may sleep and returns true to probe now,
+---false or nil to stop probing.
+---@alias orch.Trigger fun(getInput: fun(): { lastResult: orch.HealthResult|nil }): (fun(): boolean|nil)
+
+---`ready`: how the entry's readiness is probed and shown.
+---@class orch.Ready
+---@field display string|false the name users see; false hides the check
+---@field fn fun(): orch.HealthResult the probe (may yield)
+---@field gracePeriod? integer ms after a start when a failure reads `starting` (default 5000)
+---@field trigger? orch.Trigger when probes run (default orch.trigger.defaultTrigger)
+---@field timeout? integer ms a `fn` call may run (default 60000; 0: no limit)
+
+---`addDaemon` options.
+---@class orch.DaemonOptions
+---@field requires string[] ids declared earlier in the chain; {} for none
+---@field exec? orch.Exec required unless `daemon`
+---@field daemon? orch.Daemon instead of `subcontainer` + `exec`
+---@field ready? orch.Ready without it: ready once spawned, never probed, hidden
+---@field subcontainer? orch.Subcontainer
+
+---`addOneshot` options.
+---@class orch.OneshotOptions
+---@field requires string[] ids declared earlier in the chain; {} for none
+---@field exec orch.Exec
+---@field subcontainer? orch.Subcontainer
+
+---`addHealthCheck` options.
+---@class orch.HealthCheckOptions
+---@field requires string[] ids declared earlier in the chain; {} for none
+---@field ready orch.Ready
+
+-- Effects -----------------------------------------------------------------------------------
+
+---@class orch.HealthReport
+---@field id string
+---@field name string
+---@field result orch.Result
+---@field message string|nil
+
+---@class orch.StateEvent
+---@field id string
+---@field kind 'daemon'|'oneshot'|'health'
+---@field result orch.Result
+---@field message string|nil
+---@field visible boolean
+
+---@class orch.ProcessEvent
+---@field id string
+---@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'
+---@field pid integer|nil
+---@field code integer|nil
+---@field signal string|nil
+---@field message string|nil
+---@field restarts integer|nil
+---@field clean boolean|nil
+
+---The sink a chain reports to; every function is optional and called as a plain function.
+---@class orch.Effects
+---@field setHealth? fun(h: orch.HealthReport)
+---@field onState? fun(s: orch.StateEvent)
+---@field onProcess? fun(p: orch.ProcessEvent)
+---@field output? fun(id: string, stream: 'stdout'|'stderr', chunk: string)
+---@field log? fun(level: string, message: string)
+
+-- The chain ---------------------------------------------------------------------------------
+
+---The error `runUntilSuccess` raises (its tostring is the message).
+---@class orch.RunError
+---@field code 'timeout'|'terminated'
+---@field message string
+---@field ids string[]
+---@field entries table[]
+
+---@class orch.EntryInfo
+---@field id string
+---@field kind 'daemon'|'oneshot'|'health'
+---@field requires string[]
+---@field display string|false|nil
+---@field visible boolean
+---@field exec string|nil a one-line summary
+---@field ready table|nil
+
+---@class orch.EntryState
+---@field id string
+---@field kind 'daemon'|'oneshot'|'health'
+---@field result orch.Result|nil
+---@field message string|nil
+---@field pid integer|nil
+---@field restarts integer
+---@field lastExit { code: integer|nil, signal: string|nil, time: number, message: string }|nil
+---@field since number|nil
+---@field running boolean|nil
+---@field visible boolean
+---@field display string|false|nil
+
+---The fluent chain (`orch.Daemons.of{effects = ...}`); each `add*` returns a new chain.
+---@class orch.Daemons
+local Daemons = {}
+
+---An empty chain.
+---@param options? { effects: orch.Effects|nil }|orch.Effects
+---@return orch.Daemons
+function Daemons.of(options) end
+
+---Add a long-running daemon.
+---@param id string unique; a visible entry's id matches ^[a-z0-9]+(-[a-z0-9]+)*$
+---@param options orch.DaemonOptions|fun(): orch.DaemonOptions|nil nil skips the entry
+---@return orch.Daemons
+function Daemons:addDaemon(id, options) end
+
+---Add a oneshot: it must exit 0 before its dependents start.
+---@param id string
+---@param options orch.OneshotOptions|fun(): orch.OneshotOptions|nil nil skips the entry
+---@return orch.Daemons
+function Daemons:addOneshot(id, options) end
+
+---Add a standalone health check (no process).
+---@param id string
+---@param options orch.HealthCheckOptions|fun(): orch.HealthCheckOptions|nil nil skips it
+---@return orch.Daemons
+function Daemons:addHealthCheck(id, options) end
+
+---Start every entry whose requirements are met; returns at once.
+---@return orch.Daemons
+function Daemons:build() end
+
+---Stop everything in reverse dependency order.
+---@async
+function Daemons:term() end
+
+---Build, wait until every entry is `success` at once, term(), return true; raises
+---`orch.RunError` on timeout.
+---@async
+---@param timeout? integer|false ms; nil, false or 0 waits for ever
+---@return true
+function Daemons:runUntilSuccess(timeout) end
+
+---@return orch.EntryInfo[]
+function Daemons:entries() end
+
+---@return orch.EntryState[]
+function Daemons:states() end
+
+---Stop the entry and what requires it (they stay stopped until startEntry).
+---@async
+---@param id string
+---@return string[] ids the ids stopped, the entry first
+function Daemons:stopEntry(id) end
+
+---@param id string
+---@return string[] ids
+function Daemons:startEntry(id) end
+
+---@async
+---@param id string
+---@return string[] ids
+function Daemons:restartEntry(id) end
+
+---@param id string
+---@param sig string|integer 'SIGHUP', 'HUP' or a number
+---@return integer|nil pid
+---@return string|nil why not
+function Daemons:signalEntry(id, sig) end
+
+---SIGKILL every live process group at once.
+function Daemons:kill_all() end
+
+---The runtime entry of `id` in a built chain (its HealthDaemon: `id`, `kind`, `deps`,
+---`dependents`, `satisfied()`), or nil.
+---@param id string
+---@return table|nil
+function Daemons:entry(id) end
+
+---A pre-built daemon for `addDaemon(id, {daemon = d, ready = ..., requires = ...})`.
+---@class orch.Daemon
+local Daemon = {}
+
+---@param subcontainer orch.Subcontainer|nil
+---@param exec orch.Exec
+---@return orch.Daemon
+---@overload fun(exec: orch.Exec): orch.Daemon
+---@overload fun(effects: orch.Effects, subcontainer: orch.Subcontainer|nil, exec: orch.Exec): orch.Daemon
+function Daemon.of(subcontainer, exec) end
+
+-- Health checks -----------------------------------------------------------------------------
+
+---@class orch.PortOptions
+---@field successMessage? string default 'Port <port> is listening'
+---@field errorMessage? string default 'Port <port> is not listening'
+---@field timeoutMessage? string accepted, unused
+---@field timeout? integer accepted, unused
+
+---@class orch.WebOptions
+---@field timeout? integer ms (default 1000)
+---@field successMessage? string default 'Reached <url>'
+---@field errorMessage? string default 'Error while fetching URL: <url>'
+---@field expectStatus? integer|integer[] default: any status
+---@field insecure? boolean skip TLS certificate checks (default false)
+
+---@class orch.ScriptOptions
+---@field timeout? integer ms (default 30000)
+---@field errorMessage? string default 'Error while running command: <command>'
+---@field message? string|fun(stdout: string): string
+
+---Health-check helpers for `ready.fn` (a leading `effects` argument is accepted and ignored).
+---@class orch.healthCheck
+local healthCheck = {}
+
+---Success when something listens on `port` (TCP LISTEN or bound UDP, IPv4 or IPv6).
+---@param port integer
+---@param options? orch.PortOptions
+---@return orch.HealthResult
+---@overload fun(effects: orch.Effects, port: integer, options?: orch.PortOptions): orch.HealthResult
+function healthCheck.checkPortListening(port, options) end
+
+---GET `url`: any HTTP response is a success unless `expectStatus` says otherwise.
+---@async
+---@param url string
+---@param options? orch.WebOptions
+---@return orch.HealthResult
+---@overload fun(effects: orch.Effects, url: string, options?: orch.WebOptions): orch.HealthResult
+function healthCheck.checkWebUrl(url, options) end
+
+---Run `command`; exit 0 in time is a success, otherwise it raises
+---`{result = 'failure', message = errorMessage}`.
+---@async
+---@param command string|string[]
+---@param subcontainer? orch.Subcontainer
+---@param options? orch.ScriptOptions
+---@return orch.HealthResult
+function healthCheck.runHealthScript(command, subcontainer, options) end
+
+-- Triggers ----------------------------------------------------------------------------------
+
+---@class orch.trigger
+local trigger = {}
+
+---The default: fast until the first success of the session, then statusTrigger(30000, ...).
+---@type orch.Trigger
+trigger.defaultTrigger = nil
+
+---`ms` before every probe.
+---@param ms integer
+---@return orch.Trigger
+function trigger.cooldownTrigger(ms) end
+
+---The interval of the last result, else `defaultMs`.
+---@param defaultMs integer
+---@param intervals? table<orch.Result, integer>
+---@return orch.Trigger
+function trigger.statusTrigger(defaultMs, intervals) end
+
+---@param o { beforeFirstSuccess: orch.Trigger, afterFirstSuccess: orch.Trigger }
+---@return orch.Trigger
+function trigger.changeOnFirstSuccess(o) end
+
+---The trigger of the current result, else `default` (required).
+---@param o table<orch.Result|'default', orch.Trigger>
+---@return orch.Trigger
+function trigger.lastStatus(o) end
+
+---@param o { duringSuccess: orch.Trigger, duringError: orch.Trigger }
+---@return orch.Trigger
+function trigger.successFailure(o) end
+
+-- Tasks and the module ----------------------------------------------------------------------
+
+---@class orch.Task
+local Task = {}
+
+---Wait until the task ends: true, results... or false, err.
+---@async
+---@return boolean ok
+---@return any ...
+function Task:wait() end
+
+---Wait until the task ends; re-raise its error.
+---@async
+---@return any ...
+function Task:join() end
+
+---@return boolean
+function Task:finished() end
+
+function Task:cancel() end
+
+---@class orch.ExecOptions
+---@field env? table<string, string|false>
+---@field cwd? string
+---@field user? string|integer
+---@field timeout? integer|false ms (default 30000; false: none), then the group is SIGKILLed
+
+---@class orch
+---@field Daemons orch.Daemons
+---@field Daemon orch.Daemon
+---@field healthCheck orch.healthCheck
+---@field trigger orch.trigger
+---@field ABORTED any the error raised in a task aborted while it waits
+local orch = {}
+
+---A command from the subcontainer's image metadata: `entrypoint` then `override`, or `cmd`.
+---@param override? string[]
+---@return orch.UseEntrypoint
+function orch.useEntrypoint(override) end
+
+---The SDK's wrapper for main: returns `fn`, which orch calls with `ctx`.
+---@generic F: fun(ctx: { effects: orch.Effects, args: string[] }): orch.Daemons
+---@param fn F
+---@return F
+function orch.setupMain(fn) end
+
+---Sleep `ms` milliseconds.
+---@async
+---@param ms integer
+function orch.sleep(ms) end
+
+---Start `fn(...)` as a new task.
+---@param fn async fun(...): ...
+---@param ... any
+---@return orch.Task
+function orch.spawn(fn, ...) end
+
+---Run a command to completion, collecting its output.
+---@async
+---@param command string|string[] a string runs under /bin/sh -c
+---@param opts? orch.ExecOptions
+---@return orch.ExecResult|nil result
+---@return string|nil message
+---@return string|nil code
+function orch.exec(command, opts) end
+
+---Run `fn` as the root task and drive the loop until it ends (specs and tools).
+---@param fn async fun(...): ...
+---@param opts? { timeout: integer|nil }
+---@param ... any
+---@return any ...
+function orch.run(fn, opts, ...) end
+
+---Loop time in milliseconds.
+---@return integer
+function orch.now() end
+
+return orch
