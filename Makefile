@@ -10,7 +10,8 @@ endif
 # Debian packages: build, test and lint dependencies.
 DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev \
   libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
-  procps
+  procps \
+  scdoc man-db groff-base mandoc zsh debhelper lintian systemd
 
 .PHONY: all deps build run test sanitize install bench soak fuzz lint cppcheck tidy format clean
 
