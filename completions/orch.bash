@@ -38,18 +38,20 @@ _orch_names()
 
 _orch_options()
 {
+    local o
     case $1 in
-        run) echo --until-ready --log-format --no-color --color --timestamps --status-file \
-            --log-lines --no-contain --name --control --no-control -h --help ;;
-        check) echo -h --help ;;
-        graph) echo --format -h --help ;;
-        status) echo --json -w --watch --no-color --color --control --name -h --help ;;
-        logs) echo -n --lines -f --follow --json --timestamps --no-color --color --control \
-            --name -h --help ;;
-        stop | start | restart | signal) echo --json --control --name ;;
-        shutdown) echo --no-wait --json --control --name ;;
-        '') echo -h --help -V --version ;;
+        run) o="--until-ready --log-format --no-color --color --timestamps --status-file
+            --log-lines --no-contain --name --control --no-control -h --help" ;;
+        check) o="-h --help" ;;
+        graph) o="--format -h --help" ;;
+        status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
+        logs) o="-n --lines -f --follow --json --timestamps --no-color --color --control
+            --name -h --help" ;;
+        stop | start | restart | signal) o="--json --control --name" ;;
+        shutdown) o="--no-wait --json --control --name" ;;
+        '') o="-h --help -V --version" ;;
     esac
+    printf '%s\n' $o # not echo, which would take -n as its own option
 }
 
 _orch()
