@@ -13,7 +13,7 @@ DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-d
   procps \
   scdoc man-db groff-base mandoc zsh debhelper lintian systemd
 
-.PHONY: all deps build run test sanitize install bench soak fuzz lint cppcheck tidy format clean
+.PHONY: all deps build run test sanitize install deb bench soak fuzz lint cppcheck tidy format clean
 
 all: build
 
@@ -38,6 +38,10 @@ sanitize: deps
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package, built out of the source tree (debian/, tools/deb.sh): $(BUILD)/deb/*.deb
+deb: deps
+	@./tools/deb.sh $(BUILD)/deb
 
 bench: build
 	./bench/run

@@ -19,7 +19,7 @@ set(ORCH_LUA_MODULE_DIR "${CMAKE_INSTALL_DATADIR}/lua/5.4"
 find_program(SCDOC scdoc)
 if(SCDOC)
   set(orch_man_outputs)
-  foreach(page orch.1 orch-lua.7)
+  foreach(page orch.1 orch-lua.7 orch-relay.1)
     set(out ${CMAKE_BINARY_DIR}/man/${page})
     add_custom_command(
       OUTPUT ${out}
