@@ -11,6 +11,16 @@ local ZSH = R.ROOT .. '/completions/_orch'
 
 local session = R.session()
 
+local HAVE_ZSH = R.capture('command -v zsh || true'):match('zsh') ~= nil
+
+-- What an interactive zsh lists for `orch <line><TAB>` (spec/fixtures/completion/
+-- zsh_complete.zsh drives it in a zpty, with completions/ first in $fpath).
+local function zsh_complete(line)
+  return R.capture(('zsh -f %s %s %s %s 2>&1'):format(
+    R.quote(R.ROOT .. '/spec/fixtures/completion/zsh_complete.zsh'),
+    R.quote(R.ROOT .. '/completions'), R.quote(R.ORCH), R.quote(line)))
+end
+
 -- The completions bash offers for `words` (the last one is the word being completed), as a
 -- sorted list, run in `cwd`.
 local function complete(words, cwd)
@@ -147,6 +157,20 @@ return orch.Daemons.of{}
       assert.same({}, complete({ 'shutdown', '--control', sock, '' }))
     end)
 
+    it('zsh lists its entry ids where a command takes one', function()
+      if not HAVE_ZSH then
+        pending('zsh is not installed (make deps installs it)')
+        return
+      end
+      local out = zsh_complete('stop --control ' .. sock .. ' ')
+      for _, id in ipairs({ 'warm-up', 'web', 'worker' }) do
+        assert.truthy(out:find('%f[%w-]' .. id:gsub('%-', '%%-') .. '%f[^%w-]'), out)
+      end
+      out = zsh_complete('signal --control ' .. sock .. ' web ')
+      assert.matches('HUP', out)
+      assert.matches('TERM', out)
+    end)
+
     it('bash offers no ids, quickly and silently, when no orch answers', function()
       local t0 = R.now()
       assert.same({}, complete({ 'stop', '--control', dir .. '/none.sock', '' }))
@@ -154,8 +178,25 @@ return orch.Daemons.of{}
     end)
   end)
 
+  it('zsh lists the commands, and the options of a command', function()
+    if not HAVE_ZSH then
+      pending('zsh is not installed (make deps installs it)')
+      return
+    end
+    local out = zsh_complete('st')
+    for _, cmd in ipairs({ 'start', 'status', 'stop' }) do
+      assert.matches('\n' .. cmd .. ' +%-%- ', out)
+    end
+    out = zsh_complete('logs --')
+    for _, opt in ipairs(defined_options(R.run({ 'logs', '--help' }).out)) do
+      if opt:match('^%-%-') then
+        assert.truthy(out:find(opt .. ' ', 1, true), opt .. ' in\n' .. out)
+      end
+    end
+  end)
+
   it('zsh: _orch parses and names every option each --help defines', function()
-    if not R.capture('command -v zsh'):match('zsh') then
+    if not HAVE_ZSH then
       pending('zsh is not installed (make deps installs it)')
       return
     end
