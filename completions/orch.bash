@@ -51,7 +51,9 @@ _orch_options()
         shutdown) o="--no-wait --json --control --name" ;;
         '') o="-h --help -V --version" ;;
     esac
-    printf '%s\n' $o # not echo, which would take -n as its own option
+    # split on purpose (no glob characters in the list); printf, as echo would take -n
+    # shellcheck disable=SC2086
+    printf '%s\n' $o
 }
 
 _orch()
