@@ -116,6 +116,7 @@ return orch.Daemons.of{}:addDaemon('web', { exec = { command = { 'true' } }, req
     assert.matches('\nExecStart=/usr/bin/orch run /etc/orch/%%i/main%.lua\n', unit)
     assert.matches('\nExecReload=/bin/kill %-HUP %$MAINPID\n', unit)
     assert.matches('\nKillMode=mixed\n', unit)
+    assert.matches('\nRestartPreventExitStatus=2\n', unit)
     assert.matches('\nWantedBy=multi%-user%.target\n', unit)
     if not have('systemd-analyze') then
       pending('systemd-analyze is not installed (package systemd; make deps installs it)')
