@@ -10,10 +10,11 @@ endif
 # Debian packages: build, test and lint dependencies.
 DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev \
   libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
-  procps lua-ldoc lua-markdown
+  procps lua-ldoc lua-markdown \
+  scdoc man-db groff-base mandoc zsh debhelper lintian systemd
 
-.PHONY: all deps build run test sanitize install bench soak fuzz lint layers docblocks docs cppcheck \
-  tidy format clean
+.PHONY: all deps build run test sanitize install deb bench soak fuzz lint layers docblocks docs \
+  cppcheck tidy format clean
 
 all: build
 
@@ -38,6 +39,10 @@ sanitize: deps
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package, built out of the source tree (debian/, tools/deb.sh): $(BUILD)/deb/*.deb
+deb: deps
+	@./tools/deb.sh $(BUILD)/deb
 
 bench: build
 	./bench/run

@@ -36,7 +36,7 @@ Options:
                         cleanly and exit 0; exit 1 after MS milliseconds (default 60000,
                         0 = no limit)
   --log-format FORMAT   text (default) or json (one object per line)
-  --no-color            never colour the text log (also: NO_COLOR set); --color forces it
+  --no-color, --color   never colour the text log (also: NO_COLOR set), or always
   --timestamps          prefix text log lines with the local time
   --status-file PATH    keep PATH holding the state of every entry as JSON, rewritten
                         atomically on every change
@@ -140,10 +140,10 @@ Usage: orch signal ID SIGNAL [--json] [--control PATH | --name NAME]
 Send SIGNAL (HUP, SIGHUP, 1...) to the process group of the entry's current process.
 ]],
   shutdown = [[
-Usage: orch shutdown [--no-wait] [--control PATH | --name NAME]
+Usage: orch shutdown [--no-wait] [--json] [--control PATH | --name NAME]
 
 Stop the orch as SIGTERM does: the graph in reverse dependency order. Waits until it has
-stopped, unless --no-wait.
+stopped, unless --no-wait. --json prints the reply object.
 ]],
 }
 
