@@ -1,6 +1,6 @@
 -- Unit specs for orch.notify (the messages), with a recording send function.
 local status = require 'orch.status'
-local notify = require 'orch.notify'
+local notify = require 'orch.runtime.notify'
 
 local function setup()
   local sent = {}
@@ -16,7 +16,7 @@ local function setup()
   return sink, n, sent
 end
 
-describe('orch.notify', function()
+describe('orch.runtime.notify', function()
   it('is nil without a socket', function()
     assert.is_nil(notify.new(status.new({ writer = false }), { socket = '' }))
   end)

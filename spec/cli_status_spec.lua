@@ -2,7 +2,7 @@
 -- and orch.status_table. No core needed.
 local status = require 'orch.status'
 local log = require 'orch.log'
-local status_table = require 'orch.status_table'
+local status_table = require 'orch.status.table'
 
 local function make(opts)
   opts = opts or {}

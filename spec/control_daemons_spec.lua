@@ -6,7 +6,7 @@ local H = require 'spec.support.helpers'
 insulate('Daemons operator control', function()
   local fake, orch = H.fake()
   local Daemons = orch.Daemons
-  local sched = require 'orch.sched'
+  local sched = require 'orch.runtime.sched'
   local fx = H.fake_effects_per_test(fake) -- no fake process may outlive a test
 
   local function up()

@@ -6,10 +6,10 @@ local H = require 'spec.support.helpers'
 insulate('orch.control', function()
   H.real()
   local core = require 'orch.core'
-  local sched = require 'orch.sched'
+  local sched = require 'orch.runtime.sched'
   local status = require 'orch.status'
-  local json = require 'orch.json'
-  local time = require 'orch.time'
+  local json = require 'orch.runtime.json'
+  local time = require 'orch.runtime.time'
   local paths = require 'orch.control.paths'
   local protocol = require 'orch.control.protocol'
   local server = require 'orch.control.server'

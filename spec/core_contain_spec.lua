@@ -1,6 +1,6 @@
 -- core.contain(): orch in a PID namespace of its own, so a SIGKILL of orch takes everything.
 local core = require 'orch.core'
-local process = require 'orch.process'
+local process = require 'orch.runtime.process'
 local wait = require 'spec.support.wait'
 
 -- procps deadlocks with libasan preloaded (`make sanitize`): run pgrep without it.

@@ -1,7 +1,7 @@
 -- orch.core spawn, kill, reaping, PDEATHSIG: real processes, each bounded by a deadline.
 local core = require 'orch.core'
-local sched = require 'orch.sched'
-local process = require 'orch.process'
+local sched = require 'orch.runtime.sched'
+local process = require 'orch.runtime.process'
 local wait = require 'spec.support.wait'
 
 local function exec(argv, opts)

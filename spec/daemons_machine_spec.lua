@@ -6,8 +6,8 @@ local H = require 'spec.support.helpers'
 insulate('entry state machines', function()
   local fake, orch = H.fake()
   local Daemons = orch.Daemons
-  local Daemon = require 'orch.daemon'
-  local HealthDaemon = require 'orch.health_daemon'
+  local Daemon = require 'orch.entries.daemon'
+  local HealthDaemon = require 'orch.entries.health_daemon'
   local fx = H.fake_effects_per_test(fake)
 
   local function env_of(p)
@@ -99,7 +99,7 @@ insulate('entry state machines', function()
     it('sends add* warnings to its effects, records and equips the chains built in it',
       function()
         local sink = H.effects()
-        local sched = require 'orch.sched'
+        local sched = require 'orch.runtime.sched'
         local built = {}
         local scope = { effects = sink, tracker = nil, built = function(c)
           built[#built + 1] = c

@@ -1,5 +1,5 @@
 -- Unit specs for orch.line_splitter: raw output chunks into lines. No core needed.
-local line_splitter = require 'orch.line_splitter'
+local line_splitter = require 'orch.runtime.line_splitter'
 
 local function split_all(chunks, max)
   local lines = {}

@@ -1,6 +1,6 @@
 -- lua/orch/meta.lua (the LuaCATS definitions editors read) against what orch accepts: the option
--- classes list exactly the keys lua/orch/validate.lua takes, and the module classes exactly the
--- public functions, so the editor's completion cannot drift from the code.
+-- classes list exactly the keys orch.graph.validate and orch.entries.validate_exec take, and the
+-- module classes exactly the public functions, so the editor's completion cannot drift.
 
 local function read(path)
   local f = assert(io.open(path))
@@ -47,7 +47,7 @@ end
 -- The strings of `local NAME = { ... }` in validate.lua or validate_exec.lua (or
 -- `kind = { ... }` inside it).
 local function validate_list(name, kind)
-  local src = read('lua/orch/validate.lua') .. read('lua/orch/validate_exec.lua')
+  local src = read('lua/orch/graph/validate.lua') .. read('lua/orch/entries/validate_exec.lua')
   local body = src:match('local ' .. name .. ' = (%b{})')
   assert(body, name)
   if kind then

@@ -1,6 +1,6 @@
 -- orch.process.merge_env: the environment of a spawn (orch's own, read once, overlaid by the
 -- entry's `env`), with the per-name-set cache that keeps it cheap.
-local process = require 'orch.process'
+local process = require 'orch.runtime.process'
 
 describe('process.merge_env', function()
   local function as_map(list)

@@ -5,8 +5,8 @@ local H = require 'spec.support.helpers'
 
 insulate('orch.process: what a leader leaves behind #integration', function()
   local orch = H.real()
-  local process = require 'orch.process'
-  local track = require 'orch.track'
+  local process = require 'orch.runtime.process'
+  local track = require 'orch.runtime.track'
   local core = require 'orch.core'
   local Daemons = orch.Daemons
   local fx = H.effects_per_test()
@@ -166,7 +166,7 @@ end)
 
 insulate('orch.process: spawn input it refuses', function()
   H.real()
-  local process = require 'orch.process'
+  local process = require 'orch.runtime.process'
   local wait = require 'spec.support.wait'
 
   local function spawn(argv, opts)

@@ -144,15 +144,15 @@ insulate('real', function()
       while (core.hrtime() - t0) / 1e6 < ms do
       end
     end
-    return require 'orch.sched'
+    return require 'orch.runtime.sched'
   end)
 end)
 
 insulate('fake', function()
   local fake = require('spec.support.fake_core').new()
   package.loaded['orch.core'] = fake
-  package.loaded['orch.sched'] = nil
-  local sched = require 'orch.sched'
+  package.loaded['orch.runtime.sched'] = nil
+  local sched = require 'orch.runtime.sched'
   suite('fake', function()
     busy_for = function(ms)
       local t0 = os.clock()
@@ -196,7 +196,7 @@ describe('coroutine ownership', function()
   it('only sched.lua resumes, yields or closes coroutines or sets hooks on them', function()
     local files = {}
     for _, f in ipairs(ls('find lua -name "*.lua"')) do
-      if not f:match('lua/orch/sched%.lua$') then
+      if not f:match('lua/orch/runtime/sched%.lua$') then
         files[#files + 1] = f
       end
     end

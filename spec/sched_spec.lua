@@ -1,8 +1,8 @@
 -- orch.sched: tasks, await, events, cancellation, errors.
 local core = require 'orch.core'
-local sched = require 'orch.sched'
+local sched = require 'orch.runtime.sched'
 
-describe('orch.sched', function()
+describe('orch.runtime.sched', function()
   after_each(function()
     collectgarbage()
     assert.equals(0, core.active_count())

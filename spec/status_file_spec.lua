@@ -2,7 +2,7 @@
 -- write into (planted links and FIFOs, refused directories). Real core (timers, files).
 local core = require 'orch.core'
 local status = require 'orch.status'
-local status_file = require 'orch.status_file'
+local status_file = require 'orch.status.file'
 local helpers = require 'spec.support.helpers'
 local cjson = require 'cjson'
 
@@ -106,7 +106,7 @@ describe('status_file', function()
     local f = status_file.new(sink, path, { interval = 100 })
     local t0
     helpers.run(function()
-      local sched = require 'orch.sched'
+      local sched = require 'orch.runtime.sched'
       t0 = core.now()
       for i = 1, 100 do -- a change every 5 ms for 500 ms or more
         sink:onState({ id = 'a', result = 'starting', message = tostring(i) })

@@ -1,7 +1,7 @@
 -- Triggers on the fake clock (observed.md section 2 timings; DECISIONS default trigger).
 local H = require 'spec.support.helpers'
 
-insulate('orch.trigger', function()
+insulate('orch.entries.trigger', function()
   local fake, orch = H.fake()
   local trigger = orch.trigger
 

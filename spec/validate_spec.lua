@@ -4,8 +4,8 @@ local H = require 'spec.support.helpers'
 
 insulate('validation', function()
   local _, orch = H.fake()
-  local validate = require 'orch.validate'
-  local util = require 'orch.util'
+  local validate = require 'orch.graph.validate'
+  local util = require 'orch.runtime.util'
   local Daemons = orch.Daemons
   local fx
 
@@ -265,7 +265,7 @@ insulate('validation', function()
       local p = assert(io.popen('find lua -name "*.lua"'))
       local offenders = {}
       for path in p:lines() do
-        if path ~= 'lua/orch/util.lua' then
+        if path ~= 'lua/orch/runtime/util.lua' then
           local f = assert(io.open(path))
           local text = f:read('a')
           f:close()

@@ -1,5 +1,5 @@
 /* track.c: the facts orch.track needs to decide which processes belong to an entry (the
- * decision itself is Lua's, lua/orch/track.lua):
+ * decision itself is Lua's, lua/orch/runtime/track.lua):
  *
  *  - cgroups (v2, or the v1 "pids" hierarchy): find orch's own, make and remove directories,
  *    list and SIGKILL the members of one (v2: cgroup.kill; v1: pids.max = 0 first, so nothing

@@ -3,21 +3,21 @@
 -- primitives a main.lua may use at top level or inside callbacks (`sleep`, `spawn`, `exec`,
 -- `run`, `now`, `ABORTED`).
 -- @module orch
-local sched = require 'orch.sched'
-local process = require 'orch.process'
-local validate = require 'orch.validate'
+local sched = require 'orch.runtime.sched'
+local process = require 'orch.runtime.process'
+local validate = require 'orch.graph.validate'
 
 local M = {}
 
 --- The fluent chain builder (`Daemons.of{effects = ...}`).
-M.Daemons = require 'orch.daemons'
+M.Daemons = require 'orch.graph.daemons'
 --- Pre-built daemons (`Daemon.of(subcontainer, exec)`).
-M.Daemon = require 'orch.daemon'
+M.Daemon = require 'orch.entries.daemon'
 --- Health-check helpers (`checkPortListening`, `checkWebUrl`, `runHealthScript`).
-M.healthCheck = require 'orch.health'
+M.healthCheck = require 'orch.entries.health'
 --- Triggers (`defaultTrigger`, `cooldownTrigger`, `statusTrigger`, `changeOnFirstSuccess`,
 -- `lastStatus`, `successFailure`).
-M.trigger = require 'orch.trigger'
+M.trigger = require 'orch.entries.trigger'
 
 --- A command taken from the subcontainer's image metadata: `entrypoint` followed by `override`
 -- (or else the image's `cmd`).
@@ -30,7 +30,7 @@ M.useEntrypoint = validate.use_entrypoint
 -- @treturn function fn
 function M.setupMain(fn)
   if type(fn) ~= 'function' then
-    require('orch.util').bad_argument(1, 'setupMain', 'function expected, got ' .. type(fn))
+    require('orch.runtime.util').bad_argument(1, 'setupMain', 'function expected, got ' .. type(fn))
   end
   return fn
 end

@@ -4,7 +4,7 @@
 local M = {}
 
 local function sched()
-  return require 'orch.sched'
+  return require 'orch.runtime.sched'
 end
 
 local function now()
@@ -40,7 +40,7 @@ end
 -- `ms`, default 20000) until it prints `ready`; returns the `orch.process` Command (close it to
 -- SIGKILL its group).
 function M.helper_process(argv, ms)
-  local process = require 'orch.process'
+  local process = require 'orch.runtime.process'
   if type(argv) == 'string' then
     argv = { 'python3', '-u', '-c', argv }
   end
@@ -250,7 +250,7 @@ end
 -- 1000 ms. spec/trigger_spec.lua checks these against literal times (5 10 ... 45 50 56 63 70 78
 -- ... 275 309 ... 492 553 ... 8254 9254 10254).
 function M.fast_probes(upto)
-  local fast_delay = require('orch.trigger').fast_delay
+  local fast_delay = require('orch.entries.trigger').fast_delay
   local out, t = {}, 0
   while true do
     t = t + fast_delay(t, #out > 0 and 0 or nil)
@@ -264,7 +264,7 @@ end
 --- The first probe of the default trigger's fast phase at or after `t` ms into the session
 -- (probes that take no time): e.g. 309 for a listener that binds at 300.
 function M.fast_first(t)
-  local fast_delay = require('orch.trigger').fast_delay
+  local fast_delay = require('orch.entries.trigger').fast_delay
   local p, n = 0, 0
   repeat
     p = p + fast_delay(p, n > 0 and 0 or nil)

@@ -18,7 +18,7 @@ end
 
 --- The running task's scheduler, or nil outside the loop.
 local function task_sched()
-  local sched = package.loaded['orch.sched']
+  local sched = package.loaded['orch.runtime.sched']
   if sched and sched.current() then
     return sched
   end
@@ -87,7 +87,7 @@ end
 
 --- Run `fn` as the root task with a watchdog (default 10 s); returns its results.
 function M.run(fn, timeout_ms)
-  return require('orch.sched').run(fn, { timeout = timeout_ms or 10000 })
+  return require('orch.runtime.sched').run(fn, { timeout = timeout_ms or 10000 })
 end
 
 --- Whether `pid` is gone (or a zombie nobody can reach).

@@ -2,9 +2,9 @@
 -- Daemons chain and its entries, with error messages and tracebacks that show the user's frames,
 -- not the library's; running a command's work as the root task.
 -- @module orch.cli.evaluate
-local sched = require 'orch.sched'
-local locate = require 'orch.locate'
-local util = require 'orch.util'
+local sched = require 'orch.runtime.sched'
+local locate = require 'orch.graph.locate'
+local util = require 'orch.runtime.util'
 local err = require('orch.cli.args').err
 
 local M = {}

@@ -2,9 +2,9 @@
 -- shutdown): clients of a running orch's control socket (orch.control.client).
 -- @module orch.cli.remote
 local core = require 'orch.core'
-local sched = require 'orch.sched'
+local sched = require 'orch.runtime.sched'
 local log = require 'orch.log'
-local time = require 'orch.time'
+local time = require 'orch.runtime.time'
 local paths = require 'orch.control.paths'
 local protocol = require 'orch.control.protocol'
 local client_mod = require 'orch.control.client'

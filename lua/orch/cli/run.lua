@@ -9,13 +9,13 @@
 -- tracking.
 -- @module orch.cli.run
 local core = require 'orch.core'
-local sched = require 'orch.sched'
+local sched = require 'orch.runtime.sched'
 local log = require 'orch.log'
 local status = require 'orch.status'
-local notify = require 'orch.notify'
+local notify = require 'orch.runtime.notify'
 local control_paths = require 'orch.control.paths'
 local control_server = require 'orch.control.server'
-local track = require 'orch.track'
+local track = require 'orch.runtime.track'
 
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'

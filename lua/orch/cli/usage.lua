@@ -54,7 +54,7 @@ orch status, logs, stop, start, restart, signal and shutdown talk to the control
 
 As root, orch runs as PID 1 of a PID namespace of its own, so nothing it started survives it,
 even a SIGKILL of orch; pids it reports are those the host sees. Otherwise a watcher process
-(orch-relay --watch) kills the process groups and cgroups orch leaves when it dies.
+(orch-relay in watch mode) kills the process groups and cgroups orch leaves when it dies.
 
 Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second SIGINT
 SIGKILLs every process group (exit 1 within 5 s; repeated SIGTERMs are ignored); SIGHUP reloads

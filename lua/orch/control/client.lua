@@ -7,8 +7,8 @@
 -- place (`/tmp/orch-<uid>` can be made by anyone first).
 -- @module orch.control.client
 local core = require 'orch.core'
-local sched = require 'orch.sched'
-local json = require 'orch.json'
+local sched = require 'orch.runtime.sched'
+local json = require 'orch.runtime.json'
 local paths = require 'orch.control.paths'
 local protocol = require 'orch.control.protocol'
 

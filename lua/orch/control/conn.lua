@@ -3,8 +3,8 @@
 -- what it may leave unread or idle.
 -- @module orch.control.conn
 local core = require 'orch.core'
-local sched = require 'orch.sched'
-local json = require 'orch.json'
+local sched = require 'orch.runtime.sched'
+local json = require 'orch.runtime.json'
 local protocol = require 'orch.control.protocol'
 local handlers = require 'orch.control.handlers'
 

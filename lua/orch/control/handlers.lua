@@ -2,9 +2,9 @@
 -- `orch.control.server`: the request is decoded and checked here, then answered through the
 -- connection (`send`, `fail`, `send_big`, `hold`/`release`, `drain`, `subs`, `timer`).
 -- @module orch.control.handlers
-local json = require 'orch.json'
-local time = require 'orch.time'
-local util = require 'orch.util'
+local json = require 'orch.runtime.json'
+local time = require 'orch.runtime.time'
+local util = require 'orch.runtime.util'
 local status = require 'orch.status'
 local protocol = require 'orch.control.protocol'
 

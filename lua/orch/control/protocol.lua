@@ -22,7 +22,7 @@
 -- the connection is closed) or `internal`.
 -- @module orch.control.protocol
 local core = require 'orch.core'
-local json = require 'orch.json'
+local json = require 'orch.runtime.json'
 
 local M = {}
 

@@ -3,7 +3,7 @@
 -- in `orch.status.json_view`). Every duration is in milliseconds.
 -- @module orch.control.render
 local core = require 'orch.core'
-local time = require 'orch.time'
+local time = require 'orch.runtime.time'
 
 local M = {}
 

@@ -13,8 +13,8 @@
 -- uid; one with nothing to answer and nothing followed is closed after `IDLE` ms.
 -- @module orch.control.server
 local core = require 'orch.core'
-local sched = require 'orch.sched'
-local json = require 'orch.json'
+local sched = require 'orch.runtime.sched'
+local json = require 'orch.runtime.json'
 local paths = require 'orch.control.paths'
 local protocol = require 'orch.control.protocol'
 local client = require 'orch.control.client'

@@ -12,7 +12,7 @@
 --
 -- Wake-ups are queued and drained in FIFO order from the outermost resume, so a task never
 -- resumes another one directly (no "cannot resume non-suspended coroutine").
--- @module orch.sched
+-- @module orch.runtime.sched
 local core = require 'orch.core'
 
 local M = {}
@@ -32,7 +32,7 @@ local by_co = setmetatable({}, { __mode = 'k' }) -- coroutine -> Task
 
 -- The source prefix of orch's own modules (`@<dir>/orch/`): a deadline is never enforced
 -- inside them (stopping the scheduler's bookkeeping half-way would corrupt it).
-M.LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/)[^/]*$')
+M.LIB_SOURCE = debug.getinfo(1, 'S').source:match('^(@.*/orch/)runtime/[^/]*$')
 local queue, qhead, qtail = {}, 1, 0 -- pending resumptions: {task, args}
 local draining = false
 

@@ -10,7 +10,7 @@
 -- call (`sigtermTimeout =`, else its parent `exec =`): the field a validation failure names
 -- (`orch.validate`'s `field`), never read back from its text. Anything it cannot find falls back
 -- to the anchor line; nothing here can raise.
--- @module orch.locate
+-- @module orch.graph.locate
 local M = {}
 
 -- Lua pattern escape.

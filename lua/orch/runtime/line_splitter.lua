@@ -1,7 +1,7 @@
 --- Lines out of raw output chunks: a partial line is kept until its newline or EOF, lines longer
 -- than `MAX_LINE` bytes are cut (at a UTF-8 boundary when one is near), never dropped.
 -- Used by the status sink (orch.status) for the output of every entry.
--- @module orch.line_splitter
+-- @module orch.runtime.line_splitter
 
 local M = {}
 

@@ -3,12 +3,12 @@
 -- exit: the outcome, once nothing tracked is left), `term()` (the one TERM -> KILL path:
 -- `process.Command:term`), `kill_now()`, `signal(sig)` and `close()`. The supervisor that owns
 -- them (orch.daemon) decides what happens next.
--- @module orch.incarnation
-local sched = require 'orch.sched'
-local process = require 'orch.process'
-local util = require 'orch.util'
-local validate = require 'orch.validate'
-local track = require 'orch.track'
+-- @module orch.entries.incarnation
+local sched = require 'orch.runtime.sched'
+local process = require 'orch.runtime.process'
+local util = require 'orch.runtime.util'
+local validate = require 'orch.entries.validate_exec'
+local track = require 'orch.runtime.track'
 
 local M = {}
 

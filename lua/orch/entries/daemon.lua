@@ -16,10 +16,10 @@
 -- On `term()` the abort token fires, the primitive the fn waits in raises `sched.ABORTED`, and
 -- the task is force-closed if it has not ended within `sigtermTimeout`.
 -- @classmod orch.Daemon
-local sched = require 'orch.sched'
-local util = require 'orch.util'
-local validate = require 'orch.validate'
-local incarnation = require 'orch.incarnation'
+local sched = require 'orch.runtime.sched'
+local util = require 'orch.runtime.util'
+local validate = require 'orch.entries.validate_exec'
+local incarnation = require 'orch.entries.incarnation'
 
 local emit = incarnation.emit
 

@@ -1,7 +1,7 @@
 --- The state of every entry as plain JSON data, the shape of the status file and of the
 -- control protocol's status replies: times as ISO 8601 strings, lists as arrays
 -- (`orch.log.encode` ready).
--- @module orch.status_json
+-- @module orch.status.json
 local log = require 'orch.log'
 
 local M = {}

@@ -6,7 +6,7 @@
 -- stable order (`ts`, `id`, `stream`, `event`, `line`... first, the rest sorted), and a table
 -- marked with `json.array` is an array even when empty. Decoding: integral numbers come back as
 -- integers (pids, counts), `null` as `json.null`, and nesting is bounded.
--- @module orch.json
+-- @module orch.runtime.json
 local M = {}
 
 local MAX_DEPTH = 20 -- encoder nesting; the decoder allows 32 (requests nest little)

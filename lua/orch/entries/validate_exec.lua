@@ -1,9 +1,9 @@
 --- Validation of `exec` and `subcontainer` tables (and of what an `exec.fn` returns): the
 -- command, environment, working directory and user of a process. Raises `orch.invalid`
 -- failures; `orch.validate` re-exports what callers use.
--- @module orch.validate_exec
-local util = require 'orch.util'
-local invalid = require 'orch.invalid'
+-- @module orch.entries.validate_exec
+local util = require 'orch.runtime.util'
+local invalid = require 'orch.runtime.invalid'
 
 local M = {}
 
@@ -274,5 +274,20 @@ function M.exec(exec, ctx, opts)
   end
   return out, warnings
 end
+
+--- Validate what an `exec.fn` returned (nil or a command table). Returns the normalised command
+-- table or nil; raises a failure (use through `M.check`).
+function M.fn_result(res, id, has_sub)
+  if res == nil then
+    return nil
+  end
+  local ctx = invalid.context(("entry '%s': exec.fn returned an invalid command: "):format(id), id)
+  local out = M.exec(res, ctx, { allow_fn = false, has_sub = has_sub })
+  return out
+end
+
+--- The structured failures of orch.invalid, for the entries that validate (Daemon.of, exec.fn).
+M.context = invalid.context
+M.check = invalid.check
 
 return M

@@ -2,8 +2,8 @@
 -- orchestrator's own records), then `stream` and `line` for process output or `event` and its
 -- fields (`result`, `message`, `pid`, `code`...). Every string is made valid UTF-8, so that
 -- every line parses. It renders strings; orch.log writes them.
--- @module orch.log_json
-local log_text = require 'orch.log_text'
+-- @module orch.log.json
+local log_text = require 'orch.log.text'
 
 local M = {}
 

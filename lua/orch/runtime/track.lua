@@ -20,9 +20,9 @@
 -- belongs to one incarnation; `orch.process` signals it with the group and, once the leader is
 -- gone, gives what is left the rest of the stop's timeout (DECISIONS "Processes").
 -- `release` then removes the cgroup.
--- @module orch.track
+-- @module orch.runtime.track
 local core = require 'orch.core'
-local sched = require 'orch.sched'
+local sched = require 'orch.runtime.sched'
 
 local M = {}
 

@@ -1,6 +1,6 @@
 --- Small helpers shared by the Daemons modules: copies, lists, messages, nearest-key search.
 -- Pure functions; nothing here touches the loop.
--- @module orch.util
+-- @module orch.runtime.util
 local M = {}
 
 --- Shallow copy of a table (nil stays nil).

@@ -7,9 +7,9 @@
 -- once.
 -- @module orch.healthCheck
 local core = require 'orch.core'
-local sched = require 'orch.sched'
-local process = require 'orch.process'
-local util = require 'orch.util'
+local sched = require 'orch.runtime.sched'
+local process = require 'orch.runtime.process'
+local util = require 'orch.runtime.util'
 
 local M = {}
 

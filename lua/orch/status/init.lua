@@ -13,7 +13,7 @@
 -- milliseconds.
 -- @module orch.status
 local log = require 'orch.log'
-local output_ring = require 'orch.output_ring'
+local output_ring = require 'orch.status.output_ring'
 
 local M = {}
 
@@ -392,18 +392,18 @@ EFFECTS = {
 
 --- Deprecated: `orch.status_table.format` (uptime in milliseconds).
 function M.format(snap)
-  return require('orch.status_table').format(snap)
+  return require('orch.status.table').format(snap)
 end
 
 --- Deprecated: `orch.status_json.view`.
 function M.json_view(snap)
-  return require('orch.status_json').view(snap)
+  return require('orch.status.json').view(snap)
 end
 
 --- Deprecated: `orch.status_file.new(sink, path, {meta = meta})`, with the methods called with
 -- a dot (`f.write()`, `f.close()`) as before.
 function M.file(sink, path, meta)
-  local f = require('orch.status_file').new(sink, path, { meta = meta })
+  local f = require('orch.status.file').new(sink, path, { meta = meta })
   return {
     write = function()
       return f:write()

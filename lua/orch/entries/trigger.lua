@@ -10,9 +10,9 @@
 -- `success` of the session, afterwards
 -- `statusTrigger(30000, {starting = 1000, waiting = 1000, failure = 1000})`. The upstream
 -- triggers keep the seed's quirks (observed.md section 2).
--- @module orch.trigger
-local sched = require 'orch.sched'
-local util = require 'orch.util'
+-- @module orch.entries.trigger
+local sched = require 'orch.runtime.sched'
+local util = require 'orch.runtime.util'
 
 local M = {}
 

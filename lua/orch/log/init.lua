@@ -5,10 +5,10 @@
 -- `encode`, `array`, `sanitize_utf8` and `iso_time` are orch.json's and orch.time's, kept here
 -- for the log formats; `wallclock` is the clock of every timestamp.
 -- @module orch.log
-local log_text = require 'orch.log_text'
-local log_json = require 'orch.log_json'
-local json = require 'orch.json'
-local time = require 'orch.time'
+local log_text = require 'orch.log.text'
+local log_json = require 'orch.log.json'
+local json = require 'orch.runtime.json'
+local time = require 'orch.runtime.time'
 
 local M = {}
 
@@ -71,7 +71,7 @@ function M.new(opts)
   opts = opts or {}
   local format = opts.format or 'text'
   if format ~= 'text' and format ~= 'json' then
-    require('orch.util').bad_argument(1, 'log.new', ("unknown format '%s'"):format(
+    require('orch.runtime.util').bad_argument(1, 'log.new', ("unknown format '%s'"):format(
       tostring(format)))
   end
   local clock = opts.clock or M.wallclock

@@ -12,11 +12,11 @@
 -- orch extensions for the CLI: `entries()`, `states()`, `kill_all()`, `stopEntry(id)`,
 -- `startEntry(id)`, `restartEntry(id)`, `signalEntry(id, sig)` (operator control).
 -- @classmod orch.Daemons
-local sched = require 'orch.sched'
-local util = require 'orch.util'
-local validate = require 'orch.validate'
-local HealthDaemon = require 'orch.health_daemon'
-local Daemon = require 'orch.daemon'
+local sched = require 'orch.runtime.sched'
+local util = require 'orch.runtime.util'
+local validate = require 'orch.graph.validate'
+local HealthDaemon = require 'orch.entries.health_daemon'
+local Daemon = require 'orch.entries.daemon'
 
 local Daemons = {}
 

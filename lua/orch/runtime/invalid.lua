@@ -1,8 +1,8 @@
 --- Validation failures, and the checks every option table shares (types, unknown keys,
 -- times in ms, lists of strings). A failure is raised as an `Invalid` error (`field`, `id`,
 -- `message`; `tostring` gives the message) and `check` turns it into `nil, err`.
--- @module orch.invalid
-local util = require 'orch.util'
+-- @module orch.runtime.invalid
+local util = require 'orch.runtime.util'
 
 local M = {}
 

@@ -1,8 +1,8 @@
 --- The recent output of every entry: raw chunks split into lines per entry and stream
 -- (orch.line_splitter), and a bounded ring of line records per entry, numbered in one sequence
 -- for followers (`orch logs -f`). The status sink (orch.status) owns one.
--- @module orch.output_ring
-local line_splitter = require 'orch.line_splitter'
+-- @module orch.status.output_ring
+local line_splitter = require 'orch.runtime.line_splitter'
 
 local M = {}
 

@@ -13,10 +13,10 @@
 -- it over PATH. A directory that another user could write into (group- or world-writable
 -- without the sticky bit, or owned by a user other than orch's and root) is refused, as ssh
 -- refuses such directories for its files.
--- @module orch.status_file
+-- @module orch.status.file
 local core = require 'orch.core'
 local log = require 'orch.log'
-local status_json = require 'orch.status_json'
+local status_json = require 'orch.status.json'
 
 local M = {}
 

@@ -1,6 +1,6 @@
 --- The state of every entry as an aligned table (the SIGQUIT/SIGUSR1 dump of `orch run`).
 -- Takes a sink snapshot (orch.status): `uptime` in milliseconds.
--- @module orch.status_table
+-- @module orch.status.table
 
 local M = {}
 

@@ -5,11 +5,12 @@
 -- error points at the caller's line in main.lua, and the CLI's locator finds `field` in the
 -- source without reading the text. Wording follows reference.md section 5.3; unknown keys
 -- name the nearest valid key (`exec.sigterm_timeout` suggests `sigtermTimeout`).
--- @module orch.validate
-local util = require 'orch.util'
-local ids = require 'orch.ids'
-local invalid = require 'orch.invalid'
-local vexec = require 'orch.validate_exec'
+-- @module orch.graph.validate
+local util = require 'orch.runtime.util'
+local ids = require 'orch.graph.ids'
+local invalid = require 'orch.runtime.invalid'
+local vexec = require 'orch.entries.validate_exec'
+local results = require 'orch.entries.results'
 
 local M = {}
 
@@ -17,12 +18,9 @@ local fail, fail_whole, expect = invalid.fail, invalid.fail_whole, invalid.expec
 local type_name, unknown_keys, check_ms = invalid.type_name, invalid.unknown_keys,
   invalid.check_ms
 
---- The health results `ready.fn` may return.
-M.RESULTS = { 'success', 'failure', 'starting', 'waiting', 'loading', 'disabled' }
-local RESULT_SET = {}
-for _, r in ipairs(M.RESULTS) do
-  RESULT_SET[r] = true
-end
+--- The health results `ready.fn` may return (orch.results).
+M.RESULTS = results.RESULTS
+local RESULT_SET = results.RESULT_SET
 M.RESULT_SET = RESULT_SET
 
 local ENTRY_KEYS = {
@@ -85,7 +83,7 @@ local function check_ready(ready, ctx, warnings)
   if ready.trigger ~= nil then
     expect(ready.trigger, type(ready.trigger) == 'function', ctx, 'ready.trigger',
       'a trigger (e.g. trigger.cooldownTrigger(1000))')
-    local factory = require('orch.trigger')._factories[ready.trigger]
+    local factory = require('orch.entries.trigger')._factories[ready.trigger]
     if factory then
       fail(ctx, 'ready.trigger', ('ready.trigger is trigger.%s itself; call it to make a '
         .. 'trigger, e.g. %s'):format(factory[1], factory[2]))
@@ -237,15 +235,6 @@ function M.entry(kind, list, id, opts, index, n)
   return spec, warnings
 end
 
---- Validate what an `exec.fn` returned (nil or a command table). Returns the normalised command
--- table or nil; raises a failure (use through `M.check`).
-function M.fn_result(res, id, has_sub)
-  if res == nil then
-    return nil
-  end
-  local ctx = M.context(("entry '%s': exec.fn returned an invalid command: "):format(id), id)
-  local out = M.exec(res, ctx, { allow_fn = false, has_sub = has_sub })
-  return out
-end
+M.fn_result = vexec.fn_result
 
 return M

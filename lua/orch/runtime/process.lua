@@ -4,11 +4,11 @@
 -- `uid:gid`, resolved to numbers), and what happens to what a leader leaves behind
 -- (DECISIONS "Processes"): its group and tracked processes get SIGTERM and the rest of the
 -- timeout, then SIGKILL; the output pipes are waited for until that deadline, then closed.
--- @module orch.process
+-- @module orch.runtime.process
 local core = require 'orch.core'
-local sched = require 'orch.sched'
-local track = require 'orch.track'
-local penv = require 'orch.process_env'
+local sched = require 'orch.runtime.sched'
+local track = require 'orch.runtime.track'
+local penv = require 'orch.runtime.process_env'
 
 local M = {}
 

@@ -1,7 +1,7 @@
 --- What a child gets from orch's policy: its environment (orch's own overlaid by the entry's)
 -- and its credentials (a user name, a uid or `uid:gid` resolved to the numbers the core takes,
 -- with HOME, USER and LOGNAME of that user).
--- @module orch.process_env
+-- @module orch.runtime.process_env
 local core = require 'orch.core'
 
 local M = {}

@@ -4,7 +4,7 @@
 -- `READY=1` the first time every entry is `success` at once (again after a reload), `STATUS=`
 -- with the count of ready entries whenever it changes, `RELOADING=1` on a reload and
 -- `STOPPING=1` at shutdown.
--- @module orch.notify
+-- @module orch.runtime.notify
 
 local M = {}
 

@@ -1,7 +1,7 @@
 --- Wall-clock times as orch writes them: ISO 8601 UTC with milliseconds
 -- (`2024-05-01T12:00:00.123Z`), both ways. Times are seconds since the epoch (floats), as
 -- `core.time()` gives them.
--- @module orch.time
+-- @module orch.runtime.time
 local M = {}
 
 --- The ISO 8601 UTC form of `t` (seconds since the epoch), with milliseconds.

@@ -2,7 +2,7 @@
 -- entry on request) and `orch | <description>` for the orchestrator's events
 -- (`orch | <id>: <old> -> <new> (<message>)` for a state change), optionally prefixed by the
 -- local time of day. It renders strings; orch.log writes them.
--- @module orch.log_text
+-- @module orch.log.text
 
 local M = {}
 

@@ -6,7 +6,7 @@
 -- including U+0085, U+2028/U+2029, bidi overrides and isolates, zero-width characters, BOM...),
 -- no `|`, no leading or trailing whitespace, and is not `orch`. A visible entry's id must also
 -- be a valid health check id (`^[a-z0-9]+(-[a-z0-9]+)*$`).
--- @module orch.ids
+-- @module orch.graph.ids
 local M = {}
 
 --- The longest id, in bytes (a Kubernetes object name stops at 63).

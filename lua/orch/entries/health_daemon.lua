@@ -11,11 +11,11 @@
 -- raised by `ready.fn` becomes a failure and an invalid result becomes
 -- `failure "invalid health result '<x>'"` (H5, H7).
 -- @classmod orch.HealthDaemon
-local sched = require 'orch.sched'
-local util = require 'orch.util'
-local validate = require 'orch.validate'
-local trigger = require 'orch.trigger'
-local Daemon = require 'orch.daemon'
+local sched = require 'orch.runtime.sched'
+local util = require 'orch.runtime.util'
+local results = require 'orch.entries.results'
+local trigger = require 'orch.entries.trigger'
+local Daemon = require 'orch.entries.daemon'
 
 local HealthDaemon = {}
 HealthDaemon.__index = HealthDaemon
@@ -45,7 +45,7 @@ local WAITING = { result = 'waiting' }
 local last_session = 0
 
 --- Create the actor for `spec` (a validated entry) with its dependency actors.
--- @tparam table spec from `validate.entry`
+-- @tparam table spec from `orch.graph.validate`'s `entry`
 -- @tparam {HealthDaemon,...} deps
 -- @tparam table opts `{effects = table, tracker = orch.track Tracker or nil, observer =
 --   object}` (one table shared by a chain's entries); `observer:entry_changed(hd)` is called
@@ -288,7 +288,7 @@ function normalise_result(ok, r)
   if type(r) ~= 'table' then
     return { result = 'failure', message = ("invalid health result '%s'"):format(tostring(r)) }
   end
-  if not validate.RESULT_SET[r.result] then
+  if not results.RESULT_SET[r.result] then
     return { result = 'failure',
       message = ("invalid health result '%s'"):format(tostring(r.result)) }
   end
