@@ -16,7 +16,6 @@ local M = {}
 -- `check` and `graph`: evaluate with a silent sink.
 local function load_quiet(script, args)
   local sink = status.new({ writer = false })
-  status.set_default(sink)
   add_script_dir(script)
   local restore = evaluate.capture_exit() -- os.exit in the script is an error here
   local chain, entries = run_root(function()

@@ -12,6 +12,9 @@ local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
 local log = require 'orch.log'
 local status = require 'orch.status'
+local status_json = require 'orch.status.json'
+local status_file = require 'orch.status.file'
+local render = require 'orch.control.render'
 local notify = require 'orch.runtime.notify'
 local control_paths = require 'orch.control.paths'
 local control_server = require 'orch.control.server'
@@ -72,7 +75,6 @@ function Run.new(opts, script, args)
     timestamps = opts.timestamps,
   })
   self.sink = status.new({ writer = self.writer, ring = opts.log_lines })
-  status.set_default(self.sink)
   return self
 end
 
@@ -117,7 +119,8 @@ function Run:dump(signame)
   local up = (core.now() - self.started_at) // 1000
   local head = ('orch: %s: state of %s (pid %d, %s, up %ds, %d/%d ready)\n'):format(signame,
     self.script, orch_pid(), self.phase, up, ready, total)
-  err(head .. status.format(self.sink:snapshot()))
+  err(head .. render.status({ entries = status_json.view(self.sink:snapshot()) },
+    { header = false }))
 end
 
 -- SIGUSR2: reopen what orch writes to files, for log rotation. orch's log goes to stdout (the
@@ -135,7 +138,7 @@ function Run:reopen(signame)
     end
   end
   if self.status_file then
-    self.status_file.write()
+    self.status_file:write()
   end
 end
 
@@ -251,8 +254,7 @@ function Run:close()
     self.notifier:close()
   end
   if self.status_file then
-    self.status_file.write()
-    self.status_file.close()
+    self.status_file:close() -- writes what is pending
   end
 end
 
@@ -272,7 +274,7 @@ end
 function Run:set_phase(phase)
   self.phase = phase
   if self.status_file then
-    self.status_file.write()
+    self.status_file:write()
   end
   if self.control then
     self.control:changed()
@@ -432,10 +434,10 @@ function Run:load()
     return nil, 1
   end
   if self.opts.status_file then
-    self.status_file = status.file(self.sink, self.opts.status_file, function()
+    self.status_file = status_file.new(self.sink, self.opts.status_file, { meta = function()
       return self:meta()
-    end)
-    local ok, werr = self.status_file.write()
+    end })
+    local ok, werr = self.status_file:write()
     if not ok then
       err(('orch: cannot write the status file %s: %s\n'):format(self.opts.status_file,
         tostring(werr)))

@@ -5,7 +5,7 @@
 local json = require 'orch.runtime.json'
 local time = require 'orch.runtime.time'
 local util = require 'orch.runtime.util'
-local status = require 'orch.status'
+local status_json = require 'orch.status.json'
 local protocol = require 'orch.control.protocol'
 
 local M = {}
@@ -48,7 +48,7 @@ local function status_obj(srv, id)
   else
     snap = srv.backend.sink:snapshot()
   end
-  return { ok = true, type = 'status', orch = meta(srv), entries = status.json_view(snap) }
+  return { ok = true, type = 'status', orch = meta(srv), entries = status_json.view(snap) }
 end
 
 function HANDLERS.ping(conn)

@@ -31,7 +31,6 @@ local Sink = {}
 Sink.__index = Sink
 M.Sink = Sink
 
-local default_sink
 local EFFECTS -- name -> method, bound per sink in `new` (filled below the methods)
 
 local function mono_ms()
@@ -94,20 +93,6 @@ function M.new(opts)
     end
   end
   return self
-end
-
---- The process-wide default sink (a text log on stdout unless `set_default` replaced it),
--- used by chains built without `effects`.
-function M.default()
-  if not default_sink then
-    default_sink = M.new()
-  end
-  return default_sink
-end
-
---- Replace the process-wide default sink (the CLI installs its configured one).
-function M.set_default(sink)
-  default_sink = sink
 end
 
 function Sink:_entry(id, kind)
@@ -386,32 +371,5 @@ EFFECTS = {
   output = Sink.output,
   log = Sink._effects_log,
 }
-
--- Moved to modules of their own; kept here until their callers switch (cli/run.lua: format,
--- file; control.lua: json_view). Loaded on use, so that the sink does not depend on them.
-
---- Deprecated: `orch.status_table.format` (uptime in milliseconds).
-function M.format(snap)
-  return require('orch.status.table').format(snap)
-end
-
---- Deprecated: `orch.status_json.view`.
-function M.json_view(snap)
-  return require('orch.status.json').view(snap)
-end
-
---- Deprecated: `orch.status_file.new(sink, path, {meta = meta})`, with the methods called with
--- a dot (`f.write()`, `f.close()`) as before.
-function M.file(sink, path, meta)
-  local f = require('orch.status.file').new(sink, path, { meta = meta })
-  return {
-    write = function()
-      return f:write()
-    end,
-    close = function()
-      return f:close()
-    end,
-  }
-end
 
 return M
