@@ -23,6 +23,7 @@ M.EXEC_GRACE_MS = 1000
 
 local Command = {}
 Command.__index = Command
+Command.sigterm_timeout = M.DEFAULT_SIGTERM_TIMEOUT -- unless the spawn said otherwise
 M.Command = Command
 
 M.merge_env = penv.merge_env
@@ -61,7 +62,7 @@ local function pipe_sink(self, fn)
     if chunk == nil then
       self._open = self._open - 1
       if self._open == 0 then
-        self._pipes_done:set()
+        self:_pipes_closed()
       end
     end
     fn(chunk)
@@ -96,11 +97,14 @@ function M.spawn(command, opts)
       return nil, ("spawn '%s': %s"):format(argv[1], why), 'EINVAL', 'user'
     end
   end
-  local self = setmetatable({
-    argv = argv, exited = sched.event(), leader_exited = sched.event(),
-    sigterm_timeout = opts.sigterm_timeout or M.DEFAULT_SIGTERM_TIMEOUT,
-    name = opts.name or argv[1], log = opts.log, _open = 0, _pipes_done = sched.event(),
-  }, Command)
+  -- Only what differs from the defaults is stored (Command holds them): 1000 daemons keep 1000
+  -- of these, and a table's hash part is sized by the fields it is built with.
+  local self = setmetatable({ argv = argv, exited = sched.event(), _open = 0 }, Command)
+  self.sigterm_timeout = opts.sigterm_timeout
+  self.name = opts.name
+  self.log = opts.log
+  self._cgroup = opts.cgroup
+  self._tag = opts.tag
   local proc, err, code, stage = core.spawn(argv, {
     env = M.merge_env(user_env(u, opts.env)),
     cwd = opts.cwd,
@@ -113,22 +117,26 @@ function M.spawn(command, opts)
     cgroup = opts.cgroup,
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
-    self.leader_exited:set()
     self:_leader_gone()
   end)
   if not proc then
     return nil, err, code, stage
   end
   self.proc = proc
-  self.host_pid = proc:host_pid()
   self.pgid = proc:pgid()
-  if opts.cgroup or opts.tag or self.pgid then
-    self._members = track.members({ cgroup = opts.cgroup, tag = opts.tag, pgid = self.pgid })
-  end
   if self._open == 0 then
-    self._pipes_done:set()
+    self:_pipes_closed()
   end
   return self
+end
+
+-- Both pipes have ended (or were never opened): `pipes_done`, and whoever waits is woken (the
+-- event is made only when something waits: most incarnations never need it).
+function Command:_pipes_closed()
+  self.pipes_done = true
+  if self._pipes_ev then
+    self._pipes_ev:set()
+  end
 end
 
 --- The pid as users see it: outside orch's PID namespace when orch is contained (nil once
@@ -137,10 +145,25 @@ function Command:pid()
   return self.proc:host_pid()
 end
 
+-- The name logs give the incarnation: `opts.name`, else the program.
+local function name_of(self)
+  return self.name or self.argv[1]
+end
+
+-- The members of the incarnation (orch.track), made when first needed.
+local function members(self)
+  local m = self._members
+  if not m and (self._cgroup or self._tag or self.pgid) then
+    m = track.members({ cgroup = self._cgroup, tag = self._tag, pgid = self.pgid })
+    self._members = m
+  end
+  return m
+end
+
 -- Send `sig` to what is left of the group and to the tracked processes outside it.
 local function signal_all(self, sig)
   local ok, err, code = self.proc:kill(sig)
-  local m = self._members
+  local m = members(self)
   if m and (m.cgroup or m.tag) then
     local n = m:signal(sig, self.proc:pid(), self.pgid)
     if not ok and n and n > 0 then
@@ -166,7 +189,7 @@ end
 -- What is left of the incarnation besides the leader: a list of `{pid, pgrp}` (empty when the
 -- kernel would not say).
 local function leftovers(self)
-  local m = self._members
+  local m = members(self)
   if not m then
     return {}
   end
@@ -228,19 +251,19 @@ local function finish(self)
   if #left > 0 then
     local what = self:describe_exit()
     local termed = self._termed
-    say(self, 'info', ('%s: %s; %d process(es) left (%s): %s'):format(self.name, what, #left,
+    say(self, 'info', ('%s: %s; %d process(es) left (%s): %s'):format(name_of(self), what, #left,
       pid_list(left), termed and 'waiting for them' or 'SIGTERM'))
     if not termed then
       signal_all(self, 'SIGTERM')
     end
     if wait_until(function() return not any_left(self) end, deadline) then
       say(self, 'info', ('%s: what was left ended %d ms after the main process'):format(
-        self.name, sched.now() - t0))
+        name_of(self), sched.now() - t0))
     else
       left = leftovers(self)
       self.killed = true
       say(self, 'warning', ('%s: %d process(es) left still there after the timeout (%s): SIGKILL')
-        :format(self.name, #left, pid_list(left)))
+        :format(name_of(self), #left, pid_list(left)))
       signal_all(self, 'SIGKILL')
       local stop = sched.now() + M.RELEASE_MS
       local gone = wait_until(function() return not any_left(self) end, function()
@@ -248,25 +271,28 @@ local function finish(self)
       end)
       if not gone then
         say(self, 'warning', ('%s: %d process(es) still there %d ms after SIGKILL '
-          .. '(uninterruptible?)'):format(self.name, #leftovers(self), M.RELEASE_MS))
+          .. '(uninterruptible?)'):format(name_of(self), #leftovers(self), M.RELEASE_MS))
       end
     end
   end
   -- at least PIPE_GRACE_MS: what the pipes still buffer is read, not cut at a passed deadline
   local floor = sched.now() + M.PIPE_GRACE_MS
-  while not self._pipes_done.is_set do
+  while not self.pipes_done do
     local wait = math.max(deadline(), floor) - sched.now()
     if wait <= 0 then
       local holders = core.fd_holders(self.proc:pipes())
       local who = #holders > 0 and ('pid ' .. table.concat(holders, ', pid '))
         or 'a process orch cannot see'
       say(self, 'warning', ('%s: output pipe still held open after the timeout by %s (not part '
-        .. 'of the entry): closed orch\'s end'):format(self.name, who))
+        .. 'of the entry): closed orch\'s end'):format(name_of(self), who))
       self.pipe_holders = holders
       self.proc:close_pipes()
       break
     end
-    self._pipes_done:wait(math.min(wait, 100))
+    if not self._pipes_ev then
+      self._pipes_ev = sched.event()
+    end
+    self._pipes_ev:wait(math.min(wait, 100))
   end
   self.exited:set()
 end
@@ -274,12 +300,11 @@ end
 -- on_exit of the core: the incarnation ends at once when nothing is left and the pipes are
 -- closed (the common case: no task), else `finish` sees to the rest.
 function Command:_leader_gone()
-  local m = self._members
-  if self._pipes_done.is_set and not (m and (m.cgroup or m.tag)) and not any_left(self) then
+  if self.pipes_done and not (self._cgroup or self._tag) and not any_left(self) then
     self.exited:set()
     return
   end
-  self._finish = sched.spawn('finish:' .. tostring(self.name), finish, self)
+  self._finish = sched.spawn('finish:' .. tostring(name_of(self)), finish, self)
 end
 
 --- Call `fn()` (no yielding) once the incarnation is over: the leader has exited, nothing of
@@ -354,7 +379,7 @@ function Command:close()
     end
     self.proc:close()
     self._open = 0
-    self._pipes_done:set()
+    self:_pipes_closed()
   end
 end
 Command.__close = Command.close

@@ -102,8 +102,7 @@ Members.__index = Members
 -- `NAME=value` its processes carry: the /proc scan), or neither (its process group only);
 -- `opts.pgid`, the process group its leader leads.
 function M.members(opts)
-  return setmetatable({ cgroup = opts.cgroup, tag = opts.tag, pgid = opts.pgid, seen = {} },
-    Members)
+  return setmetatable({ cgroup = opts.cgroup, tag = opts.tag, pgid = opts.pgid }, Members)
 end
 
 -- The cgroup's processes but the leader and orch, each with its process group.
@@ -129,7 +128,12 @@ local function scan_list(self, leader, own)
   if not list then
     return nil, err, code
   end
-  local kids, mark, queue, seen, pgid = {}, {}, {}, self.seen, self.pgid
+  local seen = self.seen
+  if not seen then
+    seen = {} -- made on the first scan: most incarnations never need one
+    self.seen = seen
+  end
+  local kids, mark, queue, pgid = {}, {}, {}, self.pgid
   for _, p in ipairs(list) do
     if p.state ~= 'Z' then
       local k = kids[p.ppid]
