@@ -62,14 +62,33 @@ return orch.Daemons.of{}
     assert.is_false(R.alive(web))
   end)
 
-  it('orch check never starts a process, and says why it cannot evaluate such a script',
+  it('orch check never starts a process: a setup chain is validated, not run, and said so',
     function()
-      local path = script(dir, 'main.lua', SETUP)
+      -- (a script that reads what its setup chain wrote fails under check: nothing ran)
+      local path = script(dir, 'main.lua', (SETUP:gsub("local f = assert%(io.open%(dir .. '/m'%)%)"
+        .. "\nlocal what = f:read%('l'%)\nf:close%(%)\n", "local what = 'checked'\n")))
+      assert.not_matches('io.open', path and R.read_file(path))
       local r = R.run({ 'check', path }, { env = env({ EVAL_DIR = dir }) })
-      assert.equal(1, r.code, r.err)
-      assert.matches('main.lua:3: orch check does not start processes', r.err)
+      assert.equal(0, r.code, r.err)
+      assert.matches('note: the script builds a chain of its own while it is evaluated '
+        .. '%(migrate%); orch check validated it and did not run it', r.out)
+      assert.matches('web', r.out)
+      assert.matches('valid, 1 entry', r.out)
       assert.is_nil(R.read_file(dir .. '/m'), 'migrate ran')
     end)
+
+  it('orch check reports an invalid setup chain at its line', function()
+    local path = script(dir, 'main.lua', [[
+local orch = require 'orch'
+orch.Daemons.of{}
+  :addOneshot('migrate', { exec = { command = { 'true' } }, requires = { 'nope' } })
+  :runUntilSuccess(1000)
+return orch.Daemons.of{}
+]])
+    local r = R.run({ 'check', path })
+    assert.equal(1, r.code)
+    assert.matches("main.lua:3: .*requires 'nope'", r.err)
+  end)
 
   it('a chain the script builds and leaves running is stopped when orch stops', function()
     local path = script(dir, 'main.lua', [[

@@ -16,14 +16,15 @@ local M = {}
 -- `check` and `graph`: evaluate with a silent sink.
 local function load_quiet(script, args)
   local sink = status.new({ writer = false })
+  local scope = evaluate.new_scope(true)
   add_script_dir(script)
   local restore = evaluate.capture_exit() -- os.exit in the script is an error here
   local chain, entries = run_root(function()
     return evaluate.evaluate(script, args, { effects = sink, args = args, script = script },
-      evaluate.new_scope(true))
+      scope)
   end)
   restore()
-  return chain, entries
+  return chain, entries, scope
 end
 
 local function join(list, sep)
@@ -96,10 +97,21 @@ local function cmd_check(opts, script, args)
     return 0
   end
   check_script('check', script)
-  local chain, entries = load_quiet(script, args)
+  local chain, entries, scope = load_quiet(script, args)
   if not chain then
     err(message_of(entries) .. '\n')
     return 1
+  end
+  for _, c in ipairs(scope.chains) do
+    if c ~= chain then
+      local ids = {}
+      for i, e in ipairs(c:entries()) do
+        ids[i] = e.id
+      end
+      out(('note: the script builds a chain of its own while it is evaluated (%s); orch check '
+        .. 'validated it and did not run it (runUntilSuccess returned at once)\n'):format(
+        table.concat(ids, ', ')))
+    end
   end
   out(M.format_entries(entries))
   out(('%s: valid, %s\n'):format(script, count_kinds(entries)))

@@ -274,6 +274,9 @@ function Daemons:build(opts)
   if ev and type(ev.built) == 'function' then
     ev.built(self)
   end
+  if ev and ev.dry then
+    return self -- orch check: validated, never started
+  end
   if self._term_done then
     error('Daemons: build() after term()', 2)
   end
@@ -471,6 +474,11 @@ function Daemons:runUntilSuccess(timeout, opts)
   end
   if not sched.current() then
     error('orch: Daemons:runUntilSuccess() yields; call it from a task (orch.spawn)', 2)
+  end
+  local scope = evaluating()
+  if scope and scope.dry then
+    scope.built(self) -- orch check: validated, not run; it reports that it did not run it
+    return true
   end
   local ev = sched.event()
   self._success_ev = ev
