@@ -19,7 +19,6 @@ insulate('orch.process: what a leader leaves behind #integration', function()
   end)
   after_each(function()
     os.execute('rm -rf ' .. dir)
-    track.reset()
   end)
 
   local function read(path)

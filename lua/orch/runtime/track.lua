@@ -42,7 +42,6 @@ local REFUSED = {
 }
 M.REFUSED = REFUSED
 
-local current
 
 local Tracker = {}
 Tracker.__index = Tracker
@@ -239,18 +238,7 @@ function M.setup(opts)
     self.refused[#self.refused + 1] = { mode = mode, reason = tostring(why) }
   end
   self.mode = self.mode or 'proc'
-  current = self
   return self
-end
-
---- The tracker of this orch, or nil (no `orch run`: process groups only).
-function M.current()
-  return current
-end
-
---- Forget the current tracker (specs).
-function M.reset()
-  current = nil
 end
 
 --- A one-line description of the mechanism in use and of what was refused.
@@ -379,9 +367,6 @@ function Tracker:close()
   end
   if self.base then
     remove_tree(self.base)
-  end
-  if current == self then
-    current = nil
   end
 end
 
