@@ -2,7 +2,9 @@
  * relay_watch.c), a process outside orch that SIGKILLs the process groups and cgroups orch
  * made once orch is gone, however it went (PR_SET_PDEATHSIG reaches only direct children).
  * process.c reports each group it creates and each group that is gone (orch_watch_group);
- * orch keeps the same list itself for its own last-resort exit (orch_watch_kill_all). */
+ * orch keeps the same list itself for its own last-resort exit (orch_watch_kill_all).
+ * The state below is process-wide on purpose: the last-resort exit runs on the stop guard's
+ * thread (signal.c), which has no Lua state and no loop context to reach it through. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
