@@ -118,7 +118,7 @@ function M.due(conn)
 end
 
 local function line_obj(id, rec)
-  return { type = 'line', id = id, seq = rec.seq, ts = rec.ts and time.iso(rec.ts) or nil,
+  return { type = 'line', id = id, seq = rec.seq, ts = rec.iso or rec.ts and time.iso(rec.ts),
     stream = rec.stream, line = rec.line }
 end
 

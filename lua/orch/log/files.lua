@@ -172,7 +172,8 @@ function Files:close()
   end
 end
 
--- The records of one file, oldest first: `{ts, stream, line}` (at or after `since`), and the
+-- The records of one file, oldest first: `{ts, iso, stream, line}` (at or after `since`; `iso`
+-- is the time as written), and the
 -- time of its first line.
 local function read_records(path, since)
   local fh = io.open(path, 'r')
@@ -186,7 +187,7 @@ local function read_records(path, since)
     if t then
       first = first or t
       if not since or t >= since then
-        out[#out + 1] = { ts = t, stream = stream, line = line }
+        out[#out + 1] = { ts = t, iso = ts, stream = stream, line = line }
       end
     end
   end
@@ -196,7 +197,7 @@ end
 
 --- The history of `id` from its files, oldest first: the last `n` (nil: all) records
 -- `{ts, stream, line}` at or after `since` (wall seconds, nil: any). Reads only the newest
--- files it needs. nil when `id` has no file.
+-- files it needs. nil when `id` has no file or it cannot be read.
 function Files:history(id, n, since)
   local f = self._files[id]
   if not f then
@@ -206,9 +207,10 @@ function Files:history(id, n, since)
   for i, path in ipairs(f:paths()) do
     local recs, first = read_records(path, since)
     if not recs then
-      if i > 1 then
-        break -- rotated files are numbered without gaps
+      if i == 1 then
+        return nil -- never written (a failing file): the ring has the output
       end
+      break -- rotated files are numbered without gaps
     else
       parts[#parts + 1] = recs
       total = total + #recs
