@@ -3,7 +3,6 @@
 -- a file that cannot be written reported once while the service runs on, and orch logs reading
 -- its history from the files (-n, --since, --json).
 local R = require 'fixtures.cli.runner'
-local cjson = require 'cjson'
 
 local session = R.session()
 local start, tmpdir = session.start, session.tmpdir
