@@ -156,16 +156,22 @@ return Daemons.of({})
     command = 'i=0; while true; do i=$((i+1)); echo "full $i"; sleep 0.01; done' } })
   :addDaemon('nodir', { requires = {}, exec = { log = { file = 'no/such/dir/x.log' },
     command = 'i=0; while true; do i=$((i+1)); echo "nodir $i"; sleep 0.01; done' } })
+  :addDaemon('fifo', { requires = {}, exec = { log = { file = 'fifo' },
+    command = 'i=0; while true; do i=$((i+1)); echo "fifo $i"; sleep 0.01; done' } })
 ]])
+    os.execute('mkdir ' .. dir .. '/logs && mkfifo ' .. dir .. '/logs/fifo')
     local sock = dir .. '/sock'
     local p = start({ 'run', '--control', sock, '--log-dir', dir .. '/logs', main })
     p:wait_for('full +| full 200\n', 20000)
     p:wait_for('nodir | nodir 200\n', 20000, nil, true)
+    p:wait_for('fifo +| fifo 200\n', 20000)
     local out = p:out()
     assert.are.equal(1, count(out, 'full: log file: cannot write /dev/full: No space left on '
       .. 'device (output still goes to the main log)'), out)
     assert.are.equal(1, count(out, 'nodir: log file: cannot open ' .. dir
       .. '/logs/no/such/dir/x.log: No such file or directory'), out)
+    assert.are.equal(1, count(out, 'fifo: log file: cannot open ' .. dir
+      .. '/logs/fifo: a FIFO would block orch'), out)
     -- orch logs falls back to the lines kept in memory
     local r = ctl(sock, 'logs', 'nodir', '-n', '2')
     assert.are.equal(0, r.code, r.err)

@@ -51,8 +51,16 @@ function File:_fail(what, e)
   return false
 end
 
--- Open for appending (the size is what the file already holds).
+local has_core, core = pcall(require, 'orch.core')
+local lstat = has_core and type(core) == 'table' and core.lstat
+
+-- Open for appending (the size is what the file already holds). Never a FIFO: opening one
+-- for writing waits for a reader, and the loop with it.
 function File:_open()
+  local st = lstat and lstat(self.path)
+  if st and st.type == 'fifo' then
+    return self:_fail('cannot open', 'a FIFO would block orch')
+  end
   local f, e = io.open(self.path, 'a')
   if not f then
     return self:_fail('cannot open', e)
