@@ -41,12 +41,12 @@ _orch_options()
     local o
     case $1 in
         run) o="--until-ready --log-format --no-color --color --timestamps --status-file
-            --log-lines --no-contain --name --control --no-control -h --help" ;;
+            --log-lines --log-dir --no-contain --name --control --no-control -h --help" ;;
         check) o="-h --help" ;;
         graph) o="--format -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
-        logs) o="-n --lines -f --follow --json --timestamps --no-color --color --control
-            --name -h --help" ;;
+        logs) o="-n --lines -f --follow --json --timestamps --since --reopen --no-color --color
+            --control --name -h --help" ;;
         stop | start | restart | signal) o="--json --control --name" ;;
         shutdown) o="--no-wait --json --control --name" ;;
         '') o="-h --help -V --version" ;;
@@ -70,7 +70,9 @@ _orch()
             mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
         --name) mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur"); return ;;
         -n | --lines) mapfile -t COMPREPLY < <(compgen -W 'all 10 100 1000' -- "$cur"); return ;;
-        --log-lines) return ;;
+        --log-lines | --since) return ;;
+        --log-dir) compopt -o dirnames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     esac
 
     # The command, and the positional arguments before the current word.
@@ -78,7 +80,8 @@ _orch()
     for ((i = 1; i < COMP_CWORD; i++)); do
         word=${COMP_WORDS[i]}
         case $word in
-            --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines)
+            --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
+                | --log-dir | --since)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;

@@ -100,7 +100,7 @@ describe('shell completion #integration', function()
       assert.truthy(#want > 0, cmd)
       assert.same(want, complete({ cmd, '-' }), 'orch ' .. cmd .. ' -<TAB>')
     end
-    assert.same({ '--log-format', '--log-lines' }, complete({ 'run', '--log' }))
+    assert.same({ '--log-dir', '--log-format', '--log-lines' }, complete({ 'run', '--log' }))
   end)
 
   it('bash completes option values and script files', function()

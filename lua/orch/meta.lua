@@ -60,6 +60,13 @@ function Abort:onAbort(cb) end
 ---@field runAsInit? boolean PID 1 of a new PID namespace (default false)
 ---@field onStdout? fun(chunk: string) raw output chunks
 ---@field onStderr? fun(chunk: string) raw output chunks
+---@field log? orch.LogFile the entry's own rotated log file (beside `fn`, not returned by it)
+
+---`exec.log`: the entry's own log file (orch.entries.validate_log); every key optional.
+---@class orch.LogFile
+---@field file? string default `<id>.log` in `orch run --log-dir`; relative: in that directory
+---@field maxSize? integer|string bytes, or '256K', '10M', '1G' (default '10M')
+---@field keep? integer rotated files kept, 0..1000 (default 5)
 
 ---`exec`: either `command` (with the other keys) or `fn` (with `sigtermTimeout` only).
 ---@class orch.Exec
@@ -72,6 +79,7 @@ function Abort:onAbort(cb) end
 ---@field runAsInit? boolean PID 1 of a new PID namespace (default false)
 ---@field onStdout? fun(chunk: string) raw output chunks
 ---@field onStderr? fun(chunk: string) raw output chunks
+---@field log? orch.LogFile the entry's own rotated log file
 
 ---A trigger: called once per health session; `next()` may sleep and returns true to probe now,
 ---false or nil to stop probing.

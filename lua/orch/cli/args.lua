@@ -12,6 +12,7 @@ local OPTIONS = {
     ['timestamps'] = 'flag',
     ['status-file'] = 'value',
     ['log-lines'] = 'value',
+    ['log-dir'] = 'value',
     ['no-contain'] = 'flag',
     ['control'] = 'value',
     ['name'] = 'value',
@@ -108,7 +109,7 @@ end
 local CONTROL_OPTIONS = {
   status = { json = 'flag', watch = 'flag', color = 'flag', ['no-color'] = 'flag' },
   logs = { lines = 'value', follow = 'flag', json = 'flag', timestamps = 'flag', color = 'flag',
-    ['no-color'] = 'flag' },
+    ['no-color'] = 'flag', since = 'value', reopen = 'flag' },
   stop = { json = 'flag' },
   start = { json = 'flag' },
   restart = { json = 'flag' },

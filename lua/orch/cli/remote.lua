@@ -171,8 +171,58 @@ local function cmd_status(opts, pos)
   end)
 end
 
+local SINCE_UNITS = { s = 1, m = 60, h = 3600, d = 86400 }
+
+--- The time `--since` names, in seconds since the epoch: an ISO 8601 UTC time
+-- (`2026-12-03T18:00:00Z`, fraction optional), `@SECONDS`, or a duration before `now`
+-- (`90s`, `10m`, `2h`, `1d`; a plain number is seconds). nil when it is none of them.
+function M.parse_since(v, now)
+  if type(v) ~= 'string' then
+    return nil
+  end
+  local t = time.parse_iso(v)
+  if t then
+    return t
+  end
+  local epoch = v:match('^@(%d+%.?%d*)$')
+  if epoch then
+    return tonumber(epoch)
+  end
+  local n, unit = v:match('^(%d+%.?%d*)([smhd]?)$')
+  if n then
+    return now - tonumber(n) * SINCE_UNITS[unit == '' and 's' or unit]
+  end
+  return nil
+end
+
+-- `orch logs --reopen`: the orch reopens its log files (as on SIGUSR2).
+local function cmd_reopen(opts, pos)
+  if #pos > 0 or opts.lines or opts.follow or opts.since then
+    usage_error('logs', '--reopen takes no entry ids and no other option but --json')
+  end
+  return request('logs', opts, { cmd = 'reopen' }, function(client, _, raw)
+    client:close()
+    out(opts.json and (raw .. '\n') or 'log files reopened\n')
+    return 0
+  end)
+end
+
 local function cmd_logs(opts, pos)
+  if opts.reopen then
+    return cmd_reopen(opts, pos)
+  end
+  local since
+  if opts.since ~= nil then
+    since = M.parse_since(opts.since, core.time())
+    if not since then
+      usage_error('logs', "--since takes a time (2026-12-03T18:00:00Z, @EPOCH) or a duration "
+        .. "before now (30s, 10m, 2h, 1d), got '%s'", tostring(opts.since))
+    end
+  end
   local n = opts.lines
+  if n == nil and since then
+    n = 'all' -- everything since then, unless -n says otherwise
+  end
   if n ~= nil then
     if n == 'all' then
       n = 1000000000
@@ -184,7 +234,8 @@ local function cmd_logs(opts, pos)
       n = math.tointeger(n)
     end
   end
-  local req = { cmd = 'logs', ids = #pos > 0 and pos or nil, n = n, follow = opts.follow or nil }
+  local req = { cmd = 'logs', ids = #pos > 0 and pos or nil, n = n, follow = opts.follow or nil,
+    since = since }
   return request('logs', opts, req, function(client, head)
     local ts
     local broken = false

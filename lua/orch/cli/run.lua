@@ -11,6 +11,7 @@
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
 local log = require 'orch.log'
+local log_files = require 'orch.log.files'
 local status = require 'orch.status'
 local status_json = require 'orch.status.json'
 local status_file = require 'orch.status.file'
@@ -69,11 +70,20 @@ function Run.new(opts, script, args)
     reloads = 0,
     started_at = core.now(),
   }, Run)
-  self.writer = log.new({
+  -- Log files (--log-dir, exec.log): the writer also writes each entry's own file; a file
+  -- that fails is reported once, through the sink (merged stream and orch.log).
+  self.files = log_files.new({
+    dir = opts.log_dir,
+    clock = log.wallclock,
+    report = function(msg, level, id)
+      self.sink:message(msg, level, id and { id = id } or nil)
+    end,
+  })
+  self.writer = log_files.tee(log.new({
     format = opts.log_format,
     color = opts.color,
     timestamps = opts.timestamps,
-  })
+  }), self.files)
   self.sink = status.new({ writer = self.writer, ring = opts.log_lines })
   return self
 end
@@ -256,6 +266,7 @@ function Run:close()
   if self.status_file then
     self.status_file:close() -- writes what is pending
   end
+  self.files:close()
 end
 
 function Run:meta()
@@ -323,6 +334,10 @@ function Run:start_control()
     end,
     shutdown = function()
       self:request_stop('shutdown requested')
+    end,
+    log_files = self.files,
+    reopen = function()
+      self:reopen('orch logs --reopen')
     end,
     log = function(msg, level)
       self:log(msg, level)
@@ -571,6 +586,26 @@ local function setup_tracking()
   return tracker
 end
 
+--- The directory of `--log-dir` (without trailing slashes), made when missing (one level).
+-- A usage error when it is empty or not a directory; one that cannot be made or written is
+-- reported per entry at run time, and orch runs on.
+function M.log_dir(dir)
+  if dir == '' or dir == true then
+    usage_error('run', '--log-dir needs a directory')
+  end
+  dir = dir:gsub('(.)/+$', '%1')
+  local st = core.lstat and core.lstat(dir)
+  if st and st.type ~= 'directory' and st.type ~= 'link' then
+    usage_error('run', "--log-dir '%s' is not a directory", dir)
+  elseif not st and core.mkdir then
+    local ok, merr = core.mkdir(dir, tonumber('755', 8))
+    if not ok then
+      err(('orch: warning: --log-dir: %s\n'):format(tostring(merr)))
+    end
+  end
+  return dir
+end
+
 local function cmd_run(opts, script, args)
   if opts.help then
     out(USAGE.run)
@@ -610,6 +645,9 @@ local function cmd_run(opts, script, args)
       usage_error('run', '--status-file needs a path')
     end
     ropts.status_file = opts['status-file']
+  end
+  if opts['log-dir'] then
+    ropts.log_dir = M.log_dir(opts['log-dir'])
   end
   if opts['log-lines'] then
     local n = tonumber(opts['log-lines'])

@@ -13,7 +13,8 @@ Commands:
 
 Control of a running orch (through its control socket):
   status [id]            the state of every entry
-  logs [id...] [-n N] [-f]   recent output, then follow
+  logs [id...] [-n N] [-f]   recent output (from the log files when there are some), then
+                             follow; logs --reopen reopens the log files
   stop|start|restart ID  act on one entry and what requires it
   signal ID SIGNAL       signal the entry's process group
   shutdown               stop the orch as SIGTERM does
@@ -41,6 +42,8 @@ Options:
   --status-file PATH    keep PATH holding the state of every entry as JSON, rewritten
                         atomically on every change
   --log-lines N         output lines kept per entry in memory (default 1000)
+  --log-dir DIR         also write each entry's output to DIR/<id>.log and orch's events to
+                        DIR/orch.log, rotated at 10M keeping 5 (per entry: exec.log)
   --no-contain          do not run in a PID namespace of its own (also: ORCH_CONTAIN=0)
   --name NAME           the name of this orch (default: the name of the script's
                         directory), for its control socket
@@ -101,14 +104,21 @@ $XDG_RUNTIME_DIR/orch/NAME.sock otherwise. Exit status: 0 done, 1 no such orch o
 failed (the reason on stderr), 2 usage error.
 ]],
   logs = [[
-Usage: orch logs [id...] [-n N] [-f] [--control PATH | --name NAME]
+Usage: orch logs [id...] [-n N] [-f] [--since TIME] [--control PATH | --name NAME]
+       orch logs --reopen [--control PATH | --name NAME]
 
-Print the last N lines of output of each entry (all entries by default) that orch keeps in
-memory (orch run --log-lines), oldest first, with the same prefixes as the run log.
+Print the last N lines of output of each entry (all entries by default), oldest first, with
+the same prefixes as the run log: from the entry's log files (orch run --log-dir, exec.log)
+when it has some, else from the lines orch keeps in memory (orch run --log-lines).
 
 Options:
   -n, --lines N     lines per entry (default 10; 'all' for everything kept)
   -f, --follow      then print new lines as they come, until orch stops
+  --since TIME      only lines from TIME on (all of them unless -n): an ISO 8601 UTC time
+                    (2026-12-03T18:00:00Z), @EPOCH-SECONDS, or a duration before now
+                    (30s, 10m, 2h, 1d)
+  --reopen          make orch close and reopen its log files (as SIGUSR2), after an
+                    external logrotate moved them
   --json            one JSON object per line, as orch run --log-format json
   --timestamps      prefix lines with the local time they were received by orch
   --no-color, --color

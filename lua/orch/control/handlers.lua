@@ -118,7 +118,7 @@ function M.due(conn)
 end
 
 local function line_obj(id, rec)
-  return { type = 'line', id = id, seq = rec.seq, ts = rec.ts and time.iso(rec.ts) or nil,
+  return { type = 'line', id = id, seq = rec.seq, ts = rec.iso or rec.ts and time.iso(rec.ts),
     stream = rec.stream, line = rec.line }
 end
 
@@ -145,6 +145,44 @@ local function log_ids(conn, r)
   return ids, all
 end
 
+-- The last `n` lines of each of `ids` at or after `since` (nil: any), oldest first, as
+-- `{id, record}`: from the entry's log files when it has some (orch.log.files), else from the
+-- ring kept in memory. Ordered by time, then entry, then as kept (lines from files have no
+-- `seq`).
+local function history(srv, ids, n, since)
+  local files = srv.backend.log_files
+  local backlog = {}
+  for _, id in ipairs(ids) do
+    local recs = files and files:history(id, n, since)
+    if not recs then
+      recs = srv.backend.sink:logs(id, since and nil or n)
+      if since then
+        local kept = {}
+        for _, rec in ipairs(recs) do
+          if rec.ts and rec.ts >= since then
+            kept[#kept + 1] = rec
+          end
+        end
+        recs = table.move(kept, math.max(1, #kept - n + 1), #kept, 1, {})
+      end
+    end
+    for i, rec in ipairs(recs) do
+      backlog[#backlog + 1] = { id, rec, i }
+    end
+  end
+  table.sort(backlog, function(a, b)
+    local ta, tb = a[2].ts or 0, b[2].ts or 0
+    if ta ~= tb then
+      return ta < tb
+    end
+    if a[1] ~= b[1] then
+      return a[1] < b[1]
+    end
+    return a[3] < b[3]
+  end)
+  return backlog
+end
+
 function HANDLERS.logs(conn, r)
   local srv = conn.srv
   local ids, all = log_ids(conn, r)
@@ -157,6 +195,10 @@ function HANDLERS.logs(conn, r)
   end
   if math.type(n) ~= 'integer' or n < 0 then
     return conn:fail('bad-request', '"n" must be a non-negative integer')
+  end
+  local since = r.since
+  if since ~= nil and type(since) ~= 'number' then
+    return conn:fail('bad-request', '"since" must be a time in seconds since the epoch')
   end
   local wanted = {}
   for _, id in ipairs(ids) do
@@ -177,15 +219,7 @@ function HANDLERS.logs(conn, r)
       end
     end)
   end
-  local backlog = {}
-  for _, id in ipairs(ids) do
-    for _, rec in ipairs(srv.backend.sink:logs(id, n)) do
-      backlog[#backlog + 1] = { id, rec }
-    end
-  end
-  table.sort(backlog, function(a, b)
-    return a[2].seq < b[2].seq
-  end)
+  local backlog = history(srv, ids, n, since)
   local head = { ok = true, type = 'logs', ids = json.array(ids), entries = json.array(all),
     follow = follow }
   if not conn:write(protocol.line(head)) then
@@ -200,6 +234,16 @@ function HANDLERS.logs(conn, r)
     conn:write(protocol.line({ type = 'end' }))
   end
   conn:release()
+end
+
+-- `orch logs --reopen`: reopen the log files, as SIGUSR2 does.
+function HANDLERS.reopen(conn)
+  local reopen = conn.srv.backend.reopen
+  if not reopen then
+    return conn:fail('unavailable', 'this orch has no log files to reopen')
+  end
+  reopen()
+  conn:send({ ok = true, type = 'reopened' })
 end
 
 -- The chain to act on, or nil after replying.

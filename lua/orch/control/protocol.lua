@@ -6,10 +6,12 @@
 --   ping                               -> {ok, type="pong", orch}
 --   status  [id] [watch]               -> {ok, type="status", orch, entries}; with watch, a new
 --                                         {type="status", ...} after every change
---   logs    [ids] [n] [follow]         -> {ok, type="logs", ids, entries}, then the last n lines
---                                         per entry as {type="line", id, seq, ts, stream, line}
---                                         oldest first, then {type="end"} or, with follow, every
---                                         new line as it comes
+--   logs    [ids] [n] [since] [follow] -> {ok, type="logs", ids, entries}, then the last n lines
+--                                         per entry (at or after `since`, epoch seconds) as
+--                                         {type="line", id, seq, ts, stream, line} oldest first
+--                                         (no seq when read from log files), then {type="end"}
+--                                         or, with follow, every new line as it comes
+--   reopen                             -> {ok, type="reopened"}: log files closed and reopened
 --   stop|start|restart  id             -> {ok, type="stopped"|"started"|"restarted", id, ids}
 --   signal  id signal                  -> {ok, type="signalled", id, signal, pid}
 --   shutdown                           -> {ok, type="stopping"}; the connection closes when orch

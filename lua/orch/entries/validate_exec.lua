@@ -4,6 +4,7 @@
 -- @module orch.entries.validate_exec
 local util = require 'orch.runtime.util'
 local invalid = require 'orch.runtime.invalid'
+local validate_log = require 'orch.entries.validate_log'
 
 local M = {}
 
@@ -13,8 +14,9 @@ local check_string_list = invalid.check_string_list
 
 local EXEC_KEYS = {
   'command', 'fn', 'env', 'cwd', 'user', 'sigtermTimeout', 'runAsInit', 'onStdout', 'onStderr',
+  'log',
 }
-local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true }
+local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true, log = true }
 local SUB_KEYS = { 'image', 'name', 'entrypoint', 'cmd', 'env', 'user', 'workdir' }
 --- Marker returned by `useEntrypoint`: the command comes from the subcontainer's image metadata
 -- (`entrypoint` followed by `override` or else `cmd`).
@@ -253,6 +255,10 @@ function M.exec(exec, ctx, opts)
   end
   check_ms(exec.sigtermTimeout, ctx, 'exec.sigtermTimeout')
   out.sigtermTimeout = exec.sigtermTimeout
+  if exec.log ~= nil and opts.allow_fn == false then
+    fail(ctx, 'exec.log', 'exec.log cannot be returned by exec.fn (give it beside fn)')
+  end
+  out.log = validate_log.check(exec.log, ctx)
   out.env = check_env(exec.env, ctx, 'exec.env')
   check_path(exec.cwd, ctx, 'exec.cwd', 'a path')
   out.cwd = exec.cwd

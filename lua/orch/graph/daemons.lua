@@ -506,7 +506,8 @@ local function display_of(spec)
 end
 
 --- The recorded entries in declaration order, for listings:
--- `{id, kind, requires, display, exec = <summary>, ready = <has a readiness check>}`.
+-- `{id, kind, requires, display, exec = <summary>, log = <exec.log>, ready = <has a readiness
+-- check>}`.
 function Daemons:entries()
   local out = {}
   for i, spec in ipairs(self._entries) do
@@ -517,6 +518,7 @@ function Daemons:entries()
       display = display_of(spec),
       visible = spec.visible,
       exec = Daemon.summary(spec.exec),
+      log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
       ready = spec.ready ~= nil,
     }
   end

@@ -171,6 +171,9 @@ function Sink:declare(entries, opts)
   self._order = order
   if self.writer then
     self.writer:set_ids(order)
+    if self.writer.declare then -- a writer with log files (orch.log.files)
+      self.writer:declare(entries)
+    end
   end
   self:_emit({ type = 'declare' })
 end
