@@ -100,10 +100,12 @@ describe('lua/orch/meta.lua', function()
       assert(classes[c[1]], c[1])
       assert.same(sorted(c[2]), sorted(classes[c[1]].fields), c[1])
     end
-    -- what exec.fn returns: an exec without fn
+    -- what exec.fn returns: an exec without fn and without the entry's restart policy
+    local policy = { fn = true, restart = true, maxRestarts = true, restartWindow = true,
+      backoff = true }
     local spec = {}
     for _, k in ipairs(validate_list('EXEC_KEYS')) do
-      if k ~= 'fn' then
+      if not policy[k] then
         spec[#spec + 1] = k
       end
     end

@@ -80,6 +80,18 @@ function Abort:onAbort(cb) end
 ---@field onStdout? fun(chunk: string) raw output chunks
 ---@field onStderr? fun(chunk: string) raw output chunks
 ---@field log? orch.LogFile the entry's own rotated log file
+---@field restart? 'always'|'on-failure'|'never' when an exit is restarted (default 'always'; a oneshot: 'on-failure')
+---@field maxRestarts? integer past this many restarts (within restartWindow) the entry is failed (default: no limit)
+---@field restartWindow? integer ms in which maxRestarts count (default: every restart counts)
+---@field backoff? orch.Backoff delays between restarts
+
+---Delays between restarts: the first is `initial`, each next `min(previous * factor + step, max)`.
+---@class orch.Backoff
+---@field initial? integer ms before the first restart (default 0)
+---@field step? integer ms added per restart (default 1000)
+---@field factor? number multiplies the previous delay, 1 to 100 (default 1; 2 = exponential)
+---@field max? integer ms cap (default 30000)
+---@field resetAfter? integer ms of uptime that reset the delay to `initial` (default 30000)
 
 ---A trigger: called once per health session; `next()` may sleep and returns true to probe now,
 ---false or nil to stop probing.
@@ -129,7 +141,7 @@ function Abort:onAbort(cb) end
 
 ---@class orch.ProcessEvent
 ---@field id string
----@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'
+---@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'|'gave-up'
 ---@field pid integer|nil
 ---@field code integer|nil
 ---@field signal string|nil

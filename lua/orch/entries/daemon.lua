@@ -20,6 +20,7 @@ local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
 local validate = require 'orch.entries.validate_exec'
 local incarnation = require 'orch.entries.incarnation'
+local vpolicy = require 'orch.entries.validate_policy'
 
 local emit = incarnation.emit
 
@@ -28,10 +29,10 @@ Daemon.__index = Daemon
 
 --- Default wait between SIGTERM and SIGKILL (the seed's documented value; DECISIONS).
 Daemon.DEFAULT_SIGTERM_TIMEOUT = incarnation.DEFAULT_SIGTERM_TIMEOUT
---- Backoff step and cap between restarts, and the uptime that resets it.
-Daemon.BACKOFF_STEP = 1000
-Daemon.BACKOFF_MAX = 30000
-Daemon.BACKOFF_RESET_AFTER = 30000
+--- The default `exec.backoff`: `{initial = 0, step = 1000, factor = 1, max = 30000,
+-- resetAfter = 30000}` (ms). The delay before the first restart is `initial`, each next one
+-- `min(previous * factor + step, max)`; an incarnation that stayed up `resetAfter` ms resets it.
+Daemon.BACKOFF = vpolicy.BACKOFF_DEFAULTS
 
 -- A pre-built daemon (template): validated exec + subcontainer, instantiated at build().
 local Template = {}
@@ -135,16 +136,17 @@ end
 --   running    spawn_error  collect    exiting    (the same, for a spawn that failed)
 --   exiting    exited       decide     exiting    record + report the exit; fire the verdict
 --   exiting    restart      back_off   backoff    sleep 0, 1000, 2000 ... 30000 ms
---   exiting    finish       -          done       a oneshot that exited cleanly
+--   exiting    finish       finish     done       a clean exit the policy does not restart
+--   exiting    give_up      give_up    failed     past maxRestarts, or restart = 'never'
+--   failed     start        spawn      running    cleared (orch restart <id>)
 --   backoff    wake         spawn      running    the next incarnation
 --   done       start        spawn      running    a new session of the owner
---   running,exiting,backoff,killed,done  term  stop  stopping  TERM -> KILL, wait until gone
+--   running,exiting,backoff,killed,done,failed  term  stop  stopping  TERM -> KILL, wait
 --   stopping   stopped      -          idle
 --   running,exiting,backoff,stopping,killed  kill  kill  killed/stopping  SIGKILL now
 --
--- The verdict of an exit is the restart policy's (VERDICT below). Issue 14 adds rows, not
--- code paths: `exiting give_up -> failed` (restart limit), `failed start/term`, and
--- `running restart -> stop the incarnation, then exiting` (liveness).
+-- The verdict of an exit is the restart policy's (VERDICT below), turned into `give_up` when
+-- the restart would pass `exec.maxRestarts` within `exec.restartWindow`.
 local TRANSITIONS = {
   idle = {
     start = { 'spawn', 'running' },
@@ -158,7 +160,8 @@ local TRANSITIONS = {
   exiting = {
     exited = { 'decide', 'exiting' },
     restart = { 'back_off', 'backoff' },
-    finish = { nil, 'done' },
+    finish = { 'finish', 'done' },
+    give_up = { 'give_up', 'failed' },
     term = { 'stop', 'stopping' },
     kill = { 'kill', 'killed' },
   },
@@ -168,6 +171,10 @@ local TRANSITIONS = {
     kill = { nil, 'killed' },
   },
   done = {
+    start = { 'spawn', 'running' },
+    term = { 'stop', 'stopping' },
+  },
+  failed = {
     start = { 'spawn', 'running' },
     term = { 'stop', 'stopping' },
   },
@@ -182,11 +189,12 @@ local TRANSITIONS = {
 }
 Daemon.TRANSITIONS = TRANSITIONS
 
---- Restart policy: the event an exit fires, by policy and by how it ended. A daemon restarts
--- always; a oneshot until it exits cleanly. (Issue 14: `never`, and `exec.restart` choosing.)
+--- Restart policy (`exec.restart`): the event an exit fires, by policy and by how it ended.
+-- A daemon restarts `always` by default, a oneshot `on-failure`.
 local VERDICT = {
   always = { clean = 'restart', failed = 'restart' },
   ['on-failure'] = { clean = 'finish', failed = 'restart' },
+  never = { clean = 'finish', failed = 'give_up' },
 }
 Daemon.VERDICT = VERDICT
 
@@ -276,7 +284,7 @@ end
 function ACTIONS.decide(self, ok, info)
   local inc = self.inc
   self.inc = nil
-  if inc and sched.now() - inc.t0 >= Daemon.BACKOFF_RESET_AFTER then
+  if inc and sched.now() - inc.t0 >= (self.exec.backoff or Daemon.BACKOFF).resetAfter then
     self.backoff = nil
   end
   self.last_exit = {
@@ -288,17 +296,71 @@ function ACTIONS.decide(self, ok, info)
       message = info.message, clean = ok })
   end
   tell(self, 'daemon_exited', ok, info)
-  local policy = self.oneshot and 'on-failure' or 'always'
-  return fire(self, VERDICT[policy][ok and 'clean' or 'failed'])
+  local policy = self:policy()
+  local verdict = VERDICT[policy][ok and 'clean' or 'failed']
+  local why = info.message or 'exited'
+  if verdict == 'give_up' then
+    why = ("exited and exec.restart is 'never': %s"):format(why)
+  elseif verdict == 'restart' then
+    local over, n, span = self:_count_restart()
+    if over then
+      verdict, why = 'give_up', ('gave up after %d restarts in %d ms: %s'):format(n, span, why)
+    end
+  end
+  return fire(self, verdict, why)
+end
+
+-- Whether one more restart passes `exec.maxRestarts` within `exec.restartWindow`; if not, it
+-- is counted. Also the restarts counted and the ms they span (for the message).
+function Daemon:_count_restart()
+  local max = self.exec.maxRestarts
+  if not max then
+    return false
+  end
+  local now, window = sched.now(), self.exec.restartWindow
+  local hist = self.history or {}
+  self.history = hist
+  if window then
+    local keep = 1
+    while hist[keep] and hist[keep] <= now - window do
+      keep = keep + 1
+    end
+    if keep > 1 then
+      table.move(hist, keep, #hist + keep, 1) -- shift left (trailing nils clear the rest)
+    end
+  end
+  if #hist >= max then
+    return true, #hist, #hist > 0 and now - hist[1] or 0
+  end
+  hist[#hist + 1] = now
+  return false
 end
 
 -- exiting -> backoff: sleep (yields, in the exit task), step the backoff up, then wake.
 function ACTIONS.back_off(self)
-  local backoff = self.backoff or 0
-  sched.sleep(backoff)
-  self.backoff = math.min(backoff + Daemon.BACKOFF_STEP, Daemon.BACKOFF_MAX)
+  local b = self.exec.backoff or Daemon.BACKOFF
+  local delay = self.backoff or b.initial
+  sched.sleep(delay)
+  self.backoff = math.min(math.floor(delay * b.factor + b.step), b.max)
   self.restarts = self.restarts + 1
   return fire(self, 'wake')
+end
+
+-- exiting -> done: a clean exit that is not restarted (a oneshot's success, or a daemon with
+-- `restart = 'on-failure'` or `'never'`).
+function ACTIONS.finish(self)
+  self.loop = nil
+  if not self.oneshot then
+    tell(self, 'daemon_finished')
+  end
+end
+
+-- exiting -> failed: the daemon stays down until `start()` (after `reset()`, orch restart).
+function ACTIONS.give_up(self, why)
+  self.loop = nil
+  self.failed = why
+  emit(self, { event = 'gave-up', message = why })
+  tell(self, 'daemon_failed', why)
 end
 
 -- -> stopping: stop the incarnation (yields), end the loop task; returns true or false and a
@@ -334,6 +396,16 @@ function ACTIONS.kill(self)
   end
 end
 
+--- The restart policy in force: `exec.restart`, else `always` (`on-failure` for a oneshot).
+function Daemon:policy()
+  return self.exec.restart or (self.oneshot and 'on-failure' or 'always')
+end
+
+--- Forget the restart limit's history and a give-up (`orch restart <id>`, reload).
+function Daemon:reset()
+  self.history, self.failed, self.backoff = nil, nil, nil
+end
+
 --- Start the loop (no-op while one runs). The owner is told of every spawn and exit.
 function Daemon:start()
   if TRANSITIONS[self.state].start then
@@ -345,7 +417,7 @@ end
 --- Whether a loop is running (spawning, running a process, or backing off).
 function Daemon:active()
   local s = self.state
-  return s ~= 'idle' and s ~= 'done'
+  return s ~= 'idle' and s ~= 'done' and s ~= 'failed'
 end
 
 --- The pid of the current process, if any.

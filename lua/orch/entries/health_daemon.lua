@@ -129,7 +129,8 @@ function HealthDaemon:_report(h)
     return
   end
   local result = h.result
-  if result == 'failure' and self._started and sched.now() - self._started <= self:_grace() then
+  if result == 'failure' and self._started and not self._failed
+    and sched.now() - self._started <= self:_grace() then
     result = 'starting'
   end
   local payload = {}
@@ -419,6 +420,58 @@ function HealthDaemon:daemon_exited(ok, info)
   self:_set_health({ result = 'failure', message = msg }, true)
 end
 
+-- Cancel the probe loop (the daemon ended for good: its check has nothing left to say).
+local function end_probe(self)
+  local probe = self._probe
+  self._probe, self._session = nil, nil
+  if probe then
+    probe:cancel()
+  end
+end
+
+--- The daemon exited cleanly and its policy does not restart it (`exec.restart =
+-- 'on-failure'` or `'never'`): it reports `success "exited cleanly"` and stays down.
+function HealthDaemon:daemon_finished()
+  if self.state ~= 'up' or self.terminated then
+    return
+  end
+  end_probe(self)
+  self:_set_health({ result = 'success', message = 'exited cleanly' }, true)
+end
+
+--- The daemon gave up (restart limit, or `restart = 'never'` after a failure): the entry is
+-- failed until `orch restart` (hold + release) or a reload; its dependents are blocked.
+function HealthDaemon:daemon_failed(why)
+  if self.state ~= 'up' or self.terminated then
+    return
+  end
+  end_probe(self)
+  self._failed = why
+  self:_set_health({ result = 'failure', message = why }, true)
+  self:_poke()
+  for _, d in ipairs(self.dependents) do
+    d:_poke()
+  end
+  local obs = self.observer
+  if obs then
+    obs:entry_changed(self)
+  end
+end
+
+--- The id of the failed entry that keeps this one from ever starting (itself when it is
+-- failed, a requirement's when it is blocked), or nil.
+function HealthDaemon:blocker()
+  if self._failed then
+    return self.id
+  end
+  return self._blocked
+end
+
+--- Why the entry is failed (the message of its give-up), or nil.
+function HealthDaemon:failed()
+  return self._failed
+end
+
 --- The daemon spawned an incarnation: without a readiness check, a daemon is ready as soon as
 -- its process runs.
 function HealthDaemon:daemon_spawned()
@@ -426,6 +479,15 @@ function HealthDaemon:daemon_spawned()
     and not self:ready() then
     self:_set_health(RUNNING, false)
   end
+end
+
+-- What a blocked entry reports: the failed entry, and the requirement it is reached through.
+local function blocked_health(root, via)
+  local msg = ('blocked: %s failed'):format(root)
+  if via ~= root then
+    msg = msg .. (' (via %s)'):format(via)
+  end
+  return { result = 'disabled', message = msg }
 end
 
 -- What a held entry reports (`hold(reason)`).
@@ -451,25 +513,35 @@ local HELD = {
 --   up     deps_down  stop_waiting    down        report waiting, stop
 --   up     restart    stop_restart    down        a requirement lost `success`: stop, start
 --   up     term       stop            terminated  stop; nothing is reported any more
+--   up     failed     stop            failed      the daemon gave up: stays down
+--   down   blocked    report_blocked  down        `disabled "blocked: <req> failed"`
+--   up     blocked    stop_blocked    down        (the same, stopping first)
+--   failed hold       clear           down        orch restart/stop: forget the give-up
+--   failed term       -               terminated
 --
--- Events, most important first: term (requested), hold (operator), deps_down (a requirement
--- not running with `success`), restart (a requirement left `success` while this one ran),
--- go. Issue 14 adds rows: `failed` (the daemon gave up: `up failed -> failed`, and dependents
--- see `blocked` instead of `deps_down`), `unhealthy` (liveness: `up unhealthy -> restart the
--- daemon`), and per-edge reactions choose which of `deps_down`/`restart`/`go` an edge yields.
+-- Events, most important first: term (requested), hold (operator), failed (the daemon gave
+-- up), blocked (a requirement is failed or blocked), deps_down (a requirement not running
+-- with `success`), restart (a requirement left `success` while this one ran), go.
 local TRANSITIONS = {
   down = {
     go = { 'start', 'up' },
     hold = { 'report_held', 'down' },
     deps_down = { 'report_waiting', 'down' },
+    blocked = { 'report_blocked', 'down' },
     term = { nil, 'terminated' },
   },
   up = {
     go = { nil, 'up' },
     hold = { 'stop_held', 'down' },
     deps_down = { 'stop_waiting', 'down' },
+    blocked = { 'stop_blocked', 'down' },
     restart = { 'stop_restart', 'down' },
+    failed = { 'stop', 'failed' },
     term = { 'stop', 'terminated' },
+  },
+  failed = {
+    hold = { 'clear', 'down' },
+    term = { nil, 'terminated' },
   },
   terminated = {},
 }
@@ -485,10 +557,21 @@ local function next_event(self)
   if self._held then
     return 'hold'
   end
+  if self._failed then
+    return 'failed'
+  end
   local ok, waiting_on = self:_deps_status()
   if not ok then
+    for _, d in ipairs(waiting_on) do
+      local root = d:blocker()
+      if root then
+        return 'blocked', { root, d.id }
+      end
+    end
+    self._blocked = nil
     return 'deps_down', waiting_on
   end
+  self._blocked = nil
   return restart and 'restart' or 'go'
 end
 
@@ -531,6 +614,29 @@ end
 
 function ACTIONS.report_waiting(self, waiting_on)
   self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
+end
+
+function ACTIONS.report_blocked(self, why)
+  self._blocked = why[1]
+  self:_set_health(blocked_health(why[1], why[2]), true)
+end
+
+function ACTIONS.stop_blocked(self, why)
+  ACTIONS.report_blocked(self, why)
+  ACTIONS.stop(self)
+  self._dirty = true
+end
+
+-- failed -> down (operator hold): forget the give-up and the restart history.
+function ACTIONS.clear(self)
+  self._failed = nil
+  if self.daemon then
+    self.daemon:reset()
+  end
+  ACTIONS.report_held(self)
+  for _, d in ipairs(self.dependents) do
+    d:_poke()
+  end
 end
 
 function ACTIONS.stop_held(self)
@@ -679,6 +785,8 @@ function HealthDaemon:snapshot()
     terminated = self.terminated == true,
     pid = d and d:pid() or nil,
     restarts = d and d.restarts or 0,
+    failed = self._failed,
+    blocked = self._blocked,
     lastExit = last and { code = last.code, signal = last.signal, time = last.time,
       message = last.message } or nil,
     since = self.since,

@@ -5,6 +5,7 @@
 local util = require 'orch.runtime.util'
 local invalid = require 'orch.runtime.invalid'
 local validate_log = require 'orch.entries.validate_log'
+local vpolicy = require 'orch.entries.validate_policy'
 
 local M = {}
 
@@ -14,9 +15,10 @@ local check_string_list = invalid.check_string_list
 
 local EXEC_KEYS = {
   'command', 'fn', 'env', 'cwd', 'user', 'sigtermTimeout', 'runAsInit', 'onStdout', 'onStderr',
-  'log',
+  'log', 'restart', 'maxRestarts', 'restartWindow', 'backoff', -- policy: validate_policy
 }
-local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true, log = true }
+local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true, log = true, restart = true,
+  maxRestarts = true, restartWindow = true, backoff = true }
 local SUB_KEYS = { 'image', 'name', 'entrypoint', 'cmd', 'env', 'user', 'workdir' }
 --- Marker returned by `useEntrypoint`: the command comes from the subcontainer's image metadata
 -- (`entrypoint` followed by `override` or else `cmd`).
@@ -259,6 +261,15 @@ function M.exec(exec, ctx, opts)
     fail(ctx, 'exec.log', 'exec.log cannot be returned by exec.fn (give it beside fn)')
   end
   out.log = validate_log.check(exec.log, ctx)
+  if opts.allow_fn == false then -- the policy is the entry's, not a command's
+    for _, k in ipairs(vpolicy.KEYS) do
+      if exec[k] ~= nil then
+        fail(ctx, 'exec.' .. k, ('exec.%s belongs in the entry\'s exec, not in what exec.fn '
+          .. 'returns'):format(k))
+      end
+    end
+  end
+  vpolicy.exec(exec, out, ctx)
   out.env = check_env(exec.env, ctx, 'exec.env')
   check_path(exec.cwd, ctx, 'exec.cwd', 'a path')
   out.cwd = exec.cwd

@@ -240,10 +240,16 @@ function Daemons:addHealthCheck(id, options)
 end
 
 --- An entry's result changed (its HealthDaemon calls it): a `runUntilSuccess` waiting for
--- every entry at once looks again.
-function Daemons:entry_changed()
+-- every entry at once looks again; it fails at once when an entry is failed or blocked (it
+-- will never be ready).
+function Daemons:entry_changed(hd)
   local ev = self._success_ev
-  if ev and not ev.is_set and self:_all_success() then
+  if not ev or ev.is_set then
+    return
+  end
+  if hd and hd:blocker() then
+    ev:set('failed', hd)
+  elseif self:_all_success() then
     ev:set('success')
   end
 end
@@ -430,6 +436,23 @@ local function describe_exit(last)
     or ('code ' .. tostring(last.code))
 end
 
+-- Why `hd` (failed or blocked) will never be ready, from the failed entry up to it:
+-- `a failed: gave up after ...; b, c blocked`.
+function Daemons:_cause(hd)
+  local root = self._by_id[hd:blocker()]
+  local blocked = {}
+  for _, e in ipairs(self._hds) do
+    if e ~= root and e:blocker() == root.id then
+      blocked[#blocked + 1] = e.id
+    end
+  end
+  local msg = ('%s failed: %s'):format(root.id, tostring(root:failed()))
+  if #blocked > 0 then
+    msg = msg .. ('; blocked: %s'):format(table.concat(blocked, ', '))
+  end
+  return msg
+end
+
 function Daemons:_timeout_error(prefix, code)
   local ids, entries, lines = {}, {}, {}
   for _, hd in ipairs(self._hds) do
@@ -484,10 +507,19 @@ function Daemons:runUntilSuccess(timeout, opts)
   self._success_ev = ev
   self:build(opts)
   self:entry_changed()
+  for _, hd in ipairs(self._hds) do
+    if hd:blocker() then -- already failed (built before): no need to wait
+      self:entry_changed(hd)
+      break
+    end
+  end
   local ok = ev:wait((timeout and timeout > 0) and timeout or nil)
   local err
   if not ok then
     err = self:_timeout_error('Timed out waiting for ', 'timeout')
+  elseif ev.value[1] == 'failed' then
+    err = self:_timeout_error(('Will never be ready (%s): '):format(self:_cause(ev.value[2])),
+      'failed')
   elseif ev.value[1] ~= 'success' then
     err = self:_timeout_error('Terminated while waiting for ', 'terminated')
   end

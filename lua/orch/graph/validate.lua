@@ -10,6 +10,7 @@ local util = require 'orch.runtime.util'
 local ids = require 'orch.graph.ids'
 local invalid = require 'orch.runtime.invalid'
 local vexec = require 'orch.entries.validate_exec'
+local vpolicy = require 'orch.entries.validate_policy'
 local results = require 'orch.entries.results'
 
 local M = {}
@@ -212,6 +213,7 @@ function M.entry(kind, list, id, opts, index, n)
       spec.exec, w = M.exec(opts.exec, ctx, { has_sub = opts.subcontainer ~= nil })
       table.move(w, 1, #w, #warnings + 1, warnings)
     end
+    vpolicy.kind(kind, spec.exec, ctx)
   end
   if kind ~= 'oneshot' then
     -- A daemon may go without a readiness check (orch's extension: it is ready once its

@@ -1,0 +1,293 @@
+-- Issue 14 on the fake clock: restart policy (exec.restart), limits (maxRestarts within
+-- restartWindow), the backoff options, failed entries and the dependents they block.
+local H = require 'spec.support.helpers'
+
+insulate('restart policy, limits and blocked dependents (issue 14)', function()
+  local fake, orch = H.fake()
+  local Daemons = orch.Daemons
+  local fx = H.fake_effects_per_test(fake)
+
+  local function ok_fn()
+    return { result = 'success', message = 'ok' }
+  end
+
+  -- A visible daemon running `cmd` with the extra exec options `opts`.
+  local function daemon(cmd, opts, requires)
+    local exec = { command = { cmd } }
+    for k, v in pairs(opts or {}) do
+      exec[k] = v
+    end
+    return { exec = exec, ready = { display = cmd, fn = ok_fn },
+      requires = requires or {} }
+  end
+
+  local function run(chain, until_ms)
+    H.run(function()
+      chain:build()
+      H.at(until_ms)
+      chain:term()
+    end, until_ms + 100000)
+  end
+
+  local function last(id)
+    local r = fx.last(id)
+    return { r.result, r.message }
+  end
+
+  describe('exec.restart', function()
+    it("'on-failure': a clean exit ends the daemon as success \"exited cleanly\"; a crash "
+      .. 'restarts it', function()
+        fake.program('job', { runs = { { exit = 100, code = 1 }, { exit = 500, code = 0 } } })
+        local chain = Daemons.of{ effects = fx }
+          :addDaemon('job', daemon('job', { restart = 'on-failure' }))
+        run(chain, 60000)
+        assert.are.same({ 0, 100 }, fake.spawn_times('job'))
+        assert.are.same({ 'success', 'exited cleanly' }, last('job'))
+        assert.are.equal(600, fx.last('job').t)
+        assert.are.equal('success', chain:states()[1].result)
+      end)
+
+    it("'never': a crash ends the daemon as failed and it is not respawned", function()
+      fake.program('c', { exit = 200, code = 3 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', daemon('c', { restart = 'never' }))
+      run(chain, 60000)
+      assert.are.same({ 0 }, fake.spawn_times('c'))
+      assert.are.same({ 'failure', "exited and exec.restart is 'never': c exited with code 3" },
+        last('c'))
+      local s = chain:states()[1]
+      assert.are.same({ "exited and exec.restart is 'never': c exited with code 3", 0 },
+        { s.failed, s.restarts })
+    end)
+
+    it("'never': a clean exit is success \"exited cleanly\"", function()
+      fake.program('c', { exit = 200, code = 0 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', daemon('c', { restart = 'never' }))
+      run(chain, 5000)
+      assert.are.same({ 0 }, fake.spawn_times('c'))
+      assert.are.same({ 'success', 'exited cleanly' }, last('c'))
+    end)
+
+    it("default 'always': a clean exit is restarted (the seed's behaviour)", function()
+      fake.program('c', { exit = 200, code = 0 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', daemon('c'))
+      run(chain, 1500)
+      assert.are.same({ 0, 200, 1400 }, fake.spawn_times('c'))
+    end)
+  end)
+
+  describe('exec.maxRestarts', function()
+    it('past N restarts the entry is failed, stays down and says why', function()
+      fake.program('crashy', { exit = 0, code = 1 })
+      local chain = Daemons.of{ effects = fx }
+        :addDaemon('crashy', daemon('crashy', { maxRestarts = 3 }))
+      run(chain, 60000)
+      assert.are.same({ 0, 0, 1000, 3000 }, fake.spawn_times('crashy'))
+      assert.are.same({ 'failure', 'gave up after 3 restarts in 3000 ms: crashy exited with '
+        .. 'code 1' }, last('crashy'))
+      assert.are.equal(3000, fx.last('crashy').t)
+      assert.are.equal(3, chain:states()[1].restarts)
+      local gave = fx.events('crashy', 'gave-up')
+      assert.are.same({ 1, 3000 }, { #gave, gave[1].t })
+    end)
+
+    it('0: the first exit gives up', function()
+      fake.program('c', { exit = 50, code = 1 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', daemon('c', { maxRestarts = 0 }))
+      run(chain, 5000)
+      assert.are.same({ 0 }, fake.spawn_times('c'))
+      assert.are.same({ 'failure', 'gave up after 0 restarts in 0 ms: c exited with code 1' },
+        last('c'))
+    end)
+
+    it('counts only the restarts within exec.restartWindow', function()
+      -- exits every 1000 ms, restarted at once: 2 restarts in any 1500 ms never pass the limit,
+      -- 2 in 2500 ms do at the third exit
+      local flat = { initial = 0, step = 0 }
+      fake.program('slow', { exit = 1000, code = 1 })
+      fake.program('fast', { exit = 1000, code = 1 })
+      local chain = Daemons.of{ effects = fx }
+        :addDaemon('slow', daemon('slow', { maxRestarts = 2, restartWindow = 1500,
+          backoff = flat }))
+        :addDaemon('fast', daemon('fast', { maxRestarts = 2, restartWindow = 2500,
+          backoff = flat }))
+      run(chain, 10500)
+      assert.are.equal(11, #fake.spawn_times('slow'))
+      assert.are.same({ 0, 1000, 2000 }, fake.spawn_times('fast'))
+      assert.are.same({ 'failure', 'gave up after 2 restarts in 2000 ms: fast exited with '
+        .. 'code 1' }, last('fast'))
+    end)
+
+    it('a oneshot out of retries is failed; its dependents are blocked, transitively', function()
+      fake.program('migrate', { exit = 0, code = 2 })
+      fake.program('app', {})
+      fake.program('web', {})
+      local chain = Daemons.of{ effects = fx }
+        :addOneshot('init', { exec = { command = { 'migrate' }, maxRestarts = 2 },
+          requires = {} })
+        :addDaemon('app', daemon('app', {}, { 'init' }))
+        :addDaemon('web', daemon('web', {}, { 'app' }))
+      run(chain, 60000)
+      assert.are.same({ 0, 0, 1000 }, fake.spawn_times('migrate'))
+      assert.are.same({ 'failure', 'gave up after 2 restarts in 1000 ms: migrate exited with '
+        .. 'code 2' }, { fx.state('init').result, fx.state('init').message })
+      assert.are.same({ 'disabled', 'blocked: init failed' }, last('app'))
+      assert.are.same({ 'disabled', 'blocked: init failed (via app)' }, last('web'))
+      assert.are.equal(1000, fx.last('web').t)
+      assert.are.equal(0, #fake.procs('app'))
+      local s = chain:states()
+      assert.are.same({ 'init', 'init' }, { s[2].blocked, s[3].blocked })
+    end)
+
+    it('a running dependent is stopped and blocked when its requirement gives up', function()
+      fake.program('db', { runs = { { exit = 2000, code = 1 }, { exit = 0, code = 1 } } })
+      fake.program('app', {})
+      local chain = Daemons.of{ effects = fx }
+        :addDaemon('db', daemon('db', { maxRestarts = 1 }))
+        :addDaemon('app', daemon('app', {}, { 'db' }))
+      run(chain, 10000)
+      assert.are.same({ 0, 2000 }, fake.spawn_times('db'))
+      assert.are.same({ { sig = 'SIGTERM', t = 2000 } }, fake.procs('app')[1].signals)
+      assert.are.same({ 'disabled', 'blocked: db failed' }, last('app'))
+      assert.are.equal(1, #fake.procs('app'))
+    end)
+
+    it('orch restart <id> (restartEntry) clears the failure and the count; dependents start',
+      function()
+        fake.program('db', { runs = { { exit = 0, code = 1 }, { exit = 0, code = 1 }, {} } })
+        fake.program('app', {})
+        local chain = Daemons.of{ effects = fx }
+          :addDaemon('db', daemon('db', { maxRestarts = 1 }))
+          :addDaemon('app', daemon('app', {}, { 'db' }))
+        H.run(function()
+          chain:build()
+          H.at(5000)
+          assert.are.same({ 'disabled', 'blocked: db failed' }, last('app'))
+          chain:restartEntry('db')
+          H.at(6000)
+          chain:term()
+        end, 100000)
+        assert.are.same({ 0, 0, 5000 }, fake.spawn_times('db'))
+        assert.are.equal(1, #fake.procs('app'))
+        assert.are.same({ 'success', 'ok' }, last('db'))
+        assert.are.same({ 'success', 'ok' }, last('app'))
+        assert.is_nil(chain:states()[1].failed)
+      end)
+  end)
+
+  describe('exec.backoff', function()
+    it('factor 2 from initial 1000, capped at max', function()
+      fake.program('c', { exit = 0, code = 1 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', daemon('c', {
+        backoff = { initial = 1000, step = 0, factor = 2, max = 8000 } }))
+      run(chain, 31500)
+      assert.are.same({ 0, 1000, 3000, 7000, 15000, 23000, 31000 }, fake.spawn_times('c'))
+    end)
+
+    it('resetAfter: an incarnation up that long resets the delay to initial', function()
+      fake.program('c', { runs = { { exit = 0, code = 1 }, { exit = 0, code = 1 },
+        { exit = 5000, code = 1 }, { exit = 0, code = 1 }, {} } })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', daemon('c', {
+        backoff = { initial = 500, step = 500, resetAfter = 5000 } }))
+      run(chain, 20000)
+      -- 500, 1000 ms; up 5000 ms; reset: 500 again, then 1000
+      assert.are.same({ 0, 500, 1500, 7000, 8000 }, fake.spawn_times('c'))
+    end)
+  end)
+
+  describe('runUntilSuccess', function()
+    it('fails at once when an entry is failed, naming the chain of causes', function()
+      fake.program('db', { exit = 0, code = 1 })
+      fake.program('app', {})
+      local chain = Daemons.of{ effects = fx }
+        :addDaemon('db', daemon('db', { maxRestarts = 1 }))
+        :addDaemon('app', daemon('app', {}, { 'db' }))
+      local err, at
+      H.run(function()
+        local ok
+        ok, err = pcall(chain.runUntilSuccess, chain, 600000)
+        assert.is_false(ok)
+        at = require('orch.runtime.sched').now()
+      end, 700000)
+      assert.are.equal('failed', err.code)
+      assert.is_true(at < 2000, 'failed at ' .. tostring(at))
+      assert.are.equal('Will never be ready (db failed: gave up after 1 restarts in 0 ms: db '
+        .. 'exited with code 1; blocked: app): db,app', tostring(err):match('^[^\n]*'))
+      assert.matches('app: disabled "blocked: db failed"', tostring(err), 1, true)
+    end)
+  end)
+
+  describe('validation', function()
+    local function err_of(kind, exec)
+      local ok, e = pcall(function()
+        local chain = Daemons.of{ effects = fx }
+        if kind == 'oneshot' then
+          return chain:addOneshot('x', { exec = exec, requires = {} })
+        end
+        return chain:addDaemon('x', { exec = exec, requires = {} })
+      end)
+      assert.is_false(ok)
+      return (tostring(e):gsub('^[^:]*:%d+: ', ''))
+    end
+    local cmd = { 'true' }
+    local function with(t)
+      t.command = cmd
+      return t
+    end
+
+    it('names the entry, the field and the nearest valid value or key', function()
+      local cases = {
+        { { restart = 'on-falure' }, "Daemons: entry 'x': exec.restart must be 'always', "
+          .. "'on-failure' or 'never', got 'on-falure' (did you mean on-failure?)" },
+        { { restart = true }, "Daemons: entry 'x': exec.restart must be 'always', "
+          .. "'on-failure' or 'never', got true" },
+        { { maxRestarts = -1 }, "Daemons: entry 'x': exec.maxRestarts must be an integer from "
+          .. '0 to 1000000, got -1' },
+        { { maxRestarts = 1.5 }, "Daemons: entry 'x': exec.maxRestarts must be an integer from "
+          .. '0 to 1000000, got 1.5' },
+        { { restartWindow = 1000 }, "Daemons: entry 'x': exec.restartWindow needs "
+          .. 'exec.maxRestarts' },
+        { { maxRestarts = 1, restartWindow = 0 }, "Daemons: entry 'x': exec.restartWindow must "
+          .. 'be more than 0 ms (leave it out to count every restart)' },
+        { { maxRestarts = 1, restartWindow = 'x' }, "Daemons: entry 'x': exec.restartWindow "
+          .. 'must be a non-negative integer (ms), got string' },
+        { { backoff = 5 }, "Daemons: entry 'x': exec.backoff must be a table {initial, step, "
+          .. 'factor, max, resetAfter}, got number' },
+        { { backoff = { factr = 2 } }, "Daemons: entry 'x': unknown option exec.backoff.factr "
+          .. '(did you mean factor?)' },
+        { { backoff = { factor = 0.5 } }, "Daemons: entry 'x': exec.backoff.factor must be a "
+          .. 'number from 1 to 100, got 0.5' },
+        { { backoff = { step = -1 } }, "Daemons: entry 'x': exec.backoff.step must be a "
+          .. 'non-negative integer (ms), got -1' },
+        { { backoff = { initial = 5000, max = 1000 } }, "Daemons: entry 'x': "
+          .. 'exec.backoff.initial (5000 ms) must not exceed exec.backoff.max (1000 ms)' },
+        { { maxRestart = 3 }, "Daemons: entry 'x': unknown option exec.maxRestart (did you "
+          .. 'mean maxRestarts?)' },
+      }
+      for _, c in ipairs(cases) do
+        assert.are.equal(c[2], err_of('daemon', with(c[1])))
+      end
+      assert.are.equal("Daemons: entry 'x': exec.restart = 'always' is not for a oneshot (it is "
+        .. "done after its first clean exit); use 'on-failure' (the default) or 'never'",
+        err_of('oneshot', with({ restart = 'always' })))
+    end)
+
+    it('the errors carry the field for the locator', function()
+      local validate = require 'orch.graph.validate'
+      local _, err = validate.check(validate.entry, 'daemon', {}, 'web', { requires = {},
+        exec = { command = 'x', backoff = { factor = 0 } } })
+      assert.are.same({ 'web', 'exec.backoff.factor' }, { err.id, err.field })
+    end)
+
+    it('exec.fn may carry the policy; what it returns may not', function()
+      fake.program('c', { exit = 0, code = 1 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('c', { requires = {},
+        exec = { fn = function()
+          return { command = { 'c' }, maxRestarts = 1 }
+        end, maxRestarts = 0 } })
+      run(chain, 3000)
+      assert.are.equal(0, #fake.procs('c'))
+      assert.matches("exec.maxRestarts belongs in the entry's exec", chain:states()[1].failed,
+        1, true)
+    end)
+  end)
+end)
