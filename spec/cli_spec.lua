@@ -129,10 +129,10 @@ describe('orch #integration', function()
         local r = R.run({ 'check', F .. '/ok.lua' })
         assert.equal(0, r.code, r.err)
         local l = lines(r.out)
-        assert.matches('^ID%s+KIND%s+REQUIRES%s+READY%s+EXEC$', l[1])
-        assert.matches('^prep%s+oneshot%s+%-%s+%-%s+.*echo prepared', l[2])
-        assert.matches('^web%s+daemon%s+prep%s+Web%s+.*sleep 600', l[3])
-        assert.matches('^probe%s+health%s+web%s+Probe%s+%-$', l[4])
+        assert.matches('^ID%s+KIND%s+REQUIRES%s+READY%s+RESTART%s+EXEC$', l[1])
+        assert.matches('^prep%s+oneshot%s+%-%s+%-%s+on%-failure%s+.*echo prepared', l[2])
+        assert.matches('^web%s+daemon%s+prep%s+Web%s+always%s+.*sleep 600', l[3])
+        assert.matches('^probe%s+health%s+web%s+Probe%s+%-%s+%-$', l[4])
         assert.matches('ok%.lua: valid, 3 entries %(1 oneshot, 1 daemon, 1 health check%)$',
           l[5])
         -- the columns are aligned
@@ -198,6 +198,6 @@ describe('orch.cli formatting', function()
     local t = cli.format_entries({
       { id = 'x', kind = 'daemon', requires = {}, ready = true, exec = 'sleep 1' },
     })
-    assert.matches('\nx%s+daemon%s+%-%s+yes %(hidden%)%s+sleep 1\n$', t)
+    assert.matches('\nx%s+daemon%s+%-%s+yes %(hidden%)%s+%-%s+sleep 1\n$', t)
   end)
 end)

@@ -316,4 +316,33 @@ describe('status.Sink', function()
       assert.matches('^api%s+daemon%s+waiting%s+%-', lines[3])
     end)
   end)
+
+  describe('failed and blocked entries (issue 14)', function()
+    it('the sink keeps them and orch status shows them with the restart count', function()
+      local render = require 'orch.control.render'
+      local sink = make()
+      sink:declare({ { id = 'db', kind = 'daemon' },
+        { id = 'api', kind = 'daemon', requires = { 'db' } } })
+      sink:onProcess({ id = 'db', event = 'spawn', pid = 10, restarts = 3 })
+      sink:onProcess({ id = 'db', event = 'exit', pid = 10, code = 1, restarts = 3 })
+      sink:onState({ id = 'db', result = 'failure', failed = true,
+        message = 'gave up after 3 restarts in 6000 ms: db exited with code 1' })
+      sink:onState({ id = 'api', result = 'disabled', blocked = 'db',
+        message = 'blocked: db failed' })
+      local snap = sink:snapshot()
+      assert.same({ true, 'db' }, { snap[1].failed, snap[2].blocked })
+      local text = render.status({ entries = snap }, { header = false, now = 0 })
+      local lines = {}
+      for l in text:gmatch('[^\n]+') do
+        lines[#lines + 1] = l
+      end
+      assert.matches('^db   daemon  failed   %-    %-       3         code 1     %-            '
+        .. 'gave up after 3 restarts', lines[2])
+      assert.matches('^api  daemon  blocked  %-    %-       0         %-          db %(failed%)  '
+        .. 'blocked: db failed', lines[3])
+      -- orch restart: the next state clears both
+      sink:onState({ id = 'db', result = 'disabled', message = 'stopped' })
+      assert.is_nil(sink:snapshot()[1].failed)
+    end)
+  end)
 end)

@@ -387,11 +387,12 @@ insulate('Daemons builder (group A)', function()
           :addHealthCheck('probe', { ready = { display = false, fn = NOOP }, requires = {} })
         assert.are.same({
           { id = 'init', kind = 'oneshot', requires = {}, exec = 'echo hi; exit 0',
-            ready = false, visible = false },
+            ready = false, visible = false, restart = 'on-failure' },
           { id = 'web', kind = 'daemon', requires = { 'init' }, display = 'Web',
-            exec = 'python3 -m http.server 8080', ready = true, visible = true },
+            exec = 'python3 -m http.server 8080', ready = true, visible = true,
+            restart = 'always' },
           { id = 'probe', kind = 'health', requires = {}, display = false, exec = '',
-            ready = true, visible = false },
+            ready = true, visible = false, restart = '-' },
         }, chain:entries())
       end)
   end)

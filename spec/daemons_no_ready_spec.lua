@@ -86,7 +86,7 @@ insulate('Daemons without ready #integration', function()
     local chain = Daemons.of{ effects = fx }
       :addDaemon('db', { exec = { command = { 'sleep', '30' } }, requires = {} })
     local text = require('orch.cli').format_entries(chain:entries())
-    assert.truthy(text:find('db%s+daemon%s+%-%s+when running%s+sleep 30'), text)
+    assert.truthy(text:find('db%s+daemon%s+%-%s+when running%s+always%s+sleep 30'), text)
   end)
 
   it('addHealthCheck still requires ready', function()

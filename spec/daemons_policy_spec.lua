@@ -194,6 +194,21 @@ insulate('restart policy, limits and blocked dependents (issue 14)', function()
     end)
   end)
 
+  it('orch check shows the policy per entry', function()
+    local chain = Daemons.of{ effects = fx }
+      :addOneshot('init', { exec = { command = 'x', maxRestarts = 5 }, requires = {} })
+      :addDaemon('web', { exec = { command = 'y', restart = 'on-failure', maxRestarts = 3,
+        restartWindow = 60000, backoff = { initial = 1000, step = 0, factor = 2 } },
+        requires = {} })
+      :addDaemon('plain', { exec = { command = 'z' }, requires = {} })
+    local e = chain:entries()
+    assert.are.same({ 'on-failure, max 5', 'on-failure, max 3 in 60000 ms, backoff initial=1000 '
+      .. 'step=0 factor=2', 'always' }, { e[1].restart, e[2].restart, e[3].restart })
+    local text = require('orch.cli.check').format_entries(e)
+    assert.matches('\nweb%s+daemon%s+%-%s+when running%s+on%-failure, max 3 in 60000 ms, '
+      .. 'backoff initial=1000 step=0 factor=2%s+y\n', text)
+  end)
+
   describe('runUntilSuccess', function()
     it('fails at once when an entry is failed, naming the chain of causes', function()
       fake.program('db', { exit = 0, code = 1 })

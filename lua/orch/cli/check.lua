@@ -37,7 +37,7 @@ end
 
 --- Render entries as the aligned table `orch check` prints.
 function M.format_entries(entries)
-  local rows = { { 'ID', 'KIND', 'REQUIRES', 'READY', 'EXEC' } }
+  local rows = { { 'ID', 'KIND', 'REQUIRES', 'READY', 'RESTART', 'EXEC' } }
   for _, e in ipairs(entries) do
     local ready = '-'
     if e.ready then
@@ -51,6 +51,7 @@ function M.format_entries(entries)
       e.kind or '?',
       requires ~= '' and requires or '-',
       ready,
+      e.restart or '-',
       (e.exec and e.exec ~= '') and tostring(e.exec):gsub('\n', ' ') or '-',
     }
   end

@@ -56,6 +56,11 @@ end
 
 local function row_of(e, now, elapsed)
   local state = e.result or 'none'
+  if e.failed then -- gave up restarting (issue 14): stays down until orch restart
+    state = 'failed'
+  elseif e.blocked then
+    state = 'blocked'
+  end
   local health = type(e.health) == 'table' and e.health or nil
   if health and health.result and health.result ~= state then
     state = ('%s (%s)'):format(state, health.result)
@@ -64,6 +69,8 @@ local function row_of(e, now, elapsed)
   if (e.result == 'waiting' or e.result == 'starting') and type(e.waitingOn) == 'table'
     and #e.waitingOn > 0 then
     waiting = table.concat(e.waitingOn, ', ')
+  elseif type(e.blocked) == 'string' then
+    waiting = e.blocked .. ' (failed)'
   end
   return {
     one_line(e.id),

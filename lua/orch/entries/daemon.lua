@@ -94,6 +94,31 @@ function Daemon.summary(exec)
   return table.concat(parts, ' ')
 end
 
+--- One-line summary of an entry's restart policy for `orch check`: `always`,
+-- `on-failure, max 3 in 60000 ms, backoff initial=1000 step=0 factor=2 max=8000`.
+function Daemon.policy_summary(exec, kind)
+  if exec == nil then
+    return '-'
+  end
+  local parts = { exec.restart or (kind == 'oneshot' and 'on-failure' or 'always') }
+  if exec.maxRestarts then
+    parts[#parts + 1] = ('max %d%s'):format(exec.maxRestarts,
+      exec.restartWindow and (' in %d ms'):format(exec.restartWindow) or '')
+  end
+  local b = exec.backoff
+  if b then
+    local kv = {}
+    for _, k in ipairs(vpolicy.BACKOFF_KEYS) do
+      if b[k] ~= Daemon.BACKOFF[k] then
+        kv[#kv + 1] = ('%s=%s'):format(k, tostring(b[k]))
+      end
+    end
+    if #kv > 0 then
+      parts[#parts + 1] = 'backoff ' .. table.concat(kv, ' ')
+    end
+  end
+  return table.concat(parts, ', ')
+end
 
 --- A runtime supervisor for one entry.
 -- `spec`: `{id, exec, subcontainer}`; `opts`: `{oneshot = bool, effects = table, tracker =

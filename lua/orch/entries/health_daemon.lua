@@ -154,7 +154,7 @@ function HealthDaemon:_set_health(h, report)
   if changed or old.message ~= h.message then
     call_effect(self, 'onState', {
       id = self.id, kind = self.kind, result = h.result, message = h.message,
-      visible = self:visible(),
+      visible = self:visible(), failed = self._failed ~= nil or nil, blocked = self._blocked,
     })
   end
   if report then

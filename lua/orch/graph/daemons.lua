@@ -440,10 +440,16 @@ end
 -- `a failed: gave up after ...; b, c blocked`.
 function Daemons:_cause(hd)
   local root = self._by_id[hd:blocker()]
-  local blocked = {}
-  for _, e in ipairs(self._hds) do
-    if e ~= root and e:blocker() == root.id then
-      blocked[#blocked + 1] = e.id
+  local blocked, seen, i = {}, { [root] = true }, 0
+  local queue = { root }
+  while i < #queue do -- everything that requires root, directly or not, breadth first
+    i = i + 1
+    for _, d in ipairs(queue[i].dependents) do
+      if not seen[d] then
+        seen[d] = true
+        queue[#queue + 1] = d
+        blocked[#blocked + 1] = d.id
+      end
     end
   end
   local msg = ('%s failed: %s'):format(root.id, tostring(root:failed()))
@@ -538,8 +544,8 @@ local function display_of(spec)
 end
 
 --- The recorded entries in declaration order, for listings:
--- `{id, kind, requires, display, exec = <summary>, log = <exec.log>, ready = <has a readiness
--- check>}`.
+-- `{id, kind, requires, display, exec = <summary>, log = <exec.log>, restart = <the restart
+-- policy in a line>, ready = <has a readiness check>}`.
 function Daemons:entries()
   local out = {}
   for i, spec in ipairs(self._entries) do
@@ -551,6 +557,7 @@ function Daemons:entries()
       visible = spec.visible,
       exec = Daemon.summary(spec.exec),
       log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
+      restart = Daemon.policy_summary(spec.exec, spec.kind),
       ready = spec.ready ~= nil,
     }
   end

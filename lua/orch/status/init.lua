@@ -209,7 +209,9 @@ function Sink:setHealth(h)
     name = e.name })
 end
 
---- Every raw result change of any entry: `{id, kind, result, message, visible}` (the result
+--- Every raw result change of any entry: `{id, kind, result, message, visible, failed,
+-- blocked}` (`failed`: the entry gave up; `blocked`: the id of the failed entry it waits on;
+-- the result
 -- that gates dependents). Logs `<id>: <old> -> <new> (<message>)` when the result of an entry
 -- without visible health (a oneshot, a hidden check) changes.
 function Sink:onState(s)
@@ -221,6 +223,7 @@ function Sink:onState(s)
   if s.visible ~= nil then
     e.visible = s.visible
   end
+  e.failed, e.blocked = s.failed, s.blocked -- gave up / kept down by one that did (issue 14)
   local old = e.result
   if old == s.result and e.message == s.message then
     return
@@ -330,6 +333,8 @@ function Sink:get(id)
     health = copy(e.health),
     pid = e.pid,
     restarts = e.restarts,
+    failed = e.failed,
+    blocked = e.blocked,
     lastExit = copy(e.lastExit),
     since = e.since,
     uptime = e.started and math.max(0, self.now() - e.started) or nil,
