@@ -209,6 +209,141 @@ insulate('restart policy, limits and blocked dependents (issue 14)', function()
       .. 'backoff initial=1000 step=0 factor=2%s+y\n', text)
   end)
 
+  describe('liveness: ready.restartAfter', function()
+    -- a daemon whose check fails from 10 s on (probes every second after its first success)
+    local function sick_daemon(extra, exec_extra)
+      local t_sick = 10000
+      local ready = { display = 'Web', trigger = orch.trigger.cooldownTrigger(1000),
+        gracePeriod = 2000, fn = function()
+          if require('orch.runtime.sched').now() >= t_sick then
+            return { result = 'failure', message = 'no answer' }
+          end
+          return { result = 'success' }
+        end }
+      for k, v in pairs(extra) do
+        ready[k] = v
+      end
+      local exec = { command = { 'web' } }
+      for k, v in pairs(exec_extra or {}) do
+        exec[k] = v
+      end
+      return { exec = exec, ready = ready, requires = {} }, function(t)
+        t_sick = t
+      end
+    end
+
+    it('N failures in a row restart the daemon: TERM, then the backoff path', function()
+      fake.program('web', {})
+      local opts, sick_at = sick_daemon({ restartAfter = 3 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('web', opts)
+      H.run(function()
+        chain:build()
+        H.at(12500)
+        sick_at(math.huge) -- healthy again once restarted
+        H.at(15000)
+        chain:term()
+      end, 100000)
+      -- probes every 1000 ms: failures at 10000, 11000, 12000 -> restart at 12000
+      sick_at(nil)
+      local procs = fake.procs('web')
+      assert.are.same({ 0, 12000 }, fake.spawn_times('web'))
+      assert.are.same({ sig = 'SIGTERM', t = 12000 }, procs[1].signals[1])
+      local r = fx.events('web', 'restart')
+      assert.are.same({ 1, 12000, 'restarting: check failed 3 times: no answer' },
+        { #r, r[1].t, r[1].message })
+      assert.are.equal(1, chain:states()[1].restarts)
+    end)
+
+    it('a process that ignores SIGTERM is SIGKILLed after sigtermTimeout', function()
+      fake.program('web', { runs = { { on_term = 'ignore' }, {} } })
+      local opts = sick_daemon({ restartAfter = 2 }, { sigtermTimeout = 4000 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('web', opts)
+      run(chain, 20000)
+      -- failures at 10000, 11000: TERM at 11000 (the failures meanwhile do not TERM it
+      -- again), KILL at 15000, respawned at once
+      local p = fake.procs('web')[1]
+      assert.are.same({ { sig = 'SIGTERM', t = 11000 }, { sig = 'SIGKILL', t = 15000 } },
+        p.signals)
+      assert.are.equal(15000, fake.spawn_times('web')[2])
+    end)
+
+    it('failures within the grace period of an incarnation do not count', function()
+      fake.program('web', {})
+      local opts = sick_daemon({ restartAfter = 2, gracePeriod = 30000 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('web', opts)
+      run(chain, 31500)
+      -- failures from 10000 on; they count from 30001: 31000 is the first, no restart yet
+      assert.are.same({ 0 }, fake.spawn_times('web'))
+    end)
+
+    it('counts toward maxRestarts: the entry gives up', function()
+      fake.program('web', {})
+      local opts = sick_daemon({ restartAfter = 1, gracePeriod = 0 }, { maxRestarts = 1 })
+      local chain = Daemons.of{ effects = fx }:addDaemon('web', opts)
+      run(chain, 30000)
+      assert.are.equal(2, #fake.spawn_times('web'))
+      assert.matches('^gave up after 1 restarts in %d+ ms: ', chain:states()[1].failed)
+    end)
+
+    it('without restartAfter a failing check never restarts (the default)', function()
+      fake.program('web', {})
+      local opts = sick_daemon({})
+      local chain = Daemons.of{ effects = fx }:addDaemon('web', opts)
+      run(chain, 30000)
+      assert.are.same({ 0 }, fake.spawn_times('web'))
+    end)
+  end)
+
+  describe('ready.failureThreshold and successThreshold', function()
+    it('the result changes only after N equal raw results in a row', function()
+      local seq = { 'success', 'failure', 'success', 'failure', 'failure', 'failure',
+        'success', 'success', 'failure', 'success', 'success' }
+      local i = 0
+      local chain = Daemons.of{ effects = fx }:addHealthCheck('c', { requires = {}, ready = {
+        display = 'C', trigger = orch.trigger.cooldownTrigger(1000), gracePeriod = 0,
+        failureThreshold = 3, successThreshold = 2,
+        fn = function()
+          i = i + 1
+          return { result = seq[i] or 'success', message = tostring(i) }
+        end } })
+      run(chain, 10500)
+      local changes, last_result = {}, nil
+      for _, r in ipairs(fx.of('c')) do
+        if r.result ~= last_result then
+          changes[#changes + 1] = r.result .. '@' .. r.t
+          last_result = r.result
+        end
+      end
+      -- probe k at k * 1000 ms; raw s f s f f f s s f s: no 2 successes in a row before the
+      -- failures 4, 5, 6 (failure at 6000), then 7, 8 (success at 8000); 9 alone changes nothing
+      assert.are.same({ 'starting@0', 'failure@6000', 'success@8000' }, changes)
+    end)
+
+    it('validation names the entry and the field', function()
+      local function err(ready, kind)
+        ready.display, ready.fn = 'X', ok_fn
+        local ok, e = pcall(function()
+          if kind == 'health' then
+            return Daemons.of{}:addHealthCheck('x', { ready = ready, requires = {} })
+          end
+          return Daemons.of{}:addDaemon('x', { exec = { command = 'y' }, ready = ready,
+            requires = {} })
+        end)
+        assert.is_false(ok)
+        return (tostring(e):gsub('^[^:]*:%d+: ', ''))
+      end
+      assert.are.equal("Daemons: entry 'x': ready.restartAfter must be an integer from 1 to "
+        .. '1000000, got 0', err({ restartAfter = 0 }))
+      assert.are.equal("Daemons: entry 'x': ready.failureThreshold must be an integer from 1 "
+        .. "to 1000000, got '3'", err({ failureThreshold = '3' }))
+      assert.are.equal("Daemons: entry 'x': unknown option ready.sucessThreshold (did you "
+        .. 'mean successThreshold?)', err({ sucessThreshold = 2 }))
+      assert.are.equal("Daemons: entry 'x': ready.restartAfter restarts a daemon whose check "
+        .. 'fails; a health check has no process (use addDaemon)',
+        err({ restartAfter = 2 }, 'health'))
+    end)
+  end)
+
   describe('runUntilSuccess', function()
     it('fails at once when an entry is failed, naming the chain of causes', function()
       fake.program('db', { exit = 0, code = 1 })

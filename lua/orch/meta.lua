@@ -104,6 +104,9 @@ function Abort:onAbort(cb) end
 ---@field gracePeriod? integer ms after a start when a failure reads `starting` (default 5000)
 ---@field trigger? orch.Trigger when probes run (default orch.trigger.defaultTrigger)
 ---@field timeout? integer ms a `fn` call may run (default 60000; 0: no limit)
+---@field restartAfter? integer that many failures in a row of a daemon's check (after the grace period) restart it (default: never)
+---@field failureThreshold? integer failures in a row before the result becomes failure (default 1)
+---@field successThreshold? integer successes in a row before the result becomes success (default 1)
 
 ---`addDaemon` options.
 ---@class orch.DaemonOptions
@@ -141,7 +144,7 @@ function Abort:onAbort(cb) end
 
 ---@class orch.ProcessEvent
 ---@field id string
----@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'|'gave-up'
+---@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'|'gave-up'|'restart'
 ---@field pid integer|nil
 ---@field code integer|nil
 ---@field signal string|nil

@@ -159,6 +159,8 @@ end
 --   idle       start        spawn      running    spawn the first incarnation
 --   running    exit         collect    exiting    a task waits for the leftovers, reports
 --   running    spawn_error  collect    exiting    (the same, for a spawn that failed)
+--   running    recycle      recycle    running    liveness: TERM now, KILL after the timeout;
+--                                                  the exit is then a failure (backoff)
 --   exiting    exited       decide     exiting    record + report the exit; fire the verdict
 --   exiting    restart      back_off   backoff    sleep 0, 1000, 2000 ... 30000 ms
 --   exiting    finish       finish     done       a clean exit the policy does not restart
@@ -178,6 +180,7 @@ local TRANSITIONS = {
   },
   running = {
     exit = { 'collect', 'exiting' },
+    recycle = { 'recycle', 'running' },
     spawn_error = { 'collect', 'exiting' },
     term = { 'stop', 'stopping' },
     kill = { 'kill', 'killed' },
@@ -309,6 +312,13 @@ end
 function ACTIONS.decide(self, ok, info)
   local inc = self.inc
   self.inc = nil
+  local recycled = self.recycling
+  if recycled then -- stopped by liveness: a failure whatever the exit status
+    self.recycling = nil
+    self:_cancel_kill_timer()
+    ok = false
+    info.recycled = recycled
+  end
   if inc and sched.now() - inc.t0 >= (self.exec.backoff or Daemon.BACKOFF).resetAfter then
     self.backoff = nil
   end
@@ -361,6 +371,36 @@ function Daemon:_count_restart()
   return false
 end
 
+function Daemon:_cancel_kill_timer()
+  local t = self.kill_timer
+  self.kill_timer = nil
+  if t and not t:finished() then
+    t:cancel()
+  end
+end
+
+-- running: liveness restarts the daemon. SIGTERM the group now and SIGKILL it if the process
+-- is still there after `sigtermTimeout`; its exit then takes the normal path (collect, decide:
+-- a failure, restarted with the backoff).
+function ACTIONS.recycle(self, why)
+  local inc = self.inc
+  self.recycling = why
+  emit(self, { event = 'restart', pid = inc.pid, message = 'restarting: ' .. why })
+  if not inc:signal('SIGTERM') then
+    inc:kill_now() -- an exec.fn that has not returned a command: abort it
+    return
+  end
+  emit(self, { event = 'term', pid = inc.pid, signal = 'SIGTERM' })
+  self.kill_timer = sched.spawn(self.id .. ':recycle', function()
+    sched.sleep(inc.timeout or Daemon.DEFAULT_SIGTERM_TIMEOUT)
+    self.kill_timer = nil
+    if self.inc == inc and self.state == 'running' then
+      emit(self, { event = 'kill', pid = inc.pid, signal = 'SIGKILL' })
+      inc:kill_now()
+    end
+  end)
+end
+
 -- exiting -> backoff: sleep (yields, in the exit task), step the backoff up, then wake.
 function ACTIONS.back_off(self)
   local b = self.exec.backoff or Daemon.BACKOFF
@@ -391,6 +431,8 @@ end
 -- -> stopping: stop the incarnation (yields), end the loop task; returns true or false and a
 -- description of an unclean exit.
 function ACTIONS.stop(self)
+  self:_cancel_kill_timer()
+  self.recycling = nil
   local inc, ok, desc, info = self.inc, true, nil, nil
   if inc then
     ok, desc, info = inc:term()
@@ -461,6 +503,14 @@ function Daemon:term()
     return true
   end
   return ok, desc
+end
+
+--- Liveness: restart the running process (`why` is logged as `restarting: <why>`); ignored
+-- unless a process runs.
+function Daemon:recycle(why)
+  if not self.recycling then -- once per incarnation
+    fire(self, 'recycle', why)
+  end
 end
 
 --- Send `sig` to the current process group (operator control); returns the pid, or nil and

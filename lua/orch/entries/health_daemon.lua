@@ -379,7 +379,48 @@ function HealthDaemon:_probe_loop(session)
     if self._session ~= session then
       return
     end
-    self:_set_health(h, true)
+    self:_liveness(h)
+    if self:_passes_threshold(h) then
+      self:_set_health(h, true)
+    end
+  end
+end
+
+-- ready.failureThreshold / successThreshold (Kubernetes' meaning): the result changes to
+-- failure (success) only after that many equal raw results in a row; any other result at once.
+function HealthDaemon:_passes_threshold(h)
+  local ready = self:ready()
+  if not ready.failureThreshold and not ready.successThreshold then
+    return true -- (no streak kept: an entry's table stays small)
+  end
+  local need = (h.result == 'failure' and ready.failureThreshold)
+    or (h.result == 'success' and ready.successThreshold) or 1
+  local streak = self._streak
+  if streak and streak.result == h.result then
+    streak.n = streak.n + 1
+  else
+    streak = { result = h.result, n = 1 }
+    self._streak = streak
+  end
+  return h.result == self.health.result or streak.n >= need
+end
+
+-- ready.restartAfter: that many failures in a row of a running daemon's check, after the grace
+-- period of its incarnation, restart it (Daemon:recycle).
+function HealthDaemon:_liveness(h)
+  local n = self:ready().restartAfter
+  if not n or not self.daemon then
+    return
+  end
+  local since = math.max(self._started or 0, self._spawned or 0)
+  if h.result ~= 'failure' or sched.now() - since <= self:_grace() or not self.daemon:pid() then
+    self._fails = nil
+    return
+  end
+  self._fails = (self._fails or 0) + 1
+  if self._fails >= n then
+    self._fails = nil
+    self.daemon:recycle(('check failed %d times: %s'):format(n, tostring(h.message or '')))
   end
 end
 
@@ -410,7 +451,9 @@ function HealthDaemon:daemon_exited(ok, info)
     return
   end
   local msg
-  if info.spawn_error then
+  if info.recycled then
+    msg = ('%s daemon restarting: %s'):format(self.id, info.recycled)
+  elseif info.spawn_error then
     msg = ('%s daemon crashed: %s'):format(self.id, tostring(info.message))
   elseif ok then
     msg = self.id .. ' daemon exited'
@@ -475,6 +518,10 @@ end
 --- The daemon spawned an incarnation: without a readiness check, a daemon is ready as soon as
 -- its process runs.
 function HealthDaemon:daemon_spawned()
+  local ready = self:ready()
+  if ready and ready.restartAfter then
+    self._spawned, self._fails = sched.now(), nil
+  end
   if self.state == 'up' and not self.terminated and self.kind == 'daemon'
     and not self:ready() then
     self:_set_health(RUNNING, false)
@@ -580,7 +627,7 @@ local ACTIONS = {}
 -- Start the session: the probe loop and the daemon (never yields).
 function ACTIONS.start(self)
   self:_set_health({ result = 'starting' }, true)
-  self._started = sched.now()
+  self._started, self._streak, self._fails = sched.now(), nil, nil
   last_session = last_session + 1
   local session = last_session
   self._session = session

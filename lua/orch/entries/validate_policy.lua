@@ -91,6 +91,16 @@ function M.exec(exec, out, ctx)
   end
 end
 
+--- Validate a count option (`ready.restartAfter`, thresholds): nil or an integer from 1 to
+-- MAX_RESTARTS; returns it.
+function M.count(v, ctx, name)
+  if v ~= nil and (math.type(v) ~= 'integer' or v < 1 or v > M.MAX_RESTARTS) then
+    fail(ctx, name, ('%s must be an integer from 1 to %d, got %s'):format(name, M.MAX_RESTARTS,
+      type(v) == 'number' and tostring(v) or util.show(v)))
+  end
+  return v
+end
+
 --- Kind-dependent checks: a oneshot is done after its first clean exit, so it cannot restart
 -- `always`.
 function M.kind(kind, exec, ctx)

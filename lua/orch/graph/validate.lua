@@ -29,7 +29,8 @@ local ENTRY_KEYS = {
   oneshot = { 'subcontainer', 'exec', 'requires' },
   health = { 'ready', 'requires' },
 }
-local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout' }
+local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout', 'restartAfter',
+  'failureThreshold', 'successThreshold' }
 
 -- Special hints for keys that are valid elsewhere.
 local MISPLACED = {
@@ -81,6 +82,9 @@ local function check_ready(ready, ctx, warnings)
   out.gracePeriod = ready.gracePeriod
   check_ms(ready.timeout, ctx, 'ready.timeout')
   out.timeout = ready.timeout
+  for _, k in ipairs { 'restartAfter', 'failureThreshold', 'successThreshold' } do
+    out[k] = vpolicy.count(ready[k], ctx, 'ready.' .. k)
+  end
   if ready.trigger ~= nil then
     expect(ready.trigger, type(ready.trigger) == 'function', ctx, 'ready.trigger',
       'a trigger (e.g. trigger.cooldownTrigger(1000))')
@@ -223,6 +227,10 @@ function M.entry(kind, list, id, opts, index, n)
     end
     if opts.ready ~= nil then
       spec.ready = check_ready(opts.ready, ctx, warnings)
+      if kind == 'health' and spec.ready.restartAfter then
+        fail(ctx, 'ready.restartAfter', 'ready.restartAfter restarts a daemon whose check '
+          .. 'fails; a health check has no process (use addDaemon)')
+      end
     end
   end
   spec.visible = spec.ready ~= nil and type(spec.ready.display) == 'string'
