@@ -344,6 +344,120 @@ insulate('restart policy, limits and blocked dependents (issue 14)', function()
     end)
   end)
 
+  describe('per-edge reactions: requires = {db = {onUnhealthy, after}}', function()
+    -- db (a check probed every second) is healthy, unhealthy over [down, up), healthy again;
+    -- app requires it with `edge`
+    local function outage(edge, down, up, until_ms)
+      local db_fn, db_state = H.switch('success')
+      fake.program('app', {})
+      local chain = Daemons.of{ effects = fx }
+        :addHealthCheck('db', { ready = { display = 'DB', fn = db_fn,
+          trigger = orch.trigger.cooldownTrigger(1000) }, requires = {} })
+        :addDaemon('app', daemon('app', {}, { db = edge }))
+      H.run(function()
+        chain:build()
+        H.at(down)
+        db_state.result = 'failure'
+        H.at(up)
+        db_state.result = 'success'
+        H.at(until_ms or 12000)
+        chain:term()
+      end, 100000)
+      return fake.procs('app'), chain
+    end
+
+    it("'ignore' keeps the dependent running while the requirement is unhealthy", function()
+      local procs = outage({ onUnhealthy = 'ignore' }, 2500, 5500)
+      assert.are.same({ 1000 }, fake.spawn_times('app'))
+      assert.are.same({ { sig = 'SIGTERM', t = 12000 } }, procs[1].signals) -- the final term
+    end)
+
+    it("'restart' keeps it running, then restarts it when the requirement is back", function()
+      local procs = outage({ onUnhealthy = 'restart' }, 2500, 5500)
+      -- db: failure seen at 3000, success at 6000: app TERMed at 6000, started again at once
+      assert.are.same({ 1000, 6000 }, fake.spawn_times('app'))
+      assert.are.same({ sig = 'SIGTERM', t = 6000 }, procs[1].signals[1])
+    end)
+
+    it("'stop' with after: an outage shorter than after changes nothing", function()
+      local procs = outage({ after = 2500 }, 2500, 4500)
+      assert.are.same({ 1000 }, fake.spawn_times('app'))
+      assert.are.same({ { sig = 'SIGTERM', t = 12000 } }, procs[1].signals)
+    end)
+
+    it("'stop' with after: a longer one stops the dependent after that long", function()
+      local procs = outage({ after = 2500 }, 2500, 7500)
+      -- unhealthy from 3000: stopped at 5500, started again once db is back at 8000
+      assert.are.same({ sig = 'SIGTERM', t = 5500 }, procs[1].signals[1])
+      assert.are.same({ 1000, 8000 }, fake.spawn_times('app'))
+      assert.are.same({ 'success', 'ok' }, last('app'))
+    end)
+
+    it("'restart' with after: an outage shorter than after does not restart it", function()
+      outage({ onUnhealthy = 'restart', after = 5000 }, 2500, 5500)
+      assert.are.same({ 1000 }, fake.spawn_times('app'))
+    end)
+
+    it("'restart' with after: an outage of at least after does", function()
+      outage({ onUnhealthy = 'restart', after = 2000 }, 2500, 5500)
+      assert.are.same({ 1000, 6000 }, fake.spawn_times('app'))
+    end)
+
+    it("'ignore' still waits for the requirement at start", function()
+      local db_fn, db_state = H.switch('failure')
+      fake.program('app', {})
+      local chain = Daemons.of{ effects = fx }
+        :addHealthCheck('db', { ready = { display = 'DB', fn = db_fn,
+          trigger = orch.trigger.cooldownTrigger(1000) }, requires = {} })
+        :addDaemon('app', daemon('app', {}, { db = { onUnhealthy = 'ignore' } }))
+      H.run(function()
+        chain:build()
+        H.at(3500)
+        db_state.result = 'success'
+        H.at(6000)
+        chain:term()
+      end, 100000)
+      assert.are.same({ 4000 }, fake.spawn_times('app'))
+    end)
+
+    it('the list and the table forms mix; the mapped ids come after the listed ones',
+      function()
+        local chain = Daemons.of{ effects = fx }
+          :addDaemon('a', daemon('a'))
+          :addDaemon('b', daemon('b'))
+          :addDaemon('c', daemon('c', {}, { 'b', a = { onUnhealthy = 'ignore' } }))
+        assert.are.same({ 'b', 'a' }, chain:entries()[3].requires)
+        local text = require('orch.cli.check').format_entries(chain:entries())
+        assert.matches('\nc%s+daemon%s+b, a %(ignore%)%s+c%s+always', text)
+      end)
+
+    it('validation names the entry and the field', function()
+      local function err(req)
+        local ok, e = pcall(function()
+          return Daemons.of{ effects = fx }:addDaemon('db', daemon('db'))
+            :addDaemon('x', daemon('x', {}, req))
+        end)
+        assert.is_false(ok)
+        return (tostring(e):gsub('^[^:]*:%d+: ', ''))
+      end
+      assert.are.equal("Daemons: entry 'x': requires.db.onUnhealthy must be 'stop', 'ignore' "
+        .. "or 'restart', got 'restrt' (did you mean restart?)",
+        err({ db = { onUnhealthy = 'restrt' } }))
+      assert.are.equal("Daemons: entry 'x': unknown option requires.db.aftr (did you mean "
+        .. 'after?)', err({ db = { aftr = 100 } }))
+      assert.are.equal("Daemons: entry 'x': requires.db.after must be a non-negative integer "
+        .. '(ms), got -1', err({ db = { after = -1 } }))
+      assert.are.equal("Daemons: entry 'x': requires.db must be a table {onUnhealthy = ..., "
+        .. 'after = ms}, got boolean', err({ db = true }))
+      assert.are.equal("Daemons: entry 'x' requires 'web', which must be declared earlier",
+        err({ web = {} }))
+      local validate = require 'orch.graph.validate'
+      local _, e = validate.check(validate.entry, 'daemon', { 'db' }, 'x', { requires = {
+        db = { onUnhealthy = 1 } }, exec = { command = 'y' } })
+      assert.are.same({ 'x', 'requires.db.onUnhealthy' }, { e.id, e.field })
+    end)
+  end)
+
   describe('runUntilSuccess', function()
     it('fails at once when an entry is failed, naming the chain of causes', function()
       fake.program('db', { exit = 0, code = 1 })

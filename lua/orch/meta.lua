@@ -108,9 +108,15 @@ function Abort:onAbort(cb) end
 ---@field failureThreshold? integer failures in a row before the result becomes failure (default 1)
 ---@field successThreshold? integer successes in a row before the result becomes success (default 1)
 
+---What an entry does when a requirement becomes unhealthy while it runs
+---(`requires = {db = {onUnhealthy = 'ignore'}}`); it always waits for it at start.
+---@class orch.Edge
+---@field onUnhealthy? 'stop'|'ignore'|'restart' stop it (default), keep it running, or keep it running and restart it when the requirement is back
+---@field after? integer ms of unhealthiness tolerated before reacting (default 0)
+
 ---`addDaemon` options.
 ---@class orch.DaemonOptions
----@field requires string[] ids declared earlier in the chain; {} for none
+---@field requires string[]|table<string|integer, string|orch.Edge> ids declared earlier in the chain ({} for none); an id may map to its edge options
 ---@field exec? orch.Exec required unless `daemon`
 ---@field daemon? orch.Daemon instead of `subcontainer` + `exec`
 ---@field ready? orch.Ready without it: ready once spawned, never probed, hidden
@@ -118,13 +124,13 @@ function Abort:onAbort(cb) end
 
 ---`addOneshot` options.
 ---@class orch.OneshotOptions
----@field requires string[] ids declared earlier in the chain; {} for none
+---@field requires string[]|table<string|integer, string|orch.Edge> ids declared earlier in the chain ({} for none); an id may map to its edge options
 ---@field exec orch.Exec
 ---@field subcontainer? orch.Subcontainer
 
 ---`addHealthCheck` options.
 ---@class orch.HealthCheckOptions
----@field requires string[] ids declared earlier in the chain; {} for none
+---@field requires string[]|table<string|integer, string|orch.Edge> ids declared earlier in the chain ({} for none); an id may map to its edge options
 ---@field ready orch.Ready
 
 -- Effects -----------------------------------------------------------------------------------

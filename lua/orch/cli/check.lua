@@ -45,7 +45,13 @@ function M.format_entries(entries)
     elseif e.kind == 'daemon' then
       ready = 'when running' -- no readiness check
     end
-    local requires = join(e.requires)
+    local reqs = {}
+    for i, r in ipairs(e.requires or {}) do
+      local edge = e.edges and e.edges[r]
+      reqs[i] = edge and ('%s (%s%s)'):format(r, edge.onUnhealthy,
+        edge.after and (' after ' .. edge.after .. ' ms') or '') or r
+    end
+    local requires = join(reqs)
     rows[#rows + 1] = {
       e.id,
       e.kind or '?',

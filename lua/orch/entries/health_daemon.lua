@@ -162,7 +162,7 @@ function HealthDaemon:_set_health(h, report)
   end
   if changed then
     for _, d in ipairs(self.dependents) do
-      d:_notify(old.result)
+      d:_notify(old.result, self)
     end
     local obs = self.observer
     if obs then
@@ -171,15 +171,53 @@ function HealthDaemon:_set_health(h, report)
   end
 end
 
---- Called by a dependency whose result changed from `old`.
-function HealthDaemon:_notify(old)
+--- Called by a dependency `dep` whose result changed from `old`. The edge's `onUnhealthy`
+-- (`requires = {db = {...}}`) decides what a running entry does: `stop` (the default) stops
+-- it (after `after` ms of unhealthiness, when set); `ignore` keeps it running; `restart` keeps
+-- it running and restarts it when `dep` is back (after an outage of at least `after` ms).
+function HealthDaemon:_notify(old, dep)
   if self.terminated then
     return
   end
-  if old == 'success' and self.state == 'up' then
-    self._restart = self._restart or 'dependency'
+  local edge = dep and self.spec.edges and self.spec.edges[dep.id]
+  if self.state == 'up' and not edge then
+    if old == 'success' then
+      self._restart = self._restart or 'dependency'
+    end
+  elseif self.state == 'up' and edge.onUnhealthy ~= 'ignore' then
+    local lost = self._lost or {}
+    self._lost = lost
+    if old == 'success' then
+      lost[dep.id] = sched.now()
+      if edge.after then -- look again once the outage is long enough to react to
+        sched.spawn(self.id .. ':after', function()
+          sched.sleep(edge.after)
+          self:_poke()
+        end)
+      end
+    elseif dep.health.result == 'success' and lost[dep.id] then
+      local down_for = sched.now() - lost[dep.id]
+      lost[dep.id] = nil
+      if down_for >= (edge.after or 0) then
+        self._restart = self._restart or 'dependency'
+      end
+    end
   end
   self:_poke()
+end
+
+-- Of the requirements a running entry waits on, those it reacts to now by stopping: the plain
+-- edges, and `stop` edges whose `after` has passed.
+function HealthDaemon:_reacting(waiting_on)
+  local edges, lost, now = self.spec.edges, self._lost or NONE, sched.now()
+  local out = {}
+  for _, d in ipairs(waiting_on) do
+    local e = edges[d.id]
+    if not e or (e.onUnhealthy == 'stop' and now - (lost[d.id] or now) >= (e.after or 0)) then
+      out[#out + 1] = d
+    end
+  end
+  return out
 end
 
 -- Mark the entry dirty and make sure an actor task will reconcile it (it is busy until then).
@@ -599,16 +637,22 @@ local function next_event(self)
   if self.terminated then
     return 'term'
   end
-  local restart = self._restart
-  self._restart = nil
   if self._held then
+    self._restart = nil
     return 'hold'
   end
   if self._failed then
     return 'failed'
   end
   local ok, waiting_on = self:_deps_status()
+  if not ok and self.state == 'up' and self.spec.edges then
+    waiting_on = self:_reacting(waiting_on)
+    if #waiting_on == 0 then
+      return 'go' -- tolerated for now; a pending restart waits until the requirement is back
+    end
+  end
   if not ok then
+    self._restart = nil
     for _, d in ipairs(waiting_on) do
       local root = d:blocker()
       if root then
@@ -619,6 +663,8 @@ local function next_event(self)
     return 'deps_down', waiting_on
   end
   self._blocked = nil
+  local restart = self._restart
+  self._restart = nil
   return restart and 'restart' or 'go'
 end
 
@@ -627,7 +673,7 @@ local ACTIONS = {}
 -- Start the session: the probe loop and the daemon (never yields).
 function ACTIONS.start(self)
   self:_set_health({ result = 'starting' }, true)
-  self._started, self._streak, self._fails = sched.now(), nil, nil
+  self._started, self._streak, self._fails, self._lost = sched.now(), nil, nil, nil
   last_session = last_session + 1
   local session = last_session
   self._session = session

@@ -544,8 +544,6 @@ local function display_of(spec)
 end
 
 --- The recorded entries in declaration order, for listings:
--- `{id, kind, requires, display, exec = <summary>, log = <exec.log>, restart = <the restart
--- policy in a line>, ready = <has a readiness check>}`.
 function Daemons:entries()
   local out = {}
   for i, spec in ipairs(self._entries) do
@@ -553,6 +551,7 @@ function Daemons:entries()
       id = spec.id,
       kind = spec.kind,
       requires = util.copy(spec.requires),
+      edges = spec.edges and util.copy(spec.edges) or nil,
       display = display_of(spec),
       visible = spec.visible,
       exec = Daemon.summary(spec.exec),

@@ -98,28 +98,72 @@ local function check_ready(ready, ctx, warnings)
   return out
 end
 
+local EDGE_KEYS = { 'onUnhealthy', 'after' }
+local ON_UNHEALTHY = { 'stop', 'ignore', 'restart' }
+
+-- One edge of the table form `{db = {onUnhealthy = ..., after = ms}}`; nil for the defaults.
+local function check_edge(r, e, ctx)
+  local name = 'requires.' .. r
+  expect(e, type(e) == 'table', ctx, name, 'a table {onUnhealthy = ..., after = ms}')
+  unknown_keys(e, EDGE_KEYS, ctx, name .. '.')
+  local on = e.onUnhealthy
+  if on ~= nil and on ~= 'stop' and on ~= 'ignore' and on ~= 'restart' then
+    local near = type(on) == 'string' and util.nearest(on, ON_UNHEALTHY)
+    fail(ctx, name .. '.onUnhealthy', ("%s.onUnhealthy must be 'stop', 'ignore' or "
+      .. "'restart', got %s%s"):format(name, util.show(on),
+        near and (' (did you mean ' .. near .. '?)') or ''))
+  end
+  check_ms(e.after, ctx, name .. '.after')
+  if (on == nil or on == 'stop') and not e.after then
+    return nil
+  end
+  return { onUnhealthy = on or 'stop', after = e.after }
+end
+
+-- `requires`: a list of earlier ids, or a table that also maps ids to edge options (issue 14:
+-- `{'cache', db = {onUnhealthy = 'ignore'}}`). Returns the ids (the list's order, then the
+-- mapped ids by name) and the edges that are not the default, or nil.
 local function check_requires(req, ctx, id, known)
   if req == nil then
     fail(ctx, 'requires', 'requires is required (a list of earlier ids; {} for none)')
   end
-  if not util.is_sequence(req) then
+  if type(req) ~= 'table' then
     fail(ctx, 'requires', 'requires must be a list of ids')
   end
-  local out, seen = {}, {}
-  for _, r in ipairs(req) do
+  local n, mapped = #req, {}
+  for k in pairs(req) do
+    if type(k) == 'string' then
+      mapped[#mapped + 1] = k
+    elseif math.type(k) ~= 'integer' or k < 1 or k > n then
+      fail(ctx, 'requires', 'requires must be a list of ids (or map ids to '
+        .. '{onUnhealthy = ..., after = ms})')
+    end
+  end
+  table.sort(mapped)
+  local ids_in = table.move(req, 1, n, 1, {})
+  table.move(mapped, 1, #mapped, n + 1, ids_in)
+  local out, seen, edges = {}, {}, nil
+  for i, r in ipairs(ids_in) do
     if type(r) ~= 'string' then
       fail(ctx, 'requires', 'requires must be a list of ids')
     end
     if r == id or not known[r] then
-      fail_whole(ctx, 'requires', ("Daemons: entry '%s' requires '%s', which must be declared "
-        .. 'earlier'):format(id, r))
+      fail_whole(ctx, i > n and 'requires.' .. r or 'requires', ("Daemons: entry '%s' requires "
+        .. "'%s', which must be declared earlier"):format(id, r))
+    end
+    if i > n then
+      local e = check_edge(r, req[r], ctx)
+      if e then
+        edges = edges or {}
+        edges[r] = e
+      end
     end
     if not seen[r] then
       seen[r] = true
       out[#out + 1] = r
     end
   end
-  return out
+  return out, edges
 end
 
 --- Whether `id` is a valid health check id: `^[a-z0-9]+(-[a-z0-9]+)*$`.
@@ -190,7 +234,7 @@ function M.entry(kind, list, id, opts, index, n)
   unknown_keys(opts, ENTRY_KEYS[kind], ctx, '', MISPLACED[kind])
   local warnings = {}
   local spec = { id = id, kind = kind }
-  spec.requires = check_requires(opts.requires, ctx, id, known)
+  spec.requires, spec.edges = check_requires(opts.requires, ctx, id, known)
   if kind ~= 'health' then
     M.subcontainer(opts.subcontainer, ctx)
     spec.subcontainer = opts.subcontainer
