@@ -138,6 +138,21 @@ insulate('restart policy, limits and blocked dependents (issue 14)', function()
       assert.are.same({ 'init', 'init' }, { s[2].blocked, s[3].blocked })
     end)
 
+    it('effects.onState carries failed and blocked (what orch status shows)', function()
+      fake.program('db', { exit = 0, code = 1 })
+      local seen = {}
+      local effects = setmetatable({ onState = function(st)
+        seen[#seen + 1] = { st.id, st.result, st.failed or false, st.blocked or false }
+        fx.onState(st)
+      end }, { __index = fx })
+      local chain = Daemons.of{ effects = effects }
+        :addDaemon('db', daemon('db', { maxRestarts = 0 }))
+        :addDaemon('app', daemon('app', {}, { 'db' }))
+      run(chain, 1000)
+      assert.are.same({ 'db', 'failure', true, false }, seen[#seen - 1])
+      assert.are.same({ 'app', 'disabled', false, 'db' }, seen[#seen])
+    end)
+
     it('a running dependent is stopped and blocked when its requirement gives up', function()
       fake.program('db', { runs = { { exit = 2000, code = 1 }, { exit = 0, code = 1 } } })
       fake.program('app', {})
