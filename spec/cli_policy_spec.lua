@@ -4,7 +4,17 @@ local R = require 'fixtures.cli.runner'
 
 local F = R.FIXTURES
 
+local session = R.session()
+local start, tmpdir = session.start, session.tmpdir
+
+local function count(text, plain)
+  local _, n = text:gsub(plain:gsub('%p', '%%%0'), '')
+  return n
+end
+
 describe('restart limits #integration', function()
+  after_each(session.cleanup)
+
   it('orch run --until-ready exits 1 at once when a requirement gives up', function()
     local t0 = R.now()
     local r = R.run({ 'run', '--no-control', '--until-ready=60000', F .. '/gives_up.lua' })
@@ -17,5 +27,27 @@ describe('restart limits #integration', function()
     assert.matches('app: waiting %-> disabled %(blocked: db failed%)', r.out)
     assert.matches('web: waiting %-> disabled %(blocked: db failed %(via app%)%)', r.out)
     assert.matches('db: gave up after 2 restarts', r.out)
+  end)
+
+  it('orch status shows failed and blocked; orch restart <id> clears the failure', function()
+    local sock = tmpdir() .. '/orch.sock'
+    local p = start({ 'run', '--control', sock, F .. '/gives_up.lua' })
+    p:wait_for('web: waiting %-> disabled %(blocked: db failed %(via app%)%)', 15000)
+    local st = R.run({ 'status', '--control', sock }, { timeout = 15 })
+    assert.equal(0, st.code, st.err)
+    assert.matches('\ndb%s+daemon%s+failed%s+%-%s+%-%s+2%s+code 3[^\n]*gave up after 2 restarts',
+      st.out)
+    assert.matches('\napp%s+daemon%s+blocked%s+%-%s+%-%s+0%s+[^\n]*db %(failed%)%s+blocked: db '
+      .. 'failed', st.out)
+    local r = R.run({ 'restart', 'db', '--control', sock }, { timeout = 15 })
+    assert.equal(0, r.code, r.err)
+    -- tried again from scratch: 3 more runs (restart count back to 0), then it gives up again
+    R.wait_until(function()
+      return count(p:out(), 'db: gave up after 2 restarts') == 2
+    end, 15000, 'the second give-up')
+    assert.equal(6, count(p:out(), 'db   | db crashing'))
+    assert.equal(2, count(p:out(), 'app: waiting -> disabled (blocked: db failed)'))
+    p:signal('TERM')
+    assert.equal(0, p:wait())
   end)
 end)

@@ -62,7 +62,7 @@ local function row_of(e, now, elapsed)
     state = 'blocked'
   end
   local health = type(e.health) == 'table' and e.health or nil
-  if health and health.result and health.result ~= state then
+  if health and health.result and health.result ~= (e.result or 'none') then
     state = ('%s (%s)'):format(state, health.result)
   end
   local waiting = '-'
