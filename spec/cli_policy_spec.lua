@@ -29,6 +29,17 @@ describe('restart limits #integration', function()
     assert.matches('db: gave up after 2 restarts', r.out)
   end)
 
+  it('ready.restartAfter restarts a real process with SIGTERM; maxRestarts then gives up',
+    function()
+      local r = R.run({ 'run', '--no-control', '--until-ready=30000', F .. '/liveness.lua' })
+      assert.equal(1, r.code, r.err)
+      assert.equal(2, count(r.out, 'stuck: restarting: check failed 2 times: no answer on :5432'))
+      assert.equal(2, count(r.out, 'stuck | got TERM')) -- its trap ran: TERM, not KILL
+      assert.equal(0, count(r.out, 'SIGKILL'))
+      assert.matches('^orch: Will never be ready %(stuck failed: gave up after 1 restarts in %d+ '
+        .. 'ms: check failed 2 times: no answer on :5432%): stuck\n', r.err)
+    end)
+
   it('orch status shows failed and blocked; orch restart <id> clears the failure', function()
     local sock = tmpdir() .. '/orch.sock'
     local p = start({ 'run', '--control', sock, F .. '/gives_up.lua' })

@@ -297,7 +297,8 @@ insulate('restart policy, limits and blocked dependents (issue 14)', function()
       local chain = Daemons.of{ effects = fx }:addDaemon('web', opts)
       run(chain, 30000)
       assert.are.equal(2, #fake.spawn_times('web'))
-      assert.matches('^gave up after 1 restarts in %d+ ms: ', chain:states()[1].failed)
+      assert.matches('^gave up after 1 restarts in %d+ ms: check failed 1 times: no answer$',
+        chain:states()[1].failed)
     end)
 
     it('without restartAfter a failing check never restarts (the default)', function()

@@ -333,7 +333,7 @@ function ACTIONS.decide(self, ok, info)
   tell(self, 'daemon_exited', ok, info)
   local policy = self:policy()
   local verdict = VERDICT[policy][ok and 'clean' or 'failed']
-  local why = info.message or 'exited'
+  local why = info.recycled or info.message or 'exited'
   if verdict == 'give_up' then
     why = ("exited and exec.restart is 'never': %s"):format(why)
   elseif verdict == 'restart' then
