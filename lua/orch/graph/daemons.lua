@@ -544,6 +544,9 @@ local function display_of(spec)
 end
 
 --- The recorded entries in declaration order, for listings:
+-- `{id, kind, requires, edges = {[id] = {onUnhealthy, after}} or nil, display,
+-- exec = <summary>, log = <exec.log>, restart = <the restart policy in a line>,
+-- ready = <has a readiness check>}`.
 function Daemons:entries()
   local out = {}
   for i, spec in ipairs(self._entries) do
