@@ -507,7 +507,7 @@ function Run:serve_reloads()
       end
       self:arm_watch(reads)
     end
-    self.last_reload = { ok = ok, time = core.now(),
+    self.last_reload = { ok = ok, reloads = self.reloads,
       message = ok and (type(res) == 'table' and reconcile.describe(res) or res) or res }
     if self.status_file then
       self.status_file.write()
