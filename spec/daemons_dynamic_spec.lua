@@ -71,6 +71,13 @@ insulate('Daemons.dynamic and the reconciler (group H)', function()
 
     it('ignores closures and the order of requires; sees env, command and ready.display',
       function()
+        -- same() (what a reload compares) agrees with the hashes on every pair below
+        local real_hash = config_hash.hash
+        local pairs_seen = 0
+        local function agree(a, b)
+          pairs_seen = pairs_seen + 1
+          assert.are.equal(real_hash(a) == real_hash(b), config_hash.same(a, b))
+        end
         local base = { exec = { command = 'a b', env = { A = '1' } },
           ready = { display = 'X', fn = ready_fn } }
         local h = config_hash.hash(spec_of(base))
@@ -98,6 +105,35 @@ insulate('Daemons.dynamic and the reconciler (group H)', function()
         assert.are_not.equal(config_hash.hash(spec_of({ ready = { display = 'H',
           fn = ready_fn } }, 'health')), config_hash.hash(spec_of({ ready = { display = 'H',
           fn = ready_fn, gracePeriod = 5 } }, 'health')))
+        local variants = {
+          spec_of(base),
+          spec_of({ exec = { command = 'a b', env = { A = '1' } }, ready = { display = 'X',
+            fn = function() end } }),
+          spec_of({ exec = { command = { 'a', 'b' }, env = { A = '1' } },
+            ready = { display = 'X', fn = ready_fn } }),
+          spec_of({ exec = { command = 'a b', env = { A = '2' } }, ready = { display = 'X',
+            fn = ready_fn } }),
+          spec_of({ exec = { command = 'a b', env = { A = '1' }, runAsInit = false },
+            ready = { display = 'X', fn = ready_fn } }),
+          spec_of({ exec = { command = 'a b', env = { A = '1' }, runAsInit = true },
+            ready = { display = 'X', fn = ready_fn } }),
+          spec_of({ exec = { command = 'a b', env = { A = '1' }, cwd = '/tmp' },
+            ready = { display = 'X', fn = ready_fn } }),
+          spec_of({ exec = { command = 'a b', env = { A = '1' } },
+            ready = { display = 'X', fn = ready_fn, gracePeriod = 100 } }),
+          spec_of({ exec = { fn = function() end }, ready = { display = 'X', fn = ready_fn } }),
+          spec_of({ exec = { command = 'a b', env = { A = '1' }, onStdout = print },
+            ready = { display = 'X', fn = ready_fn } }),
+          x:specs()[3], y:specs()[3],
+        }
+        for _, a in ipairs(variants) do
+          for _, b in ipairs(variants) do
+            if a.id == b.id then
+              agree(a, b)
+            end
+          end
+        end
+        assert.is_true(pairs_seen > 90)
       end)
   end)
 

@@ -368,9 +368,11 @@ function Run:reload(full, changed, why)
   scope.tracker = self.opts.tracker -- for the chains the script builds itself
   scope.reads = self.opts.watch and {} or nil
   self.new_scope = scope
+  local cpu0 = os.clock()
   local finished, chain, entries = self:race(function()
     return evaluate.evaluate(self.script, self.args, ctx, scope)
   end)
+  self.eval_cpu_ms = (os.clock() - cpu0) * 1000
   if not finished then
     evaluate.term_scope(scope) -- what the interrupted script had started
     self.new_scope = nil
@@ -466,7 +468,8 @@ function Run:applied(r)
   local entries = self.chain:entries()
   self.sink:declare(entries)
   if self.phase == 'reloading' then
-    self:log(('reloaded: %s; %s'):format(count_kinds(entries), reconcile.describe(r)))
+    self:log(('reloaded: %s; %s (the script took %.0f ms of CPU)'):format(count_kinds(entries),
+      reconcile.describe(r), self.eval_cpu_ms or 0))
   else
     self:log(('Daemons.dynamic: %s; %s'):format(count_kinds(entries), reconcile.describe(r)))
   end

@@ -23,9 +23,11 @@ function M.plan(old, new)
     local n = by_id[spec.id]
     if not n then
       stale[spec.id], why[spec.id] = true, 'removed'
-    elseif config_hash.hash(spec) ~= config_hash.hash(n) then
+    elseif not config_hash.same(spec, n) then
       stale[spec.id] = true
-      why[spec.id] = table.concat(config_hash.changed(spec, n), ', ') .. ' changed'
+      local fields = config_hash.changed(spec, n)
+      why[spec.id] = #fields > 0 and (table.concat(fields, ', ') .. ' changed')
+        or 'configuration changed'
     end
   end
   return { stale = stale, why = why }
