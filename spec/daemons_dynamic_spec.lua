@@ -330,6 +330,17 @@ insulate('Daemons.dynamic and the reconciler (group H)', function()
         end, 60000)
       end)
 
+    it('runUntilSuccess waits for the first run, then for every entry', function()
+      local dyn = Daemons.dynamic(function()
+        return graph('80')
+      end)
+      H.run(function()
+        assert.is_true(dyn:runUntilSuccess(10000, { effects = fx }))
+        assert.are.equal(1, dyn:runs())
+        assert.are.equal(4, #fx.events(nil, 'spawn'))
+      end, 60000)
+    end)
+
     it('a first run that fails leaves nothing running; the next one starts everything',
       function()
         local fail = true

@@ -757,6 +757,9 @@ local function replace_entries(self, specs, stale)
     end
     gone[i] = hd.spec
   end
+  if self._term_done then -- term() came meanwhile: it stops the rest; start nothing
+    return {}
+  end
   for _, hd in ipairs(self._hds) do
     if not stopped[hd] and #hd.dependents > 0 then
       local left = {}

@@ -75,8 +75,22 @@ function Dynamic:build(opts)
   local live = self._Daemons.of():build(opts)
   self._live, self._effects = live, opts.effects
   self._rec = reconcile.new(live, { effects = opts.effects, applied = opts.applied })
-  self:rerun()
+  self._first = self:rerun()
   return self
+end
+
+--- Build, wait for the first run of `fn`, then as `Daemons:runUntilSuccess` on its entries
+-- (yields); later reruns are refused once it returns.
+-- @async
+function Dynamic:runUntilSuccess(timeout, opts)
+  self:build(opts)
+  self._first:wait()
+  local ok, err = pcall(self._live.runUntilSuccess, self._live, timeout, opts)
+  self._rec:close()
+  if not ok then
+    error(err, 2)
+  end
+  return true
 end
 
 --- Ask for a run of `fn` (see `orch.graph.reconcile`'s `request`: runs asked for while one is in
