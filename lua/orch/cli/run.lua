@@ -393,8 +393,15 @@ function Run:reload(full, changed, why)
   end
   local done
   if Dynamic.is(chain) then
-    self.chain:adopt(chain)
-    done = self.chain:rerun({ reload = ctx.reload, changed = ctx.changed })
+    local restore = self.chain:adopt(chain)
+    done = self:in_dynamic_scope(function()
+      return self.chain:rerun({ reload = ctx.reload, changed = ctx.changed })
+    end)
+    done:on_set(function()
+      if not done.value[1] then
+        restore() -- the old function stays, as the old graph does
+      end
+    end)
   else
     done = self.reconciler:request(function()
       return chain:specs()
@@ -417,6 +424,20 @@ function Run:reload(full, changed, why)
     self.notifier:reloaded()
   end
   return ok, res
+end
+
+-- Run `fn` in a task whose scope the runs of a Daemons.dynamic function
+-- inherit: with --watch, the files they read are recorded there (`self.dyn_reads`), and the
+-- chains they build get orch's effects and tracker.
+function Run:in_dynamic_scope(fn)
+  self.dyn_scope = self.dyn_scope or { reads = self.opts.watch and {} or nil,
+    effects = self.sink, tracker = self.opts.tracker }
+  local res
+  local task = sched.start({ name = 'dynamic', scope = self.dyn_scope }, function()
+    res = table.pack(fn())
+  end)
+  task:wait()
+  return table.unpack(res, 1, res.n)
 end
 
 -- --watch: watch main.lua and the files in `reads` (path -> module name or true); a change
@@ -451,6 +472,9 @@ function Run:arm_watch(reads)
   for k, v in pairs(reads or {}) do
     paths[k] = v
   end
+  for k, v in pairs(self.dyn_scope and self.dyn_scope.reads or {}) do
+    paths[k] = v
+  end
   local script = self.script
   if script:sub(1, 1) ~= '/' then
     script = (core.cwd and core.cwd() or '.') .. '/' .. (script:gsub('^%./', ''))
@@ -472,6 +496,9 @@ function Run:applied(r)
       reconcile.describe(r), self.eval_cpu_ms or 0))
   else
     self:log(('Daemons.dynamic: %s; %s'):format(count_kinds(entries), reconcile.describe(r)))
+    if self.watcher and self.scope then
+      self:arm_watch(self.scope.reads) -- what the function read, too
+    end
   end
 end
 
@@ -666,7 +693,14 @@ function Run:main()
     self:set_phase('stopped')
     return code
   end
-  local ok, berr = xpcall(chain.build, traceback_handler, chain, self:build_opts())
+  local ok, berr
+  if Dynamic.is(chain) then
+    ok, berr = self:in_dynamic_scope(function()
+      return xpcall(chain.build, traceback_handler, chain, self:build_opts())
+    end)
+  else
+    ok, berr = xpcall(chain.build, traceback_handler, chain, self:build_opts())
+  end
   if not ok then
     err(message_of(berr) .. '\n')
     pcall(chain.term, chain)

@@ -109,8 +109,13 @@ function Dynamic:rerun(info)
 end
 
 --- Take the function of another dynamic main (a reload of the script) for the next runs.
+-- Returns a function that puts the previous one back (the reload failed).
 function Dynamic:adopt(other)
+  local old = self._fn
   self._fn = other._fn
+  return function()
+    self._fn = old
+  end
 end
 
 --- How many runs were made.
