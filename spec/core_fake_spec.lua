@@ -16,7 +16,7 @@ local PARAMS = {
   signal = 0, signame = 1, signum = 1, spawn = 3, stop = 0, stop_guard = 0,
   stop_guard_ack = 0, stop_guard_stopping = 0, tcp_connect = 4, time = 0, timer = 0,
   unblock_signals = 0, unix_connect = 2, unix_listen = 2, update_time = 0, watch = 1,
-  watch_cgroup = 2, watch_tag = 1, write_new = 3,
+  watch_cgroup = 2, watch_tag = 1, write_new = 3, fs_watch = 2,
 }
 local METHODS = {
   timer = { start = 3, stop = 0, close = 0, active = 0, unref = 0 },
@@ -57,6 +57,7 @@ local NO_FAKE = {
   -- the status file (status_file.lua), tested on the real core by status_file_spec
   write_new = 'status file (status_file.lua)',
   random = 'status file temporary names (status_file.lua)',
+  fs_watch = 'orch run --watch only (cli/watch_files.lua); core_fs_spec tests it',
 }
 
 -- Compared by presence and parameters only (nothing is left out now).

@@ -81,3 +81,49 @@ describe('core.random', function()
     end
   end)
 end)
+
+describe('core.fs_watch', function()
+  local dir
+  before_each(function()
+    local p = assert(io.popen('mktemp -d /tmp/orch-fs-XXXXXX'))
+    dir = p:read('l')
+    p:close()
+  end)
+  after_each(function()
+    sh('rm -rf ' .. dir)
+  end)
+
+  it('calls back with the name of what changed in the directory, until closed', function()
+    local got = {}
+    local w = assert(core.fs_watch(dir, function(name, change)
+      got[#got + 1] = name .. ' ' .. change
+    end))
+    local t = core.timer()
+    t:start(20, 0, function()
+      local f = assert(io.open(dir .. '/a', 'w'))
+      f:write('x')
+      f:close()
+      t:start(100, 0, function()
+        w:close()
+        w:close() -- idempotent
+        local f2 = assert(io.open(dir .. '/b', 'w'))
+        f2:close()
+        t:start(100, 0, function()
+          t:close()
+        end)
+      end)
+    end)
+    core.run()
+    assert.truthy(#got > 0)
+    for _, g in ipairs(got) do
+      assert.matches('^a ', g) -- nothing of b: closed by then
+    end
+  end)
+
+  it('returns nil and the reason for a path that does not exist', function()
+    local w, why, code = core.fs_watch(dir .. '/nope/x', function() end)
+    assert.is_nil(w)
+    assert.matches('no such file', why)
+    assert.equal('ENOENT', code)
+  end)
+end)

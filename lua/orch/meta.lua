@@ -266,6 +266,24 @@ function Daemons:restartEntry(id) end
 ---@return string|nil why not
 function Daemons:signalEntry(id, sig) end
 
+---A main whose entries come from `fn(ctx)` (`ctx = {effects, reload, changed, rerun}`), rerun
+---on demand and on reload and applied by difference: unchanged entries keep running.
+---@param fn fun(ctx: table): orch.Daemons
+---@return table dynamic `build`, `term`, `rerun(info)`, `chain()` and the chain's methods
+function Daemons.dynamic(fn) end
+
+---The validated entries in declaration order (read only).
+---@return table[]
+function Daemons:specs() end
+
+---Stop the entries of `stale` (set of ids), those absent from `specs` and what requires them,
+---dependents first, then make `specs` the entries; the others keep running.
+---@async
+---@param specs table[]
+---@param stale table<string, true>
+---@return string[] ids stopped, in order
+function Daemons:replaceEntries(specs, stale) end
+
 ---SIGKILL every live process group at once.
 function Daemons:kill_all() end
 

@@ -17,6 +17,7 @@ local OPTIONS = {
     ['control'] = 'value',
     ['name'] = 'value',
     ['no-control'] = 'flag',
+    ['watch'] = 'flag',
     ['help'] = 'flag',
   },
   check = { ['help'] = 'flag' },
@@ -115,6 +116,7 @@ local CONTROL_OPTIONS = {
   restart = { json = 'flag' },
   signal = { json = 'flag' },
   shutdown = { ['no-wait'] = 'flag', json = 'flag' },
+  reload = { full = 'flag', json = 'flag' },
 }
 
 local CONTROL_SHORT = { n = 'lines', f = 'follow', w = 'watch', h = 'help' }

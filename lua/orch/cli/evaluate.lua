@@ -178,6 +178,9 @@ function M.evaluate(script, args, ctx, scope)
     return nil, msg
   end
   require('orch.cli.require_cycle').install()
+  if scope.reads then -- orch run --watch: record the files the script reads
+    require('orch.cli.read_hooks').install()
+  end
   scope.locator, scope.effects = locator, ctx and ctx.effects
   local res = table.pack(in_eval_task(scope, locator, handler, chunk, table.unpack(args)))
   local what = 'the script'

@@ -1,5 +1,5 @@
 --- The control commands of the `orch` command line (status, logs, stop, start, restart, signal,
--- shutdown): clients of a running orch's control socket (orch.control.client).
+-- shutdown, reload): clients of a running orch's control socket (orch.control.client).
 -- @module orch.cli.remote
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
@@ -353,6 +353,41 @@ local function cmd_shutdown(opts, pos)
   end)
 end
 
+local function cmd_reload(opts, pos)
+  if #pos > 0 then
+    usage_error('reload', 'orch reload takes no arguments')
+  end
+  local req = { cmd = 'reload', full = opts.full or nil }
+  return request('reload', opts, req, function(client, reply, raw)
+    client:close()
+    if opts.json then
+      out(raw .. '\n')
+      return 0
+    end
+    if reply.full then
+      out(('reloaded (full): %s\n'):format(tostring(reply.message)))
+      return 0
+    end
+    local why = type(reply.why) == 'table' and reply.why or {}
+    local function list(name, ids, with_why)
+      ids = type(ids) == 'table' and ids or {}
+      if #ids == 0 then
+        return
+      end
+      local items = {}
+      for i, id in ipairs(ids) do
+        items[i] = with_why and why[id] and ('%s (%s)'):format(id, why[id]) or id
+      end
+      out(('%s: %s\n'):format(name, table.concat(items, ', ')))
+    end
+    out(('reloaded: kept %d\n'):format(type(reply.kept) == 'table' and #reply.kept or 0))
+    list('restarted', reply.restarted, true)
+    list('added', reply.added)
+    list('removed', reply.removed)
+    return 0
+  end)
+end
+
 local CONTROL_COMMANDS = {
   status = cmd_status,
   logs = cmd_logs,
@@ -361,6 +396,7 @@ local CONTROL_COMMANDS = {
   restart = cmd_action('restart'),
   signal = cmd_signal,
   shutdown = cmd_shutdown,
+  reload = cmd_reload,
 }
 
 M.commands = CONTROL_COMMANDS

@@ -18,6 +18,7 @@ Control of a running orch (through its control socket):
   stop|start|restart ID  act on one entry and what requires it
   signal ID SIGNAL       signal the entry's process group
   shutdown               stop the orch as SIGTERM does
+  reload [--full]        re-evaluate main.lua; restart only what changed
 
 Options:
   -h, --help     show this help (orch <command> --help for a command)
@@ -51,9 +52,11 @@ Options:
                         $XDG_RUNTIME_DIR/orch/NAME.sock otherwise)
   --no-control          no control socket (also: ORCH_CONTROL=0, unless --control or
                         --name is given)
+  --watch               reload when main.lua or a file it read while evaluated changes
   -h, --help            show this help
 
-orch status, logs, stop, start, restart, signal and shutdown talk to the control socket.
+orch status, logs, stop, start, restart, signal, shutdown and reload talk to the control
+socket.
 
 As root, orch runs as PID 1 of a PID namespace of its own, so nothing it started survives it,
 even a SIGKILL of orch; pids it reports are those the host sees. Otherwise a watcher process
@@ -61,7 +64,8 @@ even a SIGKILL of orch; pids it reports are those the host sees. Otherwise a wat
 
 Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a second SIGINT
 SIGKILLs every process group (exit 1 within 5 s; repeated SIGTERMs are ignored); SIGHUP reloads
-main.lua; SIGQUIT/SIGUSR1 dump the state of every entry to stderr; SIGUSR2 reopens log files.
+main.lua (as orch reload: only the entries that changed restart); SIGQUIT/SIGUSR1 dump the
+state of every entry to stderr; SIGUSR2 reopens log files.
 ]],
   check = [[
 Usage: orch check main.lua [args...]
@@ -98,8 +102,8 @@ Options:
   --name NAME       the orch's name (default: the name of the current directory)
   -h, --help        show this help
 
-Every control command (status, logs, stop, start, restart, signal, shutdown) finds the socket
-the same way: --control PATH, else /run/orch/NAME.sock as root and
+Every control command (status, logs, stop, start, restart, signal, shutdown, reload) finds the
+socket the same way: --control PATH, else /run/orch/NAME.sock as root and
 $XDG_RUNTIME_DIR/orch/NAME.sock otherwise. Exit status: 0 done, 1 no such orch or the request
 failed (the reason on stderr), 2 usage error.
 ]],
@@ -154,6 +158,16 @@ Usage: orch shutdown [--no-wait] [--json] [--control PATH | --name NAME]
 
 Stop the orch as SIGTERM does: the graph in reverse dependency order. Waits until it has
 stopped, unless --no-wait. --json prints the reply object.
+]],
+  reload = [[
+Usage: orch reload [--full] [--json] [--control PATH | --name NAME]
+
+Re-evaluate main.lua and apply it as SIGHUP does: entries whose configuration changed (command,
+env, cwd, user, requirements, ready.display...), and everything that requires them, restart,
+dependents stopped first; removed entries stop; new ones start; the others keep running with
+the same pid. Waits until it is done and prints what was kept, restarted (and why), added and
+removed. With --full, the whole graph is stopped and the new one started. Exit 1, with the
+message, when the script fails to evaluate or validate: the running graph is left as it is.
 ]],
 }
 

@@ -312,6 +312,28 @@ function HANDLERS.shutdown(conn)
   conn.srv.backend.shutdown()
 end
 
+-- Re-evaluate main.lua and apply it (by difference; `full`: replace the whole graph); the
+-- reply comes when the reload is done.
+function HANDLERS.reload(conn, r)
+  if r.full ~= nil and type(r.full) ~= 'boolean' then
+    return conn:fail('bad-request', '"full" must be a boolean')
+  end
+  local reload = conn.srv.backend.reload
+  if not reload then
+    return conn:fail('unavailable', 'this orch cannot reload')
+  end
+  local ok, res = reload(r.full == true, 'control: reload requested' .. conn:who())
+  if not ok then
+    return conn:fail('reload-failed', tostring(res))
+  end
+  if type(res) ~= 'table' then -- a full reload: its summary
+    return conn:send({ ok = true, type = 'reloaded', full = true, message = tostring(res) })
+  end
+  conn:send({ ok = true, type = 'reloaded', kept = json.array(res.kept),
+    restarted = json.array(res.restarted), added = json.array(res.added),
+    removed = json.array(res.removed), why = next(res.why) and res.why or nil })
+end
+
 -- A request line decoded and checked: the request, or nil, code and message.
 local function parse(line)
   if not line:match('^%s*{') then

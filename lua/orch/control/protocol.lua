@@ -16,12 +16,15 @@
 --   signal  id signal                  -> {ok, type="signalled", id, signal, pid}
 --   shutdown                           -> {ok, type="stopping"}; the connection closes when orch
 --                                         has stopped
+--   reload  [full]                     -> once done, {ok, type="reloaded", kept, restarted, added,
+--                                         removed, why} (with full: {ok, type, full, message});
+--                                         error `reload-failed` when the script does not load
 --
 -- Errors: `{"v":1, "ok":false, "error":{"code":..., "message":...}}` with code `bad-json`,
 -- `too-large` (a line over 64 KiB), `bad-request`, `bad-version`, `unknown-command`,
 -- `unknown-entry`, `bad-signal`, `no-process`, `unavailable` (no graph yet, or stopping),
--- `busy` (too many connections: then the connection is closed), `forbidden` (another uid: then
--- the connection is closed) or `internal`.
+-- `reload-failed`, `busy` (too many connections: then the connection is closed), `forbidden`
+-- (another uid: then the connection is closed) or `internal`.
 -- @module orch.control.protocol
 local core = require 'orch.core'
 local json = require 'orch.runtime.json'

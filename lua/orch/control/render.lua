@@ -106,6 +106,12 @@ function M.status(reply, opts)
     out[#out + 1] = paint('1', ('orch %s (pid %s): %s, up %s, %s/%s ready'):format(
       tostring(o.name or '?'), tostring(o.pid or '?'), tostring(o.phase or '?'), up,
       tostring(o.ready or '?'), tostring(o.total or '?'))) .. '\n'
+    local lr = type(o.lastReload) == 'table' and o.lastReload
+    if lr then
+      local msg = tostring(lr.message or ''):match('^[^\n]*')
+      out[#out + 1] = (lr.ok and 'last reload: %s\n' or paint('31', 'last reload failed: %s')
+        .. '\n'):format(msg)
+    end
   end
   local rows = { { 'ID', 'KIND', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'LAST EXIT', 'WAITING ON',
     'MESSAGE' } }

@@ -193,7 +193,8 @@ end
 --- Listen on the control socket (yields: call it from a task). `where` comes from
 -- `orch.control.paths.resolve`. `backend`: `sink` (the status sink), `meta()` (orch's own
 -- fields for `orch`), `chain()` (the running chain, or nil and why), `shutdown()`,
--- `log(msg, level)`. A stale socket (nobody listening) is replaced; a live one is an error.
+-- `log(msg, level)`, `reload(full, why)` (yields until done: ok and the report or message).
+-- A stale socket (nobody listening) is replaced; a live one is an error.
 -- @treturn Server|nil
 -- @treturn string the error message (or nil)
 -- @treturn string|nil on success, a note to log (a stale socket was replaced); on failure,

@@ -17,6 +17,7 @@ local util = require 'orch.runtime.util'
 local validate = require 'orch.graph.validate'
 local HealthDaemon = require 'orch.entries.health_daemon'
 local Daemon = require 'orch.entries.daemon'
+local Dynamic = require 'orch.graph.dynamic'
 
 local Daemons = {}
 
@@ -295,6 +296,7 @@ function Daemons:build(opts)
   -- one table shared by every entry of the chain
   local runtime = { effects = effects, tracker = opts.tracker or (ev and ev.tracker),
     observer = self }
+  self._tracker = runtime.tracker -- for the entries a reload adds
   local hds, by_id = {}, {}
   for i, spec in ipairs(self._entries) do
     local deps = {}
@@ -737,6 +739,160 @@ end
 -- @treturn[2] string why not (no process, a health check...)
 function Daemons:signalEntry(id, sig)
   return entry(self, 'signalEntry', id):signal(sig)
+end
+
+--- The validated entries of the chain in declaration order (read only): what
+-- `orch.graph.reconcile` compares.
+function Daemons:specs()
+  return self._entries
+end
+
+-- DFS post-order over the dependents of `roots`: every entry after all that require it.
+local function post_order(roots)
+  local order, seen = {}, {}
+  local function visit(hd)
+    if seen[hd] then
+      return
+    end
+    seen[hd] = true
+    for _, d in ipairs(hd.dependents) do
+      visit(d)
+    end
+    order[#order + 1] = hd
+  end
+  for _, hd in ipairs(roots) do
+    visit(hd)
+  end
+  return order, seen
+end
+
+-- Destroy the subcontainers of `gone` (specs) that no spec of `kept` still uses.
+local function destroy_unused(self, gone, kept)
+  local used = {}
+  for _, spec in ipairs(kept) do
+    if type(spec.subcontainer) == 'table' then
+      used[spec.subcontainer] = true
+    end
+  end
+  for _, spec in ipairs(gone) do
+    local sub = spec.subcontainer
+    if type(sub) == 'table' and not used[sub] and type(sub.destroy) == 'function' then
+      used[sub] = true
+      local ok, err = pcall(sub.destroy, sub)
+      if not ok then
+        util.log(self._effects, 'error', ('subcontainer destroy failed: %s'):format(
+          util.error_message(err)))
+      end
+    end
+  end
+end
+
+local function replace_entries(self, specs, stale)
+  local old_by_id = self._by_id
+  local want = {}
+  for _, spec in ipairs(specs) do
+    want[spec.id] = true
+  end
+  local roots = {}
+  for _, hd in ipairs(self._hds) do
+    if stale[hd.id] or not want[hd.id] then
+      roots[#roots + 1] = hd
+    end
+  end
+  local order, stopped = post_order(roots)
+  local gone = {}
+  for i, hd in ipairs(order) do -- one at a time, dependents first (as upstream)
+    local ok, err = pcall(hd.term, hd)
+    if not ok then
+      util.log(self._effects, 'error', ('term failed: %s'):format(tostring(err)))
+    end
+    gone[i] = hd.spec
+  end
+  if self._term_done then -- term() came meanwhile: it stops the rest; start nothing
+    return {}
+  end
+  for _, hd in ipairs(self._hds) do
+    if not stopped[hd] and #hd.dependents > 0 then
+      local left = {}
+      for _, d in ipairs(hd.dependents) do
+        if not stopped[d] then
+          left[#left + 1] = d
+        end
+      end
+      hd.dependents = left
+    end
+  end
+  local runtime = { effects = self._effects, tracker = self._tracker, observer = self }
+  local hds, by_id, entries, ids, index, added = {}, {}, {}, {}, {}, {}
+  for i, spec in ipairs(specs) do
+    local hd = old_by_id[spec.id]
+    if not hd or stopped[hd] then
+      local deps = {}
+      for _, r in ipairs(spec.requires) do
+        deps[#deps + 1] = by_id[r]
+      end
+      hd = HealthDaemon.new(spec, deps, runtime)
+      added[#added + 1] = hd
+    end
+    hds[i], by_id[spec.id], entries[i], ids[i], index[spec.id] = hd, hd, hd.spec, spec.id, i
+  end
+  destroy_unused(self, gone, entries)
+  self._hds, self._by_id = hds, by_id
+  rawset(self, '_entries', entries)
+  rawset(self, 'ids', ids)
+  self._specs, self._ids, self._n, self._index = entries, table.move(ids, 1, #ids, 1, {}),
+    #ids, index
+  for _, hd in ipairs(added) do
+    local ok, err = pcall(hd.initial, hd)
+    if not ok then
+      util.log(self._effects, 'error', ("entry '%s' failed to start: %s"):format(hd.id,
+        util.error_message(err)))
+    end
+  end
+  for _, hd in ipairs(added) do
+    hd:start_actor()
+  end
+  local out = {}
+  for i, hd in ipairs(order) do
+    out[i] = hd.id
+  end
+  return out
+end
+
+--- Reconciler support (`orch.graph.reconcile`; yields: call it from a task). Stop the built
+-- entries whose ids are keys of `stale`, those absent from `specs`, and everything that
+-- requires them, one at a time, dependents first (DFS post-order); then make `specs` (validated
+-- entries, in declaration order) the chain's entries: an entry still running keeps its actor
+-- and its spec (old closures included), the others are created and started in order.
+-- @tparam {table,...} specs
+-- @tparam table stale set of ids
+-- @treturn {string,...} the ids stopped, in the order they were
+-- @async
+function Daemons:replaceEntries(specs, stale)
+  check_self(self, 'replaceEntries')
+  if not self._hds then
+    error('orch: Daemons:replaceEntries(): the chain is not built', 2)
+  end
+  if self._term_done then
+    error('orch: Daemons:replaceEntries(): the chain is terminated', 2)
+  end
+  if not sched.current() then
+    error('orch: Daemons:replaceEntries() yields; call it from a task (orch.spawn)', 2)
+  end
+  return locked(self, 'replaceEntries', function()
+    return replace_entries(self, specs, stale or {})
+  end)
+end
+
+--- `Daemons.dynamic(fn)`: a main whose entries come from `fn(ctx)`, rerun on demand and
+-- applied by difference (`orch.graph.dynamic`).
+-- @tparam function fn `fn(ctx)` returns a chain
+-- @treturn orch.graph.dynamic
+function Daemons.dynamic(fn)
+  if type(fn) ~= 'function' then
+    util.bad_argument(1, 'dynamic', 'function expected, got ' .. type(fn))
+  end
+  return Dynamic.new(fn, Daemons)
 end
 
 return Daemons
