@@ -26,3 +26,42 @@ describe('issue 14 readiness and stopping #integration', function()
       p:wait_for('own   | ns=/own/sock lf=unset lp=unset', 10000, nil, true)
     end)
 end)
+
+describe('ready.notify #integration', function()
+  after_each(session.cleanup)
+
+  it('READY=1 from a real child makes it ready and gates its dependent', function()
+    local p = start({ 'run', F .. '/notify.lua' })
+    local text = p:wait_for('web +| web up', 20000)
+    -- the dependent started only after READY=1 made db ready, and STATUS= is the message
+    local ready_at = assert(text:find('db: starting -> success (accepting connections)', 1, true))
+    assert.is_true(ready_at < assert(text:find('web: waiting -> starting', 1, true)))
+    assert.is_nil(text:find('db: success', 1, true)) -- nothing else changed it
+  end)
+
+  it('a watchdog miss fails the check and stops the dependent', function()
+    local p = start({ 'run', F .. '/notify.lua', 'watchdog' })
+    p:wait_for('web +| web up', 20000)
+    local text = p:wait_for('db: success -> failure (watchdog: no WATCHDOG=1 within 300 ms)',
+      10000, nil, true)
+    assert.truthy(text:find('db +| pings stopped'))
+    p:wait_for('web: stopping', 10000, nil, true)
+  end)
+end)
+
+describe('ready.logLine and ready.onLine #integration', function()
+  after_each(session.cleanup)
+
+  it('a matching output line makes the entry ready, and the line is still logged', function()
+    local p = start({ 'run', F .. '/logline.lua' })
+    local text = p:wait_for('web +| web up', 20000)
+    assert.truthy(text:find('api +| listening on port 8080'))
+    assert.truthy(text:find('worker +| worker idle'))
+    local api_ready = assert(text:find('api: starting -> success (listening on port 8080)', 1,
+      true))
+    local worker_ready = assert(text:find('worker: starting -> success (idle)', 1, true))
+    local web_start = assert(text:find('web: waiting -> starting', 1, true))
+    assert.is_true(api_ready < web_start and worker_ready < web_start)
+    assert.truthy(text:find('api +| booting'))
+  end)
+end)

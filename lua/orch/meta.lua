@@ -80,10 +80,14 @@ function Abort:onAbort(cb) end
 ---`ready`: how the entry's readiness is probed and shown.
 ---@class orch.Ready
 ---@field display string|false the name users see; false hides the check
----@field fn fun(): orch.HealthResult the probe (may yield)
+---@field fn? fun(): orch.HealthResult the probe (may yield); optional with notify/logLine/onLine
 ---@field gracePeriod? integer ms after a start when a failure reads `starting` (default 5000)
 ---@field trigger? orch.Trigger when probes run (default orch.trigger.defaultTrigger)
 ---@field timeout? integer ms a `fn` call may run (default 60000; 0: no limit)
+---@field notify? boolean readiness by sd_notify: a private NOTIFY_SOCKET; READY=1 is success
+---@field watchdog? integer ms within which a WATCHDOG=1 must come after READY=1 (needs notify)
+---@field logLine? string a Lua pattern: the first output line matching it means ready
+---@field onLine? fun(stream: 'stdout'|'stderr', line: string): orch.HealthResult|orch.Result|nil
 
 ---`addDaemon` options.
 ---@class orch.DaemonOptions

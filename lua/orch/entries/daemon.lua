@@ -119,6 +119,9 @@ function Daemon.new(spec, opts)
   if opts.oneshot then
     self.oneshot = true
   end
+  if opts.pushed then
+    self.pushed = opts.pushed -- orch.entries.pushed: NOTIFY_SOCKET, output lines
+  end
   return self
 end
 

@@ -65,8 +65,11 @@ local function emit(self, ev)
 end
 
 local function output_handler(self, stream, cb)
-  local id, fx = self.id, self.effects
+  local id, fx, push = self.id, self.effects, self.pushed
   return function(chunk)
+    if push then
+      push:output(stream, chunk) -- ready.logLine/onLine; the chunk still goes to the log
+    end
     if chunk == nil then
       return
     end
@@ -132,8 +135,14 @@ local function spawn_command(self, exec)
   end
   local sub = self.subcontainer
   local pass = exec.runAsInit
+  local env = merged_env(sub, exec.env)
+  if self.pushed then
+    for k, v in pairs(self.pushed:env() or {}) do
+      env[k] = v
+    end
+  end
   local opts = {
-    env = merged_env(sub, exec.env),
+    env = env,
     cwd = exec.cwd or (sub and sub.workdir) or nil,
     user = exec.user or (sub and sub.user) or nil,
     stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
@@ -175,6 +184,9 @@ local function spawn_command(self, exec)
     rt = self,
     group = group,
   }, CommandInc)
+  if self.pushed then
+    self.pushed:spawned(cmd:local_pid())
+  end
   emit(self, { event = 'spawn', pid = inc.pid })
   return inc
 end

@@ -99,6 +99,8 @@ local fallback_effects = {
 
 -- The chain's own effects over orch's (`base`): a custom table overrides only the functions it
 -- defines (a chain with only `setHealth` still has its output logged with the `<id> | ` prefix).
+local EFFECT_NAMES = { 'setHealth', 'onState', 'onProcess', 'output', 'log' }
+
 local function overlay(own, base)
   if not (own and base) or own == base then
     return own or base
@@ -111,6 +113,12 @@ local function overlay(own, base)
   end
   for k, v in pairs(own) do
     out[k] = v
+  end
+  -- read by name too: an effects table may be a proxy that pairs() does not see through
+  for _, k in ipairs(EFFECT_NAMES) do
+    if own[k] ~= nil then
+      out[k] = own[k]
+    end
   end
   return out
 end

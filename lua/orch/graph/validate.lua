@@ -10,6 +10,7 @@ local util = require 'orch.runtime.util'
 local ids = require 'orch.graph.ids'
 local invalid = require 'orch.runtime.invalid'
 local vexec = require 'orch.entries.validate_exec'
+local vpushed = require 'orch.entries.validate_pushed'
 local results = require 'orch.entries.results'
 
 local M = {}
@@ -28,7 +29,8 @@ local ENTRY_KEYS = {
   oneshot = { 'subcontainer', 'exec', 'requires' },
   health = { 'ready', 'requires' },
 }
-local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout' }
+local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout', 'notify', 'watchdog',
+  'logLine', 'onLine' }
 
 -- Special hints for keys that are valid elsewhere.
 local MISPLACED = {
@@ -52,7 +54,7 @@ M.parse_user = vexec.parse_user
 M.subcontainer = vexec.subcontainer
 M.exec = vexec.exec
 
-local function check_ready(ready, ctx, warnings)
+local function check_ready(ready, ctx, warnings, kind)
   expect(ready, type(ready) == 'table', ctx, 'ready', 'a table {display, fn, ...}')
   unknown_keys(ready, READY_KEYS, ctx, 'ready.')
   local out = {}
@@ -70,11 +72,15 @@ local function check_ready(ready, ctx, warnings)
     display = false
   end
   out.display = display
-  if ready.fn == nil then
+  -- readiness the service pushes (sd_notify, output lines): orch.entries.pushed
+  local pushes = vpushed.check(ready, ctx, out, kind)
+  if ready.fn == nil and not pushes then
     fail(ctx, 'ready.fn', 'ready.fn is required (a function returning {result = ..., '
-      .. 'message = ...})')
+      .. 'message = ...}), or ready.notify, ready.logLine or ready.onLine')
   end
-  expect(ready.fn, type(ready.fn) == 'function', ctx, 'ready.fn', 'a function')
+  if ready.fn ~= nil then
+    expect(ready.fn, type(ready.fn) == 'function', ctx, 'ready.fn', 'a function')
+  end
   out.fn = ready.fn
   check_ms(ready.gracePeriod, ctx, 'ready.gracePeriod')
   out.gracePeriod = ready.gracePeriod
@@ -220,7 +226,7 @@ function M.entry(kind, list, id, opts, index, n)
       fail(ctx, 'ready', 'ready is required ({display = ..., fn = ...})')
     end
     if opts.ready ~= nil then
-      spec.ready = check_ready(opts.ready, ctx, warnings)
+      spec.ready = check_ready(opts.ready, ctx, warnings, kind)
     end
   end
   spec.visible = spec.ready ~= nil and type(spec.ready.display) == 'string'

@@ -137,6 +137,12 @@ function Command:pid()
   return self.proc:host_pid()
 end
 
+--- The pid in orch's own PID namespace (differs from `pid()` when orch is contained): what
+-- the kernel reports to orch as a message sender's pid.
+function Command:local_pid()
+  return self.proc:pid()
+end
+
 -- Send `sig` to what is left of the group and to the tracked processes outside it.
 local function signal_all(self, sig)
   local ok, err, code = self.proc:kill(sig)
