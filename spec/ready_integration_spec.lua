@@ -65,3 +65,33 @@ describe('ready.logLine and ready.onLine #integration', function()
     assert.truthy(text:find('api +| booting'))
   end)
 end)
+
+describe('stopping and env files #integration', function()
+  after_each(session.cleanup)
+
+  it('stops with exec.stopSignal and exec.stopCommand, and merges exec.envFile under exec.env',
+    function()
+      local dir = tmpdir()
+      R.write_file(dir .. '/app.env', '# a comment\n\nFROM_FILE=yes\nOVER=from file\n'
+        .. 'QUOTED="a b"\n')
+      local p = start({ 'run', F .. '/stop.lua', dir .. '/app.env' })
+      p:wait_for('envf +| file=yes over=from exec.env q=a b', 20000)
+      p:wait_for('int +| trapped', 10000)
+      p:wait_for('cmd +| trapped', 10000)
+      p:signal('TERM')
+      assert.equal(0, p:wait(10000))
+      local text = p:out()
+      assert.truthy(text:find('int +| got INT'))
+      assert.truthy(text:find('cmd +| got USR1'))
+      assert.truthy(text:find('cmd +| stop command for %d+ %(entry env%)'))
+      assert.truthy(text:find('int: stopping (SIGINT to pid', 1, true))
+      assert.is_nil(text:find('got TERM', 1, true))
+      assert.is_nil(text:find('SIGKILL', 1, true))
+    end)
+
+  it('a missing exec.envFile is a spawn error naming the file', function()
+    local p = start({ 'run', F .. '/stop.lua', '/nonexistent/orch-app.env' })
+    p:wait_for("cannot read exec.envFile '/nonexistent/orch-app.env': No such file", 20000, nil,
+      true)
+  end)
+end)

@@ -60,6 +60,11 @@ function Abort:onAbort(cb) end
 ---@field runAsInit? boolean PID 1 of a new PID namespace (default false)
 ---@field onStdout? fun(chunk: string) raw output chunks
 ---@field onStderr? fun(chunk: string) raw output chunks
+---@field stopSignal? string see orch.Exec
+---@field stopCommand? orch.Command see orch.Exec
+---@field reloadSignal? string see orch.Exec
+---@field envFile? string see orch.Exec
+---@field limits? orch.Limits see orch.Exec
 
 ---`exec`: either `command` (with the other keys) or `fn` (with `sigtermTimeout` only).
 ---@class orch.Exec
@@ -72,6 +77,19 @@ function Abort:onAbort(cb) end
 ---@field runAsInit? boolean PID 1 of a new PID namespace (default false)
 ---@field onStdout? fun(chunk: string) raw output chunks
 ---@field onStderr? fun(chunk: string) raw output chunks
+---@field stopSignal? string the signal a stop sends first (default 'SIGTERM'), e.g. 'SIGINT'
+---@field stopCommand? orch.Command run instead of the stop signal ($MAINPID set), within sigtermTimeout
+---@field reloadSignal? string sent by `orch signal <id> reload`, e.g. 'SIGHUP'
+---@field envFile? string NAME=value lines (# comments) merged under `env`; read at each spawn
+---@field limits? orch.Limits resource limits of each incarnation
+
+---Resource limits: cgroup v2 (`memory`, `cpu`, `pids`) and rlimits (`nofile`, `core`).
+---@class orch.Limits
+---@field memory? string|integer memory.max: '512M', '2G' or bytes
+---@field cpu? number cpu.max in CPUs: 1.5 is one and a half
+---@field pids? integer pids.max
+---@field nofile? integer RLIMIT_NOFILE (soft and hard)
+---@field core? integer RLIMIT_CORE in bytes (0: no core dumps)
 
 ---A trigger: called once per health session; `next()` may sleep and returns true to probe now,
 ---false or nil to stop probing.

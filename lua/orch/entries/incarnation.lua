@@ -9,6 +9,7 @@ local process = require 'orch.runtime.process'
 local util = require 'orch.runtime.util'
 local validate = require 'orch.entries.validate_exec'
 local track = require 'orch.runtime.track'
+local env_file = require 'orch.runtime.env_file'
 
 local M = {}
 
@@ -91,12 +92,16 @@ local function output_handler(self, stream, cb)
   end
 end
 
-local function merged_env(sub, env)
+-- The subcontainer's env, then exec.envFile's, then exec.env: each overrides the one before.
+local function merged_env(sub, env, file_env)
   local out = {}
   if sub and type(sub.env) == 'table' then
     for k, v in pairs(sub.env) do
       out[k] = v
     end
+  end
+  for k, v in pairs(file_env or {}) do
+    out[k] = v
   end
   for k, v in pairs(env or {}) do
     out[k] = v
@@ -135,7 +140,15 @@ local function spawn_command(self, exec)
   end
   local sub = self.subcontainer
   local pass = exec.runAsInit
-  local env = merged_env(sub, exec.env)
+  local file_env
+  if exec.envFile then -- read at each spawn: an edit applies at the next restart
+    local ferr
+    file_env, ferr = env_file.read(exec.envFile)
+    if not file_env then
+      return nil, ferr, 'ENOENT'
+    end
+  end
+  local env = merged_env(sub, exec.env, file_env)
   if self.pushed then
     for k, v in pairs(self.pushed:env() or {}) do
       env[k] = v
@@ -183,6 +196,8 @@ local function spawn_command(self, exec)
     timeout = sigterm_timeout(self, exec),
     rt = self,
     group = group,
+    exec = exec,
+    env = opts.env,
   }, CommandInc)
   if self.pushed then
     self.pushed:spawned(cmd:local_pid())
@@ -225,15 +240,58 @@ end
 function CommandInc:term()
   local cmd, rt, pid = self.cmd, self.rt, self.pid
   local live = not cmd.exited.is_set
-  local ok, desc = cmd:term({ timeout = self.timeout, on_signal = function(sig)
-    emit(rt, { event = sig == 'SIGKILL' and 'kill' or 'term', pid = pid, signal = sig })
-  end })
+  local timeout, signal = self.timeout, self.exec.stopSignal
+  if live and self.exec.stopCommand then
+    timeout = self:_stop_command()
+    signal = 'SIGKILL' -- only reached when the process outlived the command's time
+  end
+  local ok, desc = cmd:term({ timeout = timeout, signal = signal,
+    on_signal = function(sig)
+      emit(rt, { event = sig == 'SIGKILL' and 'kill' or 'term', pid = pid, signal = sig })
+    end })
   self:release()
   if live then
     return ok, desc, { code = cmd.code, signal = cmd.signal, message = cmd:describe_exit(),
       pid = pid }
   end
   return ok, desc
+end
+
+-- exec.stopCommand instead of the stop signal (yields): run it with the entry's environment
+-- and $MAINPID, within sigtermTimeout, then wait for the process for what is left of it.
+-- Returns the time left for the signal path (SIGTERM, then SIGKILL) should it still run.
+function CommandInc:_stop_command()
+  local rt, exec = self.rt, self.exec
+  local t0 = sched.now()
+  local env = util.copy(self.env or {})
+  env.MAINPID = tostring(self.cmd:local_pid()) -- the command runs in orch's PID namespace
+  util.log(rt.effects, 'info', ('%s: stopping with exec.stopCommand'):format(rt.id))
+  local r, err = process.exec(exec.stopCommand, { env = env, cwd = exec.cwd, user = exec.user,
+    timeout = math.max(1, self.timeout) })
+  if r then -- its output goes to the entry's log
+    local fx = rt.effects
+    for _, stream in ipairs({ 'stdout', 'stderr' }) do
+      if r[stream] ~= '' and fx and type(fx.output) == 'function' then
+        pcall(fx.output, rt.id, stream, r[stream])
+        pcall(fx.output, rt.id, stream, nil)
+      end
+    end
+  end
+  if not r then
+    util.log(rt.effects, 'warning', ('%s: exec.stopCommand failed to start: %s'):format(rt.id,
+      tostring(err)))
+  elseif r.timedOut or r.exitCode ~= 0 then
+    util.log(rt.effects, 'warning', ('%s: exec.stopCommand %s'):format(rt.id, r.timedOut
+      and ('did not finish within %d ms'):format(self.timeout)
+      or ('exited with %s'):format(r.signal and ('signal ' .. r.signal) or ('code ' ..
+        tostring(r.exitCode)))))
+  end
+  local left = math.max(0, self.timeout - (sched.now() - t0))
+  if self.cmd.exited:wait(left) then
+    return left
+  end
+  -- still running when the stop command's time is up: SIGKILL (its stop signal was the command)
+  return 0
 end
 
 function CommandInc:kill_now()

@@ -4,6 +4,7 @@
 -- @module orch.entries.validate_exec
 local util = require 'orch.runtime.util'
 local invalid = require 'orch.runtime.invalid'
+local vstop = require 'orch.entries.validate_stop'
 
 local M = {}
 
@@ -13,6 +14,7 @@ local check_string_list = invalid.check_string_list
 
 local EXEC_KEYS = {
   'command', 'fn', 'env', 'cwd', 'user', 'sigtermTimeout', 'runAsInit', 'onStdout', 'onStderr',
+  'stopSignal', 'stopCommand', 'reloadSignal', 'envFile', 'limits',
 }
 local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true }
 local SUB_KEYS = { 'image', 'name', 'entrypoint', 'cmd', 'env', 'user', 'workdir' }
@@ -268,6 +270,7 @@ function M.exec(exec, ctx, opts)
       out[k] = exec[k]
     end
   end
+  vstop.check(exec, ctx, out)
   if out.runAsInit and (out.onStdout or out.onStderr) then
     warnings[#warnings + 1] = ctx.prefix .. 'exec.runAsInit ignores onStdout/onStderr '
       .. '(the output is passed through as for an entry without callbacks)'

@@ -115,7 +115,8 @@ function M.describe(ev)
   elseif e == 'spawn-error' then
     return ('%s: failed to start: %s'):format(id, tostring(ev.message))
   elseif e == 'term' then
-    return ('%s: stopping%s'):format(id, ev.pid and (' (SIGTERM to pid %s)'):format(ev.pid) or '')
+    return ('%s: stopping%s'):format(id, ev.pid and (' (%s to pid %s)'):format(
+      ev.signal or 'SIGTERM', ev.pid) or '')
   elseif e == 'kill' then
     return ('%s: did not stop in time, sent SIGKILL%s'):format(id,
       ev.pid and (' to pid ' .. tostring(ev.pid)) or '')
