@@ -95,3 +95,30 @@ describe('stopping and env files #integration', function()
       true)
   end)
 end)
+
+describe('exec.limits #integration', function()
+  after_each(session.cleanup)
+
+  it('sets rlimits in the child (nofile, core)', function()
+    local p = start({ 'run', F .. '/limits.lua', 'rlimits' })
+    p:wait_for('fds +| nofile=123 core=0', 20000)
+  end)
+
+  -- Where the tracker has cgroup v2 per incarnation, a 16M limit OOM-kills the hog and the log
+  -- says so; elsewhere the limit is an error at start naming the key, never a silent no-op.
+  it('reports an OOM kill as such, or refuses a memory limit it cannot apply', function()
+    local p = start({ 'run', F .. '/limits.lua', 'memory' })
+    local text = R.wait_until(function()
+      local t = p:out()
+      return (t:find('OOM killer', 1, true) or t:find('hog: failed to start', 1, true)) and t
+    end, 30000, 'an OOM kill or a refused limit')
+    if text:find('needs a cgroup v2', 1, true) then
+      assert.truthy(text:find('exec.limits.memory needs a cgroup v2', 1, true))
+    elseif text:find('controller is not available', 1, true) then
+      assert.truthy(text:find('exec.limits.memory: the memory controller', 1, true))
+    else
+      assert.truthy(text:find('hog: killed by the OOM killer (exec.limits.memory reached)', 1,
+        true))
+    end
+  end)
+end)

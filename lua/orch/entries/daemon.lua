@@ -288,7 +288,7 @@ function ACTIONS.decide(self, ok, info)
   }
   if not info.spawn_error then
     emit(self, { event = 'exit', pid = info.pid, code = info.code, signal = info.signal,
-      message = info.message, clean = ok })
+      message = info.message, clean = ok, oom = info.oom })
   end
   tell(self, 'daemon_exited', ok, info)
   local policy = self.oneshot and 'on-failure' or 'always'

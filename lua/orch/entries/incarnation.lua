@@ -10,6 +10,7 @@ local util = require 'orch.runtime.util'
 local validate = require 'orch.entries.validate_exec'
 local track = require 'orch.runtime.track'
 local env_file = require 'orch.runtime.env_file'
+local cgroup_limits = require 'orch.runtime.cgroup_limits'
 
 local M = {}
 
@@ -161,6 +162,8 @@ local function spawn_command(self, exec)
     stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
     stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
     pidns = exec.runAsInit or nil,
+    rlimits = exec.limits and (exec.limits.nofile or exec.limits.core)
+      and { nofile = exec.limits.nofile, core = exec.limits.core } or nil,
     sigterm_timeout = sigterm_timeout(self, exec),
     name = self.id,
     log = function(level, msg)
@@ -179,6 +182,25 @@ local function spawn_command(self, exec)
       end
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
+    end
+    -- cgroup limits need a cgroup v2 of the incarnation's own: an error, never a silent no-op
+    local wanted = cgroup_limits.wanted(exec.limits)
+    if #wanted > 0 then
+      local lok, lerr
+      if group and group.cgroup and group.v2 then
+        lok, lerr = cgroup_limits.apply(group.cgroup, exec.limits)
+      else
+        lerr = ('exec.limits.%s needs a cgroup v2 per incarnation, and orch tracks processes '
+          .. 'by %s here (run orch as root on a cgroup v2 system, or under systemd with '
+          .. 'Delegate=yes)'):format(wanted[1], group and group.cgroup and 'cgroup v1'
+          or 'process group')
+      end
+      if not lok then
+        if group and tracker then
+          tracker:spawn_failed(group, lerr, 'EINVAL', 'limits')
+        end
+        return nil, lerr, 'EINVAL'
+      end
     end
     local msg, code, stage
     cmd, msg, code, stage = process.spawn(argv, opts)
@@ -199,6 +221,9 @@ local function spawn_command(self, exec)
     exec = exec,
     env = opts.env,
   }, CommandInc)
+  if exec.limits and exec.limits.memory and group and group.cgroup then
+    inc.memory_cgroup = group.cgroup -- its memory.events tells an OOM kill from a SIGKILL
+  end
   if self.pushed then
     self.pushed:spawned(cmd:local_pid())
   end
@@ -223,9 +248,16 @@ end
 --- After the exit: wait until nothing tracked is left (yields), then the outcome.
 function CommandInc:result()
   local code, signal = self.cmd.code, self.cmd.signal
+  local message, oom = self.cmd:describe_exit(), nil
+  if self.memory_cgroup and signal == 'SIGKILL'
+    and cgroup_limits.oom_kills(self.memory_cgroup) > 0 then
+    oom = true
+    message = ('killed by the OOM killer: exec.limits.memory (%d bytes) reached'):format(
+      self.exec.limits.memory)
+  end
   self:release()
   local ok = process.clean_exit(code, signal)
-  return ok, { code = code, signal = signal, message = self.cmd:describe_exit(), pid = self.pid }
+  return ok, { code = code, signal = signal, message = message, pid = self.pid, oom = oom }
 end
 
 function CommandInc:wait()

@@ -96,7 +96,9 @@ function M.describe(ev)
     return ('%s: started (pid %s)'):format(id, tostring(ev.pid))
   elseif e == 'exit' then
     local how
-    if ev.signal == 'SIGTERM' or ev.signal == 'SIGINT' then
+    if ev.oom then
+      how = 'killed by the OOM killer (exec.limits.memory reached)'
+    elseif ev.signal == 'SIGTERM' or ev.signal == 'SIGINT' then
       how = 'stopped by ' .. ev.signal
     elseif ev.signal then
       how = 'killed by ' .. tostring(ev.signal)

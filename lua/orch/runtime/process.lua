@@ -111,6 +111,7 @@ function M.spawn(command, opts)
     stderr = pipe_sink(self, opts.stderr or 'inherit'),
     pidns = opts.pidns,
     cgroup = opts.cgroup,
+    rlimits = opts.rlimits, -- {nofile =, core =}: setrlimit in the child
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
     self.leader_exited:set()
