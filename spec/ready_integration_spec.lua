@@ -122,3 +122,21 @@ describe('exec.limits #integration', function()
     end
   end)
 end)
+
+describe('exec.reloadSignal #integration', function()
+  after_each(session.cleanup)
+
+  it('orch signal <id> reload sends it; an entry without one is an error', function()
+    local sock = tmpdir() .. '/orch.sock'
+    local p = start({ 'run', '--control', sock, F .. '/reload.lua' })
+    p:wait_for('app +| waiting', 20000)
+    p:wait_for('plain +| plain up', 20000)
+    local r = R.run({ 'signal', 'app', 'reload', '--control', sock })
+    assert.equal(0, r.code, r.err)
+    assert.matches('^sent reload to app %(pid %d+%)', r.out)
+    p:wait_for('app +| reloaded', 10000)
+    local none = R.run({ 'signal', 'plain', 'reload', '--control', sock })
+    assert.equal(1, none.code)
+    assert.equal('orch: plain has no exec.reloadSignal\n', none.err)
+  end)
+end)

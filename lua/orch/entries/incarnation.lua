@@ -331,6 +331,12 @@ function CommandInc:kill_now()
 end
 
 function CommandInc:signal(sig)
+  if sig == 'reload' then -- `orch signal <id> reload`
+    sig = self.exec.reloadSignal
+    if not sig then
+      return nil, ('%s has no exec.reloadSignal'):format(self.rt.id)
+    end
+  end
   local ok, err = self.cmd:kill(sig)
   if not ok then
     return nil, err
