@@ -93,6 +93,7 @@ void orch_signal_open(lua_State *L);
 void orch_process_open(lua_State *L);
 void orch_probe_net_open(lua_State *L);
 void orch_notify_open(lua_State *L);
+void orch_notify_recv_open(lua_State *L);
 void orch_contain_open(lua_State *L);
 void orch_probe_http_open(lua_State *L);
 void orch_stream_open(lua_State *L);

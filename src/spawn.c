@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,6 +44,7 @@ enum stage {
   ST_PDEATH,
   ST_MOUNT,
   ST_CGROUP,
+  ST_RLIMIT,
   ST_EXEC
 };
 
@@ -157,6 +159,17 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
   for (int fd = 1; fd < 3; fd++)
     if (req->child_fd[fd] >= 0 && dup2(req->child_fd[fd], fd) < 0)
       child_fail(report_fd, ST_STDIO);
+  /* Before the credentials change: raising a hard limit needs orch's privileges. */
+  if (req->set_nofile) {
+    struct rlimit r = { (rlim_t)req->rlim_nofile, (rlim_t)req->rlim_nofile };
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+      child_fail(report_fd, ST_RLIMIT);
+  }
+  if (req->set_core) {
+    struct rlimit r = { (rlim_t)req->rlim_core, (rlim_t)req->rlim_core };
+    if (setrlimit(RLIMIT_CORE, &r) != 0)
+      child_fail(report_fd, ST_RLIMIT);
+  }
   if (req->set_user) {
     if (syscall(SYS_setgroups, (size_t)req->ngroups, req->groups) != 0 && errno != EPERM)
       child_fail(report_fd, ST_GROUPS);
@@ -188,9 +201,9 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
 static const char *stage_name(int stage)
 {
   static const char *const NAMES[] = {
-    [ST_SETSID] = "setsid", [ST_STDIO] = "stdio", [ST_CHDIR] = "cwd",    [ST_GROUPS] = "user",
-    [ST_GID] = "user",      [ST_UID] = "user",    [ST_PDEATH] = "prctl", [ST_MOUNT] = "pidns",
-    [ST_CGROUP] = "cgroup", [ST_EXEC] = "exec"
+    [ST_SETSID] = "setsid", [ST_STDIO] = "stdio",   [ST_CHDIR] = "cwd",    [ST_GROUPS] = "user",
+    [ST_GID] = "user",      [ST_UID] = "user",      [ST_PDEATH] = "prctl", [ST_MOUNT] = "pidns",
+    [ST_CGROUP] = "cgroup", [ST_RLIMIT] = "rlimit", [ST_EXEC] = "exec"
   };
   return stage > 0 && stage <= ST_EXEC && NAMES[stage] ? NAMES[stage] : "exec";
 }
@@ -238,6 +251,8 @@ static const char *stage_text(orch_spawn_req *req, int stage, int err)
     return "setuid";
   case ST_PDEATH:
     return "prctl(PR_SET_PDEATHSIG)";
+  case ST_RLIMIT:
+    return "setrlimit (exec.limits.nofile/core)";
   case ST_MOUNT:
     return "mount /proc in the new PID namespace";
   case ST_CGROUP:

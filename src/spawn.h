@@ -15,8 +15,12 @@ typedef struct orch_spawn_req {
   gid_t gid;
   gid_t *groups; /* malloc'd by the caller */
   int ngroups;
-  int setsid;         /* new session and process group */
-  int pidns;          /* PID 1 of a new PID namespace with its own /proc */
+  int setsid;     /* new session and process group */
+  int pidns;      /* PID 1 of a new PID namespace with its own /proc */
+  int set_nofile; /* apply rlim_nofile (RLIMIT_NOFILE, soft = hard) */
+  int set_core;   /* apply rlim_core (RLIMIT_CORE, soft = hard) */
+  unsigned long long rlim_nofile;
+  unsigned long long rlim_core;
   int child_fd[3];    /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
   int stdin_fd;       /* internal: child_fd[0] or the shared /dev/null (not owned) */
   int host_proc_fd;   /* a procfs of the host's PID namespace when orch is contained, or -1 */

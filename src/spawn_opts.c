@@ -141,6 +141,36 @@ static void read_user(lua_State *L, int opts, orch_spawn_req *req)
   }
 }
 
+/* opts.rlimits = {nofile = n, core = n}: integers >= 0, applied in the child.   [-0, +0, v] */
+static void read_rlimits(lua_State *L, int opts, orch_spawn_req *req)
+{
+  lua_getfield(L, opts, "rlimits");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_checktype(L, -1, LUA_TTABLE);
+  static const char *const names[] = { "nofile", "core" };
+  for (int i = 0; i < 2; i++) {
+    lua_getfield(L, -1, names[i]);
+    if (!lua_isnil(L, -1)) {
+      int ok;
+      lua_Integer n = lua_tointegerx(L, -1, &ok);
+      if (!ok || n < 0)
+        luaL_error(L, "bad option 'rlimits.%s' to 'spawn' (an integer >= 0 expected)", names[i]);
+      if (i == 0) {
+        req->set_nofile = 1;
+        req->rlim_nofile = (unsigned long long)n;
+      } else {
+        req->set_core = 1;
+        req->rlim_core = (unsigned long long)n;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 void orch_spawn_opts_read(lua_State *L, orch_spawn_req *req)
 {
   for (int i = 0; i < 2; i++) {
@@ -159,6 +189,7 @@ void orch_spawn_opts_read(lua_State *L, orch_spawn_req *req)
   lua_pop(L, 2);
   req->cgroup = opt_path(L, 2, "cgroup");
   read_user(L, 2, req);
+  read_rlimits(L, 2, req);
 }
 
 int orch_spawn_stdio(lua_State *L, int opts, const char *field, int *ref, int *child_fd,

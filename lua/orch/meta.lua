@@ -61,6 +61,11 @@ function Abort:onAbort(cb) end
 ---@field onStdout? fun(chunk: string) raw output chunks
 ---@field onStderr? fun(chunk: string) raw output chunks
 ---@field log? orch.LogFile the entry's own rotated log file (beside `fn`, not returned by it)
+---@field stopSignal? string see orch.Exec
+---@field stopCommand? orch.Command see orch.Exec
+---@field reloadSignal? string see orch.Exec
+---@field envFile? string see orch.Exec
+---@field limits? orch.Limits see orch.Exec
 
 ---`exec.log`: the entry's own log file (orch.entries.validate_log); every key optional.
 ---@class orch.LogFile
@@ -84,6 +89,11 @@ function Abort:onAbort(cb) end
 ---@field maxRestarts? integer past this many restarts (within restartWindow) the entry is failed (default: no limit)
 ---@field restartWindow? integer ms in which maxRestarts count (default: every restart counts)
 ---@field backoff? orch.Backoff delays between restarts
+---@field stopSignal? string the signal a stop sends first (default 'SIGTERM'), e.g. 'SIGINT'
+---@field stopCommand? orch.Command run instead of the stop signal ($MAINPID set), within sigtermTimeout
+---@field reloadSignal? string sent by `orch signal <id> reload`, e.g. 'SIGHUP'
+---@field envFile? string NAME=value lines (# comments) merged under `env`; read at each spawn
+---@field limits? orch.Limits resource limits of each incarnation
 
 ---Delays between restarts: the first is `initial`, each next `min(previous * factor + step, max)`.
 ---@class orch.Backoff
@@ -93,6 +103,14 @@ function Abort:onAbort(cb) end
 ---@field max? integer ms cap (default 30000)
 ---@field resetAfter? integer ms of uptime that reset the delay to `initial` (default 30000)
 
+---Resource limits: cgroup v2 (`memory`, `cpu`, `pids`) and rlimits (`nofile`, `core`).
+---@class orch.Limits
+---@field memory? string|integer memory.max: '512M', '2G' or bytes
+---@field cpu? number cpu.max in CPUs: 1.5 is one and a half
+---@field pids? integer pids.max
+---@field nofile? integer RLIMIT_NOFILE (soft and hard)
+---@field core? integer RLIMIT_CORE in bytes (0: no core dumps)
+
 ---A trigger: called once per health session; `next()` may sleep and returns true to probe now,
 ---false or nil to stop probing.
 ---@alias orch.Trigger fun(getInput: fun(): { lastResult: orch.HealthResult|nil }): (fun(): boolean|nil)
@@ -100,13 +118,17 @@ function Abort:onAbort(cb) end
 ---`ready`: how the entry's readiness is probed and shown.
 ---@class orch.Ready
 ---@field display string|false the name users see; false hides the check
----@field fn fun(): orch.HealthResult the probe (may yield)
+---@field fn? fun(): orch.HealthResult the probe (may yield); optional with notify/logLine/onLine
 ---@field gracePeriod? integer ms after a start when a failure reads `starting` (default 5000)
 ---@field trigger? orch.Trigger when probes run (default orch.trigger.defaultTrigger)
 ---@field timeout? integer ms a `fn` call may run (default 60000; 0: no limit)
 ---@field restartAfter? integer that many failures in a row of a daemon's check (after the grace period) restart it (default: never)
 ---@field failureThreshold? integer failures in a row before the result becomes failure (default 1)
 ---@field successThreshold? integer successes in a row before the result becomes success (default 1)
+---@field notify? boolean readiness by sd_notify: a private NOTIFY_SOCKET; READY=1 is success
+---@field watchdog? integer ms within which a WATCHDOG=1 must come after READY=1 (needs notify)
+---@field logLine? string a Lua pattern: the first output line matching it means ready
+---@field onLine? fun(stream: 'stdout'|'stderr', line: string): orch.HealthResult|orch.Result|nil
 
 ---What an entry does when a requirement becomes unhealthy while it runs
 ---(`requires = {db = {onUnhealthy = 'ignore'}}`); it always waits for it at start.

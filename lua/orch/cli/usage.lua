@@ -152,6 +152,7 @@ once the stop is done.
 Usage: orch signal ID SIGNAL [--json] [--control PATH | --name NAME]
 
 Send SIGNAL (HUP, SIGHUP, 1...) to the process group of the entry's current process.
+SIGNAL reload sends the entry's exec.reloadSignal.
 ]],
   shutdown = [[
 Usage: orch shutdown [--no-wait] [--json] [--control PATH | --name NAME]

@@ -67,7 +67,11 @@ function M.check_version(v)
 end
 
 --- A signal as `SIGNAME` from a name (`HUP`, `sighup`, `SIGHUP`) or a number; nil if unknown.
+-- `reload` stays `reload`: the entry's `exec.reloadSignal`, resolved where the entry is.
 function M.signal_name(sig)
+  if type(sig) == 'string' and sig:lower() == 'reload' then
+    return 'reload'
+  end
   if math.type(sig) == 'float' and sig == math.floor(sig) then
     sig = math.tointeger(sig)
   end

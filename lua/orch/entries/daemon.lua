@@ -145,6 +145,9 @@ function Daemon.new(spec, opts)
   if opts.oneshot then
     self.oneshot = true
   end
+  if opts.pushed then
+    self.pushed = opts.pushed -- orch.entries.pushed: NOTIFY_SOCKET, output lines
+  end
   return self
 end
 
@@ -328,7 +331,7 @@ function ACTIONS.decide(self, ok, info)
   }
   if not info.spawn_error then
     emit(self, { event = 'exit', pid = info.pid, code = info.code, signal = info.signal,
-      message = info.message, clean = ok })
+      message = info.message, clean = ok, oom = info.oom })
   end
   tell(self, 'daemon_exited', ok, info)
   local policy = self:policy()
@@ -379,18 +382,19 @@ function Daemon:_cancel_kill_timer()
   end
 end
 
--- running: liveness restarts the daemon. SIGTERM the group now and SIGKILL it if the process
--- is still there after `sigtermTimeout`; its exit then takes the normal path (collect, decide:
--- a failure, restarted with the backoff).
+-- running: liveness restarts the daemon. The stop signal (`exec.stopSignal`, SIGTERM) to the
+-- group now and SIGKILL if the process is still there after `sigtermTimeout`; its exit then
+-- takes the normal path (collect, decide: a failure, restarted with the backoff).
 function ACTIONS.recycle(self, why)
   local inc = self.inc
+  local sig = self.exec.stopSignal or 'SIGTERM'
   self.recycling = why
   emit(self, { event = 'restart', pid = inc.pid, message = 'restarting: ' .. why })
-  if not inc:signal('SIGTERM') then
+  if not inc:signal(sig) then
     inc:kill_now() -- an exec.fn that has not returned a command: abort it
     return
   end
-  emit(self, { event = 'term', pid = inc.pid, signal = 'SIGTERM' })
+  emit(self, { event = 'term', pid = inc.pid, signal = sig })
   self.kill_timer = sched.spawn(self.id .. ':recycle', function()
     sched.sleep(inc.timeout or Daemon.DEFAULT_SIGTERM_TIMEOUT)
     self.kill_timer = nil

@@ -16,6 +16,7 @@ local util = require 'orch.runtime.util'
 local results = require 'orch.entries.results'
 local trigger = require 'orch.entries.trigger'
 local Daemon = require 'orch.entries.daemon'
+local pushed = require 'orch.entries.pushed'
 
 local HealthDaemon = {}
 HealthDaemon.__index = HealthDaemon
@@ -70,9 +71,18 @@ function HealthDaemon.new(spec, deps, opts)
     since = sched.now(),
     idle = true, -- the actor has nothing to do (see `settled`)
   }, HealthDaemon)
+  if spec.exec and pushed.wanted(spec.ready) then
+    -- readiness the service pushes (orch.entries.pushed): taken only within a session
+    self.pushed = pushed.new(self.id, { ready = spec.ready, effects = self.effects,
+      on_result = function(h)
+        if self._session then
+          self:_set_health(h, true)
+        end
+      end })
+  end
   if spec.exec then
     self.daemon = Daemon.new(spec, { oneshot = spec.kind == 'oneshot', effects = self.effects,
-      tracker = opts.tracker, owner = self })
+      tracker = opts.tracker, owner = self, pushed = self.pushed })
   end
   for _, d in ipairs(deps) do
     if d.dependents == NONE then
@@ -234,7 +244,12 @@ end
 -- coroutine (1000 entries: ~2 MiB less, and nothing to wake).
 function HealthDaemon:_ensure_actor()
   if self._live and not self._actor_task then
-    self._actor_task = sched.spawn(self.id .. ':actor', self._actor, self)
+    local task = sched.spawn(self.id .. ':actor', self._actor, self)
+    -- poked from the main thread (a C callback: sd_notify, an output line), the task has
+    -- already run to its end here: remembering it would make `term` wait for it forever
+    if not task:finished() then
+      self._actor_task = task
+    end
   end
 end
 
@@ -677,7 +692,7 @@ function ACTIONS.start(self)
   last_session = last_session + 1
   local session = last_session
   self._session = session
-  if self:ready() then
+  if self:ready() and self:ready().fn then
     self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
   end
   if self.daemon then
@@ -798,14 +813,16 @@ end
 -- @async
 function HealthDaemon:term()
   self.terminated = true
-  if not self._live or self.state == 'terminated' then
-    self.state, self.idle = 'terminated', true
-    return
+  if self._live and self.state ~= 'terminated' then
+    self:_ensure_actor() -- a running actor sees `terminated` when its step returns
+    self._done = self._done or sched.event()
+    while self.state ~= 'terminated' or self._actor_task do
+      self._done:wait()
+    end
   end
-  self:_ensure_actor() -- a running actor sees `terminated` when its step returns
-  self._done = self._done or sched.event()
-  while self.state ~= 'terminated' or self._actor_task do
-    self._done:wait()
+  self.state, self.idle = 'terminated', true
+  if self.pushed then
+    self.pushed:close()
   end
 end
 

@@ -9,6 +9,8 @@ local process = require 'orch.runtime.process'
 local util = require 'orch.runtime.util'
 local validate = require 'orch.entries.validate_exec'
 local track = require 'orch.runtime.track'
+local env_file = require 'orch.runtime.env_file'
+local cgroup_limits = require 'orch.runtime.cgroup_limits'
 
 local M = {}
 
@@ -65,8 +67,11 @@ local function emit(self, ev)
 end
 
 local function output_handler(self, stream, cb)
-  local id, fx = self.id, self.effects
+  local id, fx, push = self.id, self.effects, self.pushed
   return function(chunk)
+    if push then
+      push:output(stream, chunk) -- ready.logLine/onLine; the chunk still goes to the log
+    end
     if chunk == nil then
       return
     end
@@ -88,12 +93,16 @@ local function output_handler(self, stream, cb)
   end
 end
 
-local function merged_env(sub, env)
+-- The subcontainer's env, then exec.envFile's, then exec.env: each overrides the one before.
+local function merged_env(sub, env, file_env)
   local out = {}
   if sub and type(sub.env) == 'table' then
     for k, v in pairs(sub.env) do
       out[k] = v
     end
+  end
+  for k, v in pairs(file_env or {}) do
+    out[k] = v
   end
   for k, v in pairs(env or {}) do
     out[k] = v
@@ -132,13 +141,29 @@ local function spawn_command(self, exec)
   end
   local sub = self.subcontainer
   local pass = exec.runAsInit
+  local file_env
+  if exec.envFile then -- read at each spawn: an edit applies at the next restart
+    local ferr
+    file_env, ferr = env_file.read(exec.envFile)
+    if not file_env then
+      return nil, ferr, 'ENOENT'
+    end
+  end
+  local env = merged_env(sub, exec.env, file_env)
+  if self.pushed then
+    for k, v in pairs(self.pushed:env() or {}) do
+      env[k] = v
+    end
+  end
   local opts = {
-    env = merged_env(sub, exec.env),
+    env = env,
     cwd = exec.cwd or (sub and sub.workdir) or nil,
     user = exec.user or (sub and sub.user) or nil,
     stdout = output_handler(self, 'stdout', not pass and exec.onStdout or nil),
     stderr = output_handler(self, 'stderr', not pass and exec.onStderr or nil),
     pidns = exec.runAsInit or nil,
+    rlimits = exec.limits and (exec.limits.nofile or exec.limits.core)
+      and { nofile = exec.limits.nofile, core = exec.limits.core } or nil,
     sigterm_timeout = sigterm_timeout(self, exec),
     name = self.id,
     log = function(level, msg)
@@ -158,6 +183,25 @@ local function spawn_command(self, exec)
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
     end
+    -- cgroup limits need a cgroup v2 of the incarnation's own: an error, never a silent no-op
+    local wanted = cgroup_limits.wanted(exec.limits)
+    if #wanted > 0 then
+      local lok, lerr
+      if group and group.cgroup and group.v2 then
+        lok, lerr = cgroup_limits.apply(group.cgroup, exec.limits)
+      else
+        lerr = ('exec.limits.%s needs a cgroup v2 per incarnation, and orch tracks processes '
+          .. 'by %s here (run orch as root on a cgroup v2 system, or under systemd with '
+          .. 'Delegate=yes)'):format(wanted[1], group and group.cgroup and 'cgroup v1'
+          or 'process group')
+      end
+      if not lok then
+        if group and tracker then
+          tracker:spawn_failed(group, lerr, 'EINVAL', 'limits')
+        end
+        return nil, lerr, 'EINVAL'
+      end
+    end
     local msg, code, stage
     cmd, msg, code, stage = process.spawn(argv, opts)
     if cmd then
@@ -174,7 +218,15 @@ local function spawn_command(self, exec)
     timeout = sigterm_timeout(self, exec),
     rt = self,
     group = group,
+    exec = exec,
+    env = opts.env,
   }, CommandInc)
+  if exec.limits and exec.limits.memory and group and group.cgroup then
+    inc.memory_cgroup = group.cgroup -- its memory.events tells an OOM kill from a SIGKILL
+  end
+  if self.pushed then
+    self.pushed:spawned(cmd:local_pid())
+  end
   emit(self, { event = 'spawn', pid = inc.pid })
   return inc
 end
@@ -196,9 +248,16 @@ end
 --- After the exit: wait until nothing tracked is left (yields), then the outcome.
 function CommandInc:result()
   local code, signal = self.cmd.code, self.cmd.signal
+  local message, oom = self.cmd:describe_exit(), nil
+  if self.memory_cgroup and signal == 'SIGKILL'
+    and cgroup_limits.oom_kills(self.memory_cgroup) > 0 then
+    oom = true
+    message = ('killed by the OOM killer: exec.limits.memory (%d bytes) reached'):format(
+      self.exec.limits.memory)
+  end
   self:release()
   local ok = process.clean_exit(code, signal)
-  return ok, { code = code, signal = signal, message = self.cmd:describe_exit(), pid = self.pid }
+  return ok, { code = code, signal = signal, message = message, pid = self.pid, oom = oom }
 end
 
 function CommandInc:wait()
@@ -213,9 +272,15 @@ end
 function CommandInc:term()
   local cmd, rt, pid = self.cmd, self.rt, self.pid
   local live = not cmd.exited.is_set
-  local ok, desc = cmd:term({ timeout = self.timeout, on_signal = function(sig)
-    emit(rt, { event = sig == 'SIGKILL' and 'kill' or 'term', pid = pid, signal = sig })
-  end })
+  local timeout, signal = self.timeout, self.exec.stopSignal
+  if live and self.exec.stopCommand then
+    timeout = self:_stop_command()
+    signal = 'SIGKILL' -- only reached when the process outlived the command's time
+  end
+  local ok, desc = cmd:term({ timeout = timeout, signal = signal,
+    on_signal = function(sig)
+      emit(rt, { event = sig == 'SIGKILL' and 'kill' or 'term', pid = pid, signal = sig })
+    end })
   self:release()
   if live then
     return ok, desc, { code = cmd.code, signal = cmd.signal, message = cmd:describe_exit(),
@@ -224,11 +289,54 @@ function CommandInc:term()
   return ok, desc
 end
 
+-- exec.stopCommand instead of the stop signal (yields): run it with the entry's environment
+-- and $MAINPID, within sigtermTimeout, then wait for the process for what is left of it.
+-- Returns the time left for the signal path (SIGTERM, then SIGKILL) should it still run.
+function CommandInc:_stop_command()
+  local rt, exec = self.rt, self.exec
+  local t0 = sched.now()
+  local env = util.copy(self.env or {})
+  env.MAINPID = tostring(self.cmd:local_pid()) -- the command runs in orch's PID namespace
+  util.log(rt.effects, 'info', ('%s: stopping with exec.stopCommand'):format(rt.id))
+  local r, err = process.exec(exec.stopCommand, { env = env, cwd = exec.cwd, user = exec.user,
+    timeout = math.max(1, self.timeout) })
+  if r then -- its output goes to the entry's log
+    local fx = rt.effects
+    for _, stream in ipairs({ 'stdout', 'stderr' }) do
+      if r[stream] ~= '' and fx and type(fx.output) == 'function' then
+        pcall(fx.output, rt.id, stream, r[stream])
+        pcall(fx.output, rt.id, stream, nil)
+      end
+    end
+  end
+  if not r then
+    util.log(rt.effects, 'warning', ('%s: exec.stopCommand failed to start: %s'):format(rt.id,
+      tostring(err)))
+  elseif r.timedOut or r.exitCode ~= 0 then
+    util.log(rt.effects, 'warning', ('%s: exec.stopCommand %s'):format(rt.id, r.timedOut
+      and ('did not finish within %d ms'):format(self.timeout)
+      or ('exited with %s'):format(r.signal and ('signal ' .. r.signal) or ('code ' ..
+        tostring(r.exitCode)))))
+  end
+  local left = math.max(0, self.timeout - (sched.now() - t0))
+  if self.cmd.exited:wait(left) then
+    return left
+  end
+  -- still running when the stop command's time is up: SIGKILL (its stop signal was the command)
+  return 0
+end
+
 function CommandInc:kill_now()
   self.cmd:kill('SIGKILL')
 end
 
 function CommandInc:signal(sig)
+  if sig == 'reload' then -- `orch signal <id> reload`
+    sig = self.exec.reloadSignal
+    if not sig then
+      return nil, ('%s has no exec.reloadSignal'):format(self.rt.id)
+    end
+  end
   local ok, err = self.cmd:kill(sig)
   if not ok then
     return nil, err

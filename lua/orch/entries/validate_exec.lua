@@ -6,6 +6,7 @@ local util = require 'orch.runtime.util'
 local invalid = require 'orch.runtime.invalid'
 local validate_log = require 'orch.entries.validate_log'
 local vpolicy = require 'orch.entries.validate_policy'
+local vstop = require 'orch.entries.validate_stop'
 
 local M = {}
 
@@ -16,6 +17,7 @@ local check_string_list = invalid.check_string_list
 local EXEC_KEYS = {
   'command', 'fn', 'env', 'cwd', 'user', 'sigtermTimeout', 'runAsInit', 'onStdout', 'onStderr',
   'log', 'restart', 'maxRestarts', 'restartWindow', 'backoff', -- policy: validate_policy
+  'stopSignal', 'stopCommand', 'reloadSignal', 'envFile', 'limits',
 }
 local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true, log = true, restart = true,
   maxRestarts = true, restartWindow = true, backoff = true }
@@ -285,6 +287,7 @@ function M.exec(exec, ctx, opts)
       out[k] = exec[k]
     end
   end
+  vstop.check(exec, ctx, out)
   if out.runAsInit and (out.onStdout or out.onStderr) then
     warnings[#warnings + 1] = ctx.prefix .. 'exec.runAsInit ignores onStdout/onStderr '
       .. '(the output is passed through as for an entry without callbacks)'

@@ -98,6 +98,32 @@ local fallback_effects = {
   end,
 }
 
+-- The chain's own effects over orch's (`base`): a custom table overrides only the functions it
+-- defines (a chain with only `setHealth` still has its output logged with the `<id> | ` prefix).
+local EFFECT_NAMES = { 'setHealth', 'onState', 'onProcess', 'output', 'log' }
+
+local function overlay(own, base)
+  if not (own and base) or own == base then
+    return own or base
+  end
+  local out = {}
+  for k, v in pairs(base) do
+    if type(v) == 'function' then
+      out[k] = v
+    end
+  end
+  for k, v in pairs(own) do
+    out[k] = v
+  end
+  -- read by name too: an effects table may be a proxy that pairs() does not see through
+  for _, k in ipairs(EFFECT_NAMES) do
+    if own[k] ~= nil then
+      out[k] = own[k]
+    end
+  end
+  return out
+end
+
 -- The effects that get the warnings of add* calls (the chain's own, or the evaluation's).
 local function warning_effects(self)
   local ev = evaluating()
@@ -291,7 +317,7 @@ function Daemons:build(opts)
     util.bad_argument(1, 'build', ('table or nil expected, got %s'):format(type(opts)))
   end
   opts = opts or {}
-  local effects = self.effects or opts.effects or (ev and ev.effects) or fallback_effects
+  local effects = overlay(self.effects, opts.effects or (ev and ev.effects)) or fallback_effects
   self._effects = effects
   -- one table shared by every entry of the chain
   local runtime = { effects = effects, tracker = opts.tracker or (ev and ev.tracker),

@@ -11,6 +11,7 @@ local ids = require 'orch.graph.ids'
 local invalid = require 'orch.runtime.invalid'
 local vexec = require 'orch.entries.validate_exec'
 local vpolicy = require 'orch.entries.validate_policy'
+local vpushed = require 'orch.entries.validate_pushed'
 local results = require 'orch.entries.results'
 
 local M = {}
@@ -30,7 +31,7 @@ local ENTRY_KEYS = {
   health = { 'ready', 'requires' },
 }
 local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout', 'restartAfter',
-  'failureThreshold', 'successThreshold' }
+  'failureThreshold', 'successThreshold', 'notify', 'watchdog', 'logLine', 'onLine' }
 
 -- Special hints for keys that are valid elsewhere.
 local MISPLACED = {
@@ -54,7 +55,7 @@ M.parse_user = vexec.parse_user
 M.subcontainer = vexec.subcontainer
 M.exec = vexec.exec
 
-local function check_ready(ready, ctx, warnings)
+local function check_ready(ready, ctx, warnings, kind)
   expect(ready, type(ready) == 'table', ctx, 'ready', 'a table {display, fn, ...}')
   unknown_keys(ready, READY_KEYS, ctx, 'ready.')
   local out = {}
@@ -72,11 +73,15 @@ local function check_ready(ready, ctx, warnings)
     display = false
   end
   out.display = display
-  if ready.fn == nil then
+  -- readiness the service pushes (sd_notify, output lines): orch.entries.pushed
+  local pushes = vpushed.check(ready, ctx, out, kind)
+  if ready.fn == nil and not pushes then
     fail(ctx, 'ready.fn', 'ready.fn is required (a function returning {result = ..., '
-      .. 'message = ...})')
+      .. 'message = ...}), or ready.notify, ready.logLine or ready.onLine')
   end
-  expect(ready.fn, type(ready.fn) == 'function', ctx, 'ready.fn', 'a function')
+  if ready.fn ~= nil then
+    expect(ready.fn, type(ready.fn) == 'function', ctx, 'ready.fn', 'a function')
+  end
   out.fn = ready.fn
   check_ms(ready.gracePeriod, ctx, 'ready.gracePeriod')
   out.gracePeriod = ready.gracePeriod
@@ -270,7 +275,7 @@ function M.entry(kind, list, id, opts, index, n)
       fail(ctx, 'ready', 'ready is required ({display = ..., fn = ...})')
     end
     if opts.ready ~= nil then
-      spec.ready = check_ready(opts.ready, ctx, warnings)
+      spec.ready = check_ready(opts.ready, ctx, warnings, kind)
       if kind == 'health' and spec.ready.restartAfter then
         fail(ctx, 'ready.restartAfter', 'ready.restartAfter restarts a daemon whose check '
           .. 'fails; a health check has no process (use addDaemon)')

@@ -96,7 +96,9 @@ function M.describe(ev)
     return ('%s: started (pid %s)'):format(id, tostring(ev.pid))
   elseif e == 'exit' then
     local how
-    if ev.signal == 'SIGTERM' or ev.signal == 'SIGINT' then
+    if ev.oom then
+      how = 'killed by the OOM killer (exec.limits.memory reached)'
+    elseif ev.signal == 'SIGTERM' or ev.signal == 'SIGINT' then
       how = 'stopped by ' .. ev.signal
     elseif ev.signal then
       how = 'killed by ' .. tostring(ev.signal)
@@ -115,7 +117,8 @@ function M.describe(ev)
   elseif e == 'spawn-error' then
     return ('%s: failed to start: %s'):format(id, tostring(ev.message))
   elseif e == 'term' then
-    return ('%s: stopping%s'):format(id, ev.pid and (' (SIGTERM to pid %s)'):format(ev.pid) or '')
+    return ('%s: stopping%s'):format(id, ev.pid and (' (%s to pid %s)'):format(
+      ev.signal or 'SIGTERM', ev.pid) or '')
   elseif e == 'kill' then
     return ('%s: did not stop in time, sent SIGKILL%s'):format(id,
       ev.pid and (' to pid ' .. tostring(ev.pid)) or '')

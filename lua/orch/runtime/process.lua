@@ -115,6 +115,7 @@ function M.spawn(command, opts)
     stderr = pipe_sink(self, opts.stderr or 'inherit'),
     pidns = opts.pidns,
     cgroup = opts.cgroup,
+    rlimits = opts.rlimits, -- {nofile =, core =}: setrlimit in the child
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
     self:_leader_gone()
@@ -158,6 +159,12 @@ local function members(self)
     self._members = m
   end
   return m
+end
+
+--- The pid in orch's own PID namespace (differs from `pid()` when orch is contained): what
+-- the kernel reports to orch as a message sender's pid.
+function Command:local_pid()
+  return self.proc:pid()
 end
 
 -- Send `sig` to what is left of the group and to the tracked processes outside it.

@@ -24,6 +24,12 @@ local function sorted_env(map)
   return names, list
 end
 
+--- Names of orch's own environment a child never inherits (it may still set them in its own
+-- `env`): they address orch's own systemd unit (sd_notify, socket activation), and a child that
+-- speaks sd_notify would otherwise talk to it.
+M.NOT_INHERITED = { NOTIFY_SOCKET = true, LISTEN_FDS = true, LISTEN_PID = true,
+  LISTEN_FDNAMES = true }
+
 --- The orchestrator's environment (or `base`, a map) overlaid by `env` (false removes a name),
 -- as `K=V` strings in a deterministic order: the names not in `env`, sorted, then those `env`
 -- sets, sorted.
@@ -37,7 +43,11 @@ function M.merge_env(env, base)
     names, list = sorted_env(base)
   else
     if not own_env then
-      own_env = { sorted_env(core.environ()) }
+      local mine = core.environ()
+      for name in pairs(M.NOT_INHERITED) do
+        mine[name] = nil
+      end
+      own_env = { sorted_env(mine) }
     end
     names, list = own_env[1], own_env[2]
   end

@@ -286,6 +286,7 @@ function Tracker:group(id)
       local ok, err, code = core.cgroup_mkdir(dir)
       if ok then
         g.cgroup, g.tag = dir, nil -- the tag only serves the /proc scan
+        g.v2 = self.mode == 'cgroup2' or nil -- limits (orch.runtime.cgroup_limits) need v2
         return g
       end
       if not REFUSED[code] then
