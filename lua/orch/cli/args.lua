@@ -16,6 +16,7 @@ local OPTIONS = {
     ['control'] = 'value',
     ['name'] = 'value',
     ['no-control'] = 'flag',
+    ['ui'] = 'flag',
     ['help'] = 'flag',
   },
   check = { ['help'] = 'flag' },
@@ -114,6 +115,7 @@ local CONTROL_OPTIONS = {
   restart = { json = 'flag' },
   signal = { json = 'flag' },
   shutdown = { ['no-wait'] = 'flag', json = 'flag' },
+  ui = {},
 }
 
 local CONTROL_SHORT = { n = 'lines', f = 'follow', w = 'watch', h = 'help' }

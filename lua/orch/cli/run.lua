@@ -21,6 +21,8 @@ local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
 local count_kinds = require('orch.cli.check').count_kinds
+local progress = require 'orch.cli.progress'
+local ui = require 'orch.cli.ui'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 local check_script = cli_args.check_script
@@ -70,10 +72,70 @@ function Run.new(opts, script, args)
     format = opts.log_format,
     color = opts.color,
     timestamps = opts.timestamps,
+    out = function(s)
+      self:write_log(s)
+    end,
   })
   self.sink = status.new({ writer = self.writer, ring = opts.log_lines })
   status.set_default(self.sink)
+  if opts.progress then
+    self.progress = progress.new(function(s)
+      pcall(io.stdout.write, io.stdout, s)
+      pcall(io.stdout.flush, io.stdout)
+    end, self.sink, function()
+      -- the width, asked of the terminal at most once a second
+      if not self.cols_at or core.now() - self.cols_at >= 1000 then
+        local tty = core.tty(1)
+        self.cols, self.cols_at = tty and tty:winsize() or 80, core.now()
+        if tty then
+          tty:close()
+        end
+      end
+      return self.cols
+    end)
+    self.sink:subscribe(function(ev)
+      if ev.type ~= 'output' and ev.type ~= 'log' then
+        self.progress.update()
+      end
+    end)
+  end
   return self
+end
+
+-- The log on stdout: nothing while the UI has the terminal (orch run --ui); under the
+-- progress line on a terminal. A closed pipe or full disk must never take orch down.
+function Run:write_log(s)
+  if self.ui_task then
+    return
+  elseif self.progress and not self.progress.done then
+    return self.progress.write(s)
+  end
+  pcall(io.stdout.write, io.stdout, s)
+  pcall(io.stdout.flush, io.stdout)
+end
+
+-- orch run --ui: the UI (orch.cli.ui) on orch's own control socket, in a task of orch. q
+-- stops orch; an error in the UI leaves orch running with its log on stdout again.
+function Run:start_ui()
+  self.ui_task = sched.spawn(function()
+    local res, uerr = ui.attach(self.where, true)
+    self.ui_task = nil
+    if not res then
+      err(('orch: %s; orch keeps running (orch ui attaches again)\n'):format(tostring(uerr)))
+    elseif res == 'quit' then
+      self:request_stop('ui: quit')
+    end
+  end)
+  self.ui_task.quiet = true
+end
+
+-- Orch is stopping: the terminal goes back to the log.
+function Run:stop_ui()
+  local t = self.ui_task
+  self.ui_task = nil
+  if t then
+    t:cancel()
+  end
 end
 
 function Run:log(msg, level)
@@ -235,6 +297,10 @@ function Run:install_signals()
 end
 
 function Run:close()
+  self:stop_ui()
+  if self.progress then
+    self.progress.finish()
+  end
   if self.restore_exit then
     self.restore_exit()
   end
@@ -340,6 +406,7 @@ function Run:start_control()
     self:log(note, 'warning')
   end
   self.control = srv
+  self.where = where
   return true
 end
 
@@ -487,6 +554,12 @@ function Run:main()
     evaluate.term_scope(self.scope)
     return 1
   end
+  if self.progress then
+    self.progress.update()
+  end
+  if self.opts.ui then
+    self:start_ui()
+  end
   while not self.stop_requested do
     if self.reload_requested then
       self.reload_requested = false
@@ -495,6 +568,10 @@ function Run:main()
       self.wake:wait()
       self.wake:clear()
     end
+  end
+  self:stop_ui()
+  if self.progress then
+    self.progress.finish()
   end
   self:set_phase('stopping')
   if self.notifier then
@@ -626,6 +703,21 @@ local function cmd_run(opts, script, args)
     end
   elseif os.getenv('ORCH_CONTROL') == '0' then
     ropts.no_control = true
+  end
+  if opts.ui then
+    if ropts.no_control then
+      usage_error('run', '--ui needs the control socket (it cannot go with --no-control or '
+        .. 'ORCH_CONTROL=0)')
+    elseif ropts.until_ready then
+      usage_error('run', '--ui cannot go with --until-ready')
+    end
+    local why = ui.unusable()
+    if why then
+      usage_error('run', '--ui: %s', why)
+    end
+    ropts.ui = true
+  elseif fmt == 'text' and core.isatty and core.isatty(1) and core.tty then
+    ropts.progress = true -- the start-up progress line, on a terminal only
   end
   check_script('run', script)
   add_script_dir(script)
