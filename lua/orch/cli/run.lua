@@ -705,15 +705,14 @@ local function cmd_run(opts, script, args)
     ropts.no_control = true
   end
   if opts.ui then
-    if ropts.no_control then
+    local why = ui.unusable()
+    if why then
+      usage_error('run', '--ui: %s', why)
+    elseif ropts.no_control then
       usage_error('run', '--ui needs the control socket (it cannot go with --no-control or '
         .. 'ORCH_CONTROL=0)')
     elseif ropts.until_ready then
       usage_error('run', '--ui cannot go with --until-ready')
-    end
-    local why = ui.unusable()
-    if why then
-      usage_error('run', '--ui: %s', why)
     end
     ropts.ui = true
   elseif fmt == 'text' and core.isatty and core.isatty(1) and core.tty then

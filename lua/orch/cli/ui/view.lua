@@ -323,7 +323,8 @@ function M.frame(st, cols, rows)
   put(bottom)
   local s = {}
   for i, l in ipairs(out) do
-    s[#s + 1] = ('\27[%d;1H'):format(i) .. l .. '\27[0m\27[K'
+    -- cleared first: a line that fills the last column would lose it to a clear after it
+    s[#s + 1] = ('\27[%d;1H\27[K'):format(i) .. l .. '\27[0m'
   end
   return table.concat(s, '') .. ('\27[%d;1H'):format(#out)
 end
