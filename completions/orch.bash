@@ -41,7 +41,7 @@ _orch_options()
     local o
     case $1 in
         run) o="--until-ready --log-format --no-color --color --timestamps --status-file
-            --log-lines --no-contain --name --control --no-control -h --help" ;;
+            --log-lines --no-contain --name --control --no-control --ui -h --help" ;;
         check) o="-h --help" ;;
         graph) o="--format -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
@@ -49,6 +49,7 @@ _orch_options()
             --name -h --help" ;;
         stop | start | restart | signal) o="--json --control --name" ;;
         shutdown) o="--no-wait --json --control --name" ;;
+        ui) o="--control --name -h --help" ;;
         '') o="-h --help -V --version" ;;
     esac
     # split on purpose (no glob characters in the list); printf, as echo would take -n
@@ -59,7 +60,7 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph status logs stop start restart signal shutdown'
+    local commands='run check graph status logs stop start restart signal shutdown ui'
     COMPREPLY=()
 
     # The value of an option that takes one.
@@ -106,6 +107,7 @@ _orch()
         status | stop | start | restart)
             [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
+        ui) [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur") ;;
         signal)
             if [[ $npos -eq 0 ]]; then
                 mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur")

@@ -2,8 +2,8 @@
 -- program name and returns the exit status: 0 clean, 1 runtime failure (script error, timeout,
 -- forced shutdown), 2 usage error. It dispatches to the commands, one module each under
 -- orch.cli: `run` (orch.cli.run), `check` and `graph` (orch.cli.check), the control commands
--- (orch.cli.remote), `ui` (orch.cli.ui); orch.cli.args parses the options, orch.cli.usage holds the help and
--- orch.cli.evaluate loads main.lua.
+-- (orch.cli.remote, and `ui`: orch.cli.ui); orch.cli.args parses the options, orch.cli.usage
+-- holds the help and orch.cli.evaluate loads main.lua.
 -- @module orch.cli
 local core = require 'orch.core'
 local USAGE = require 'orch.cli.usage'

@@ -325,6 +325,15 @@ function App:suspend()
   self.full = true
 end
 
+-- The width of the log prefixes: the longest id (at most 20), as in the run log.
+function App:id_width()
+  local w = 1
+  for _, e in ipairs(self.entries or {}) do
+    w = math.max(w, math.min(20, utf8.len(tostring(e.id)) or #tostring(e.id)))
+  end
+  return w
+end
+
 function App:draw()
   local now = core.now()
   if self.message and now - (self.message_at or 0) > 5000 then
@@ -350,7 +359,7 @@ function App:draw()
     log_title = title, log_scroll = self.log_scroll, prompt = self.prompt, input = self.input,
     message = self.message, filter = self.filter, show_hidden = self.show_hidden,
     hidden_count = hidden, elapsed = now - (self.received or now), wall_ms = core.time() * 1000,
-    scroll = self.scroll,
+    scroll = self.scroll, id_width = self:id_width(),
   }
   local frame = view.frame(st, cols, rows)
   self.scroll = st.scroll

@@ -192,7 +192,8 @@ local function header(st, elapsed)
     extra[#extra + 1] = 'filter: ' .. clean(st.filter)
   end
   if st.hidden_count and st.hidden_count > 0 then
-    extra[#extra + 1] = st.show_hidden and 'hidden shown' or (st.hidden_count .. ' hidden')
+    extra[#extra + 1] = ('%d hidden %s (h)'):format(st.hidden_count,
+      st.show_hidden and 'shown' or 'not shown')
   end
   if #extra > 0 then
     s = s .. '  [' .. table.concat(extra, ', ') .. ']'
@@ -266,7 +267,8 @@ end
 --- The frame for state `st` on `cols` x `rows`. `st`: `orch`, `list` (the entries shown),
 -- `selected`, `mode` ('table', 'tree', 'help'), `logs` (lines `{id, line, stream}` of the
 -- pane, oldest first), `log_title`, `log_scroll`, `prompt`, `message`, `filter`,
--- `show_hidden`, `hidden_count`, `elapsed` (ms since the status came), `wall_ms`.
+-- `show_hidden`, `hidden_count`, `id_width` (of the log prefixes), `elapsed` (ms since the
+-- status came), `wall_ms`.
 function M.frame(st, cols, rows)
   local list = st.list or {}
   local elapsed = st.elapsed or 0
@@ -295,13 +297,13 @@ function M.frame(st, cols, rows)
     if pane >= 0 then
       local title = ' logs: ' .. (st.log_title or 'all') .. ' '
       local tail = st.log_scroll and st.log_scroll > 0 and (' +' .. st.log_scroll .. ' ') or ''
-      local rule = '-- ' .. title .. tail
-      lines[#lines + 1] = paint('2', M.fit(rule .. string.rep('-', cols), cols))
+      local rule = M.fit('-- ' .. title .. tail, cols)
+      lines[#lines + 1] = paint('2', rule .. string.rep('-', cols - width(rule)))
       local logs = st.logs or {}
       local last = #logs - (st.log_scroll or 0)
       for i = math.max(1, last - pane + 1), last do
         local l = logs[i]
-        local prefix = l.id .. ' | '
+        local prefix = M.fit(l.id, st.id_width or #l.id, true) .. ' | '
         local text = M.fit(prefix .. clean(l.line), cols)
         local colour = l.stream == 'stderr' and '31' or '36'
         lines[#lines + 1] = paint(colour, text:sub(1, #prefix)) .. text:sub(#prefix + 1)
@@ -317,8 +319,8 @@ function M.frame(st, cols, rows)
   elseif st.message then
     bottom = paint('1', M.fit(st.message, cols))
   else
-    bottom = paint('2', M.fit('q quit  ? help  r restart  s stop  S start  k signal  / filter  '
-      .. 'h hidden  t tree  enter logs', cols))
+    bottom = paint('2', M.fit('q quit  ? help  r/s/S restart/stop/start  k signal  / filter  '
+      .. 'h hidden  t tree', cols))
   end
   put(bottom)
   local s = {}
