@@ -37,6 +37,9 @@ local real_exit = os.exit -- scripts get a replacement (evaluate.capture_exit)
 --- Default `--until-ready` timeout (ms) when none is given.
 M.DEFAULT_UNTIL_READY = 60000
 
+--- The start-up progress line is redrawn at most this often (ms).
+M.PROGRESS_MS = 100
+
 --- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms). Below the
 -- 5 s the C stop guard allows (core.stop_guard), so that this exit, which says why, comes first.
 M.FORCE_EXIT_DELAY = 4500
@@ -93,10 +96,18 @@ function Run.new(opts, script, args)
       end
       return self.cols
     end)
+    -- at most one redraw per PROGRESS_MS: a snapshot per change would make a start-up of n
+    -- entries cost n^2
     self.sink:subscribe(function(ev)
-      if ev.type ~= 'output' and ev.type ~= 'log' then
-        self.progress.update()
+      if ev.type == 'output' or ev.type == 'log' or self.progress.done or self.progress_due then
+        return
       end
+      self.progress_due = core.timer()
+      self.progress_due:start(M.PROGRESS_MS, 0, function()
+        self.progress_due:close()
+        self.progress_due = nil
+        pcall(self.progress.update) -- never an error out of a loop callback
+      end)
     end)
   end
   return self
@@ -300,6 +311,9 @@ function Run:close()
   self:stop_ui()
   if self.progress then
     self.progress.finish()
+    if self.progress_due then
+      self.progress_due:close()
+    end
   end
   if self.restore_exit then
     self.restore_exit()
