@@ -12,14 +12,20 @@ local view = require 'orch.cli.ui.view'
 
 local M = {}
 
---- Lines the log pane keeps: for all entries, and per entry.
-M.KEEP_ALL, M.KEEP_ONE = 1000, 300
+--- Lines the log pane keeps for all entries.
+M.KEEP_ALL = 1000
+
+--- Lines the log pane keeps per entry.
+M.KEEP_ONE = 300
 
 --- Backlog lines per entry asked for when attaching.
 M.BACKLOG = 50
 
---- Frames are drawn at most this often (ms); the uptimes tick once a second.
-M.FRAME_MS, M.TICK_MS = 50, 1000
+--- Frames are drawn at most this often (ms).
+M.FRAME_MS = 50
+
+--- A frame at least this often (ms), for the uptimes.
+M.TICK_MS = 1000
 
 local App = {}
 App.__index = App

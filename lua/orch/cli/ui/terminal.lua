@@ -80,9 +80,9 @@ function Terminal:size()
   return cols, rows
 end
 
---- `fn(bytes)` for every read; `fn(nil, why)` when the terminal is gone.
-function Terminal:on_input(fn)
-  return self.tty:read_start(fn)
+--- Call `callback(bytes)` for every read, `callback(nil, why)` when the terminal is gone.
+function Terminal:on_input(callback)
+  return self.tty:read_start(callback)
 end
 
 --- Leave the terminal for good.
