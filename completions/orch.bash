@@ -41,7 +41,8 @@ _orch_options()
     local o
     case $1 in
         run) o="--until-ready --log-format --no-color --color --timestamps --status-file
-            --log-lines --log-dir --no-contain --name --control --no-control --watch -h --help" ;;
+            --log-lines --log-dir --no-contain --name --control --no-control --watch --ui -h
+            --help" ;;
         check) o="-h --help" ;;
         graph) o="--format -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
@@ -50,6 +51,7 @@ _orch_options()
         stop | start | restart | signal) o="--json --control --name" ;;
         shutdown) o="--no-wait --json --control --name" ;;
         reload) o="--full --json --control --name" ;;
+        ui) o="--control --name -h --help" ;;
         '') o="-h --help -V --version" ;;
     esac
     # split on purpose (no glob characters in the list); printf, as echo would take -n
@@ -60,7 +62,7 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph status logs stop start restart signal shutdown reload'
+    local commands='run check graph status logs stop start restart signal shutdown reload ui'
     COMPREPLY=()
 
     # The value of an option that takes one.
@@ -110,6 +112,7 @@ _orch()
         status | stop | start | restart)
             [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
+        ui) [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur") ;;
         signal)
             if [[ $npos -eq 0 ]]; then
                 mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur")

@@ -16,8 +16,8 @@ local PARAMS = {
   preempted = 1, proc_list = 1, random = 1, readdir = 1, run = 1, set_subreaper = 0,
   signal = 0, signame = 1, signum = 1, spawn = 3, stop = 0, stop_guard = 0,
   stop_guard_ack = 0, stop_guard_stopping = 0, tcp_connect = 4, time = 0, timer = 0,
-  unblock_signals = 0, unix_connect = 2, unix_listen = 2, update_time = 0, watch = 1,
-  watch_cgroup = 2, watch_tag = 1, write_new = 3, fs_watch = 2,
+  tty = 1, tty_reset = 0, unblock_signals = 0, unix_connect = 2, unix_listen = 2,
+  update_time = 0, watch = 1, watch_cgroup = 2, watch_tag = 1, write_new = 3, fs_watch = 2,
 }
 local METHODS = {
   timer = { start = 3, stop = 0, close = 0, active = 0, unref = 0 },
@@ -35,6 +35,9 @@ local NO_FAKE = {
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',
   notify_listen = 'ready.notify socket (entries/pushed.lua), tested on the real core by '
     .. 'ready_integration_spec',
+  -- the terminal of orch ui (cli/ui/terminal.lua), driven in tmux by ui_tmux_spec
+  tty = 'orch ui, the progress line of orch run (cli/ui/terminal.lua, cli/run.lua)',
+  tty_reset = 'orch ui (cli/ui/terminal.lua)',
   -- the control socket (control.lua), tested on the real core by control_server_spec
   mkdir = 'control socket directory (control.lua)',
   chmod = 'control socket directory (control.lua)',

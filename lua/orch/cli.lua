@@ -2,8 +2,8 @@
 -- program name and returns the exit status: 0 clean, 1 runtime failure (script error, timeout,
 -- forced shutdown), 2 usage error. It dispatches to the commands, one module each under
 -- orch.cli: `run` (orch.cli.run), `check` and `graph` (orch.cli.check), the control commands
--- (orch.cli.remote); orch.cli.args parses the options, orch.cli.usage holds the help and
--- orch.cli.evaluate loads main.lua.
+-- (orch.cli.remote, and `ui`: orch.cli.ui); orch.cli.args parses the options, orch.cli.usage
+-- holds the help and orch.cli.evaluate loads main.lua.
 -- @module orch.cli
 local core = require 'orch.core'
 local USAGE = require 'orch.cli.usage'
@@ -12,6 +12,7 @@ local evaluate = require 'orch.cli.evaluate'
 local check = require 'orch.cli.check'
 local run = require 'orch.cli.run'
 local remote = require 'orch.cli.remote'
+local ui = require 'orch.cli.ui'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 local parse, parse_control, UsageError = cli_args.parse, cli_args.parse_control,
@@ -42,7 +43,10 @@ setmetatable(M, {
   end,
 })
 
-local CONTROL_COMMANDS = remote.commands
+local CONTROL_COMMANDS = { ui = ui.cmd_ui } -- the clients of a running orch's control socket
+for name, fn in pairs(remote.commands) do
+  CONTROL_COMMANDS[name] = fn
+end
 
 local COMMANDS = { run = run.cmd_run, check = check.cmd_check, graph = check.cmd_graph }
 

@@ -18,6 +18,7 @@ local OPTIONS = {
     ['name'] = 'value',
     ['no-control'] = 'flag',
     ['watch'] = 'flag',
+    ['ui'] = 'flag',
     ['help'] = 'flag',
   },
   check = { ['help'] = 'flag' },
@@ -117,6 +118,7 @@ local CONTROL_OPTIONS = {
   signal = { json = 'flag' },
   shutdown = { ['no-wait'] = 'flag', json = 'flag' },
   reload = { full = 'flag', json = 'flag' },
+  ui = {},
 }
 
 local CONTROL_SHORT = { n = 'lines', f = 'follow', w = 'watch', h = 'help' }

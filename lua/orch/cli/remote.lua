@@ -401,4 +401,7 @@ local CONTROL_COMMANDS = {
 
 M.commands = CONTROL_COMMANDS
 
+--- Connect to the orch at `where` (in a task): the client, or nil once why not is printed.
+M.control_connect = control_connect
+
 return M

@@ -29,6 +29,8 @@ local reconcile = require 'orch.graph.reconcile'
 local read_hooks = require 'orch.cli.read_hooks'
 local watch_files = require 'orch.cli.watch_files'
 local Dynamic = require 'orch.graph.dynamic'
+local progress = require 'orch.cli.progress'
+local ui = require 'orch.cli.ui'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 local check_script = cli_args.check_script
@@ -42,6 +44,9 @@ local real_exit = os.exit -- scripts get a replacement (evaluate.capture_exit)
 
 --- Default `--until-ready` timeout (ms) when none is given.
 M.DEFAULT_UNTIL_READY = 60000
+
+--- The start-up progress line is redrawn at most this often (ms).
+M.PROGRESS_MS = 100
 
 --- How long a forced shutdown may take after SIGKILL before orch exits anyway (ms). Below the
 -- 5 s the C stop guard allows (core.stop_guard), so that this exit, which says why, comes first.
@@ -87,9 +92,77 @@ function Run.new(opts, script, args)
     format = opts.log_format,
     color = opts.color,
     timestamps = opts.timestamps,
+    out = function(s)
+      self:write_log(s)
+    end,
   }), self.files)
   self.sink = status.new({ writer = self.writer, ring = opts.log_lines })
+  if opts.progress then
+    self.progress = progress.new(function(s)
+      pcall(io.stdout.write, io.stdout, s)
+      pcall(io.stdout.flush, io.stdout)
+    end, self.sink, function()
+      -- the width, asked of the terminal at most once a second
+      if not self.cols_at or core.now() - self.cols_at >= 1000 then
+        local tty = core.tty(1)
+        self.cols, self.cols_at = tty and tty:winsize() or 80, core.now()
+        if tty then
+          tty:close()
+        end
+      end
+      return self.cols
+    end)
+    -- at most one redraw per PROGRESS_MS: a snapshot per change would make a start-up of n
+    -- entries cost n^2
+    self.sink:subscribe(function(ev)
+      if ev.type == 'output' or ev.type == 'log' or self.progress.done or self.progress_due then
+        return
+      end
+      self.progress_due = core.timer()
+      self.progress_due:start(M.PROGRESS_MS, 0, function()
+        self.progress_due:close()
+        self.progress_due = nil
+        pcall(self.progress.update) -- never an error out of a loop callback
+      end)
+    end)
+  end
   return self
+end
+
+-- The log on stdout: nothing while the UI has the terminal (orch run --ui); under the
+-- progress line on a terminal. A closed pipe or full disk must never take orch down.
+function Run:write_log(s)
+  if self.ui_task then
+    return
+  elseif self.progress and not self.progress.done then
+    return self.progress.write(s)
+  end
+  pcall(io.stdout.write, io.stdout, s)
+  pcall(io.stdout.flush, io.stdout)
+end
+
+-- orch run --ui: the UI (orch.cli.ui) on orch's own control socket, in a task of orch. q
+-- stops orch; an error in the UI leaves orch running with its log on stdout again.
+function Run:start_ui()
+  self.ui_task = sched.spawn(function()
+    local res, uerr = ui.attach(self.where, true)
+    self.ui_task = nil
+    if not res then
+      err(('orch: %s; orch keeps running (orch ui attaches again)\n'):format(tostring(uerr)))
+    elseif res == 'quit' then
+      self:request_stop('ui: quit')
+    end
+  end)
+  self.ui_task.quiet = true
+end
+
+-- Orch is stopping: the terminal goes back to the log.
+function Run:stop_ui()
+  local t = self.ui_task
+  self.ui_task = nil
+  if t then
+    t:cancel()
+  end
 end
 
 function Run:log(msg, level)
@@ -255,6 +328,13 @@ function Run:install_signals()
 end
 
 function Run:close()
+  self:stop_ui()
+  if self.progress then
+    self.progress.finish()
+    if self.progress_due then
+      self.progress_due:close()
+    end
+  end
   if self.restore_exit then
     self.restore_exit()
   end
@@ -368,6 +448,7 @@ function Run:start_control()
     self:log(note, 'warning')
   end
   self.control = srv
+  self.where = where
   return true
 end
 
@@ -726,6 +807,12 @@ function Run:main()
   end
   self:adopt_chain(chain)
   self:arm_watch(self.scope.reads)
+  if self.progress then
+    self.progress.update()
+  end
+  if self.opts.ui then
+    self:start_ui()
+  end
   while not self.stop_requested do
     if self.reload_requested then
       self:serve_reloads()
@@ -733,6 +820,10 @@ function Run:main()
       self.wake:wait()
       self.wake:clear()
     end
+  end
+  self:stop_ui()
+  if self.progress then
+    self.progress.finish()
   end
   self:set_phase('stopping')
   if self.notifier then
@@ -897,6 +988,20 @@ local function cmd_run(opts, script, args)
     end
   elseif os.getenv('ORCH_CONTROL') == '0' then
     ropts.no_control = true
+  end
+  if opts.ui then
+    local why = ui.unusable()
+    if why then
+      usage_error('run', '--ui: %s', why)
+    elseif ropts.no_control then
+      usage_error('run', '--ui needs the control socket (it cannot go with --no-control or '
+        .. 'ORCH_CONTROL=0)')
+    elseif ropts.until_ready then
+      usage_error('run', '--ui cannot go with --until-ready')
+    end
+    ropts.ui = true
+  elseif fmt == 'text' and core.isatty and core.isatty(1) and core.tty then
+    ropts.progress = true -- the start-up progress line, on a terminal only
   end
   check_script('run', script)
   add_script_dir(script)

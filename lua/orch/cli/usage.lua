@@ -19,6 +19,7 @@ Control of a running orch (through its control socket):
   signal ID SIGNAL       signal the entry's process group
   shutdown               stop the orch as SIGTERM does
   reload [--full]        re-evaluate main.lua; restart only what changed
+  ui [NAME]              interactive terminal view: entries, logs, keys to act on them
 
 Options:
   -h, --help     show this help (orch <command> --help for a command)
@@ -53,7 +54,12 @@ Options:
   --no-control          no control socket (also: ORCH_CONTROL=0, unless --control or
                         --name is given)
   --watch               reload when main.lua or a file it read while evaluated changes
+  --ui                  show the interactive view (orch ui) instead of the log; q stops
+                        orch and its shutdown is logged as usual
   -h, --help            show this help
+
+On a terminal (text log, no --ui) a status line under the log shows start-up progress:
+entries ready out of total and what is waited on; it is cleared once all are ready.
 
 orch status, logs, stop, start, restart, signal, shutdown and reload talk to the control
 socket.
@@ -153,6 +159,29 @@ Usage: orch signal ID SIGNAL [--json] [--control PATH | --name NAME]
 
 Send SIGNAL (HUP, SIGHUP, 1...) to the process group of the entry's current process.
 SIGNAL reload sends the entry's exec.reloadSignal.
+]],
+  ui = [[
+Usage: orch ui [NAME] [--control PATH | --name NAME]
+
+An interactive view of a running orch (NAME, or --name; see orch status --help for how the
+socket is found): its entries with kind, state, pid, uptime, restarts, last exit, what they
+require and their message, updated live, and a log pane below. Needs a terminal on stdin
+and stdout (exit 2 otherwise); exit 0 once quit, 1 when orch cannot be reached.
+
+Keys:
+  up/down         select an entry           pgup/pgdn   scroll the log pane
+  enter, l        log pane: the selected entry / all entries
+  r, s, S         restart, stop, start the selected entry (and what requires it)
+  k               send a signal to the selected entry (asks for its name)
+  /               filter by text (esc clears)
+  h               show / hide hidden entries (those without a display name)
+  t               dependency tree / table
+  ?               help
+  q, ctrl-c       quit (orch keeps running)
+  ctrl-z          suspend
+
+Options:
+  --control PATH, --name NAME, -h, --help   as for orch status
 ]],
   shutdown = [[
 Usage: orch shutdown [--no-wait] [--json] [--control PATH | --name NAME]
