@@ -4,6 +4,9 @@
 -- `effects.setHealth` (visible entries only, at the upstream call sites of reference 2.15) and
 -- tells its dependents when its result changes.
 --
+-- Over the size guide (about 400 lines): the probe loop with its result normalisation and the
+-- pushed readiness and liveness hooks are still here; they are the next pieces to move out.
+--
 -- Transitions are serialised: notifications only mark the actor dirty and wake it; the actor
 -- task processes them one at a time, so a start requested while a stop is in progress runs
 -- after that stop (the latest desired state wins), and a terminated entry ignores everything
