@@ -12,7 +12,6 @@ local evaluate = require 'orch.cli.evaluate'
 local check = require 'orch.cli.check'
 local run = require 'orch.cli.run'
 local remote = require 'orch.cli.remote'
-local ui = require 'orch.cli.ui'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 local parse, parse_control, UsageError = cli_args.parse, cli_args.parse_control,
@@ -43,7 +42,10 @@ setmetatable(M, {
   end,
 })
 
-local CONTROL_COMMANDS = { ui = ui.cmd_ui } -- the clients of a running orch's control socket
+-- the clients of a running orch's control socket (the terminal view loaded only for `orch ui`)
+local CONTROL_COMMANDS = { ui = function(...)
+  return require('orch.cli.ui').cmd_ui(...)
+end }
 for name, fn in pairs(remote.commands) do
   CONTROL_COMMANDS[name] = fn
 end

@@ -13,6 +13,7 @@
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
+local util = require 'orch.runtime.util'
 local log = require 'orch.log'
 local log_files = require 'orch.log.files'
 local status = require 'orch.status'
@@ -29,8 +30,9 @@ local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
 local count_kinds = require('orch.cli.check').count_kinds
 local Dynamic = require 'orch.graph.dynamic'
-local progress = require 'orch.cli.progress'
-local ui = require 'orch.cli.ui'
+-- loaded on first use: most runs have no terminal view and no progress line
+local progress = util.lazy('orch.cli.progress')
+local ui = util.lazy('orch.cli.ui')
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 local check_script = cli_args.check_script

@@ -5,11 +5,13 @@
 -- @module orch.cli.run_reload
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
-local reconcile = require 'orch.graph.reconcile'
+local util = require 'orch.runtime.util'
+-- loaded on first use: a run without reloads or --watch never needs them
+local reconcile = util.lazy('orch.graph.reconcile')
 local Dynamic = require 'orch.graph.dynamic'
 local evaluate = require 'orch.cli.evaluate'
-local read_hooks = require 'orch.cli.read_hooks'
-local watch_files = require 'orch.cli.watch_files'
+local read_hooks = util.lazy('orch.cli.read_hooks')
+local watch_files = util.lazy('orch.cli.watch_files')
 local count_kinds = require('orch.cli.check').count_kinds
 
 local message_of = evaluate.message_of

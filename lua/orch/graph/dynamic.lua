@@ -6,7 +6,8 @@
 -- `entry`, `stopEntry`...) are those of the running chain.
 -- @classmod orch.graph.dynamic
 local sched = require 'orch.runtime.sched'
-local reconcile = require 'orch.graph.reconcile'
+local util_lazy = require('orch.runtime.util').lazy
+local reconcile = util_lazy('orch.graph.reconcile') -- loaded when a dynamic main runs
 
 local Dynamic = {}
 

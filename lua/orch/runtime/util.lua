@@ -226,4 +226,14 @@ function M.log(effects, level, msg)
   io.stderr:flush()
 end
 
+--- A stand-in for `require(name)` that loads the module on first use of one of its fields: what
+-- orch needs only for some runs (the terminal view, reloads) costs nothing in the others.
+function M.lazy(name)
+  return setmetatable({}, { __index = function(proxy, k)
+    local mod = require(name)
+    setmetatable(proxy, { __index = mod })
+    return mod[k]
+  end })
+end
+
 return M
