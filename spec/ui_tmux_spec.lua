@@ -128,13 +128,18 @@ describe('orch ui #integration', function()
     it('redraws at the new size when the window is resized', function()
       t:resize(80, 24)
       local screen = t:wait_screen(function(s)
+        for _, id in ipairs(IDS) do
+          if not row(s, id) then
+            return false -- every row drawn (a redraw may still be under way)
+          end
+        end
         local lines = tmux.lines(s)
         for _, l in ipairs(lines) do
           if l:match('^%-%-  logs: all') then
             return #l == 80 and lines[24]:match('^q quit')
           end
         end
-      end, 10000, 'the log rule 80 wide and the key line on row 24')
+      end, 10000, 'every row, the log rule 80 wide and the key line on row 24')
       for _, id in ipairs(IDS) do
         assert.is_true(row(screen, id), id)
       end
