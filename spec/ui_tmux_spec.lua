@@ -330,7 +330,17 @@ describe('orch ui #integration', function()
       end)
       t:run(('ORCH_UI_GATE=%s %s run --ui --no-contain --control %s %s; echo "RUN-EXIT $?"')
         :format(R.quote(dir .. '/gate'), R.quote(R.ORCH), R.quote(sock), R.quote(GATE_LUA)))
-      local screen = t:wait_screen('4/4 ready', 15000)
+      local screen = t:wait_screen(function(s)
+        if not s:find('4/4 ready', 1, true) then
+          return false
+        end
+        for _, id in ipairs(IDS) do
+          if not row(s, id) then
+            return false
+          end
+        end
+        return true
+      end, 15000, '4/4 ready and every row')
       for _, id in ipairs(IDS) do
         assert.is_true(row(screen, id), id)
       end
