@@ -16,7 +16,6 @@ local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
 local validate = require 'orch.graph.validate'
 local HealthDaemon = require 'orch.entries.health_daemon'
-local Daemon = require 'orch.entries.daemon'
 local Dynamic = require 'orch.graph.dynamic'
 
 local Daemons = {}
@@ -397,16 +396,13 @@ local function term_layer(self, layer)
   end
 end
 
-local function shutdown(self)
-  in_layers(self._effects, self._hds, function(layer)
-    term_layer(self, layer)
-  end)
-  -- Each distinct subcontainer provider object is destroyed once, after every user stopped.
-  local seen = {}
-  for _, spec in ipairs(self._entries) do
+-- Destroy each distinct subcontainer provider of `specs` once (after every user stopped), but
+-- those in `spared` (a set: still used by entries that keep running).
+local function destroy_subcontainers(self, specs, spared)
+  for _, spec in ipairs(specs) do
     local sub = spec.subcontainer
-    if type(sub) == 'table' and not seen[sub] and type(sub.destroy) == 'function' then
-      seen[sub] = true
+    if type(sub) == 'table' and not spared[sub] and type(sub.destroy) == 'function' then
+      spared[sub] = true
       local ok, err = pcall(sub.destroy, sub)
       if not ok then
         util.log(self._effects, 'error', ('subcontainer destroy failed: %s'):format(
@@ -414,6 +410,13 @@ local function shutdown(self)
       end
     end
   end
+end
+
+local function shutdown(self)
+  in_layers(self._effects, self._hds, function(layer)
+    term_layer(self, layer)
+  end)
+  destroy_subcontainers(self, self._entries, {})
 end
 
 --- Stop everything (yields): entries no remaining entry requires stop first, concurrently;
@@ -564,64 +567,10 @@ function Daemons:runUntilSuccess(timeout, opts)
   return true
 end
 
-local function display_of(spec)
-  if spec.ready then
-    return spec.ready.display
-  end
-  return nil
-end
-
---- The recorded entries in declaration order, for listings:
--- `{id, kind, requires, edges = {[id] = {onUnhealthy, after}} or nil, display,
--- exec = <summary>, log = <exec.log>, restart = <the restart policy in a line>,
--- ready = <has a readiness check>}`.
-function Daemons:entries()
-  local out = {}
-  for i, spec in ipairs(self._entries) do
-    out[i] = {
-      id = spec.id,
-      kind = spec.kind,
-      requires = util.copy(spec.requires),
-      edges = spec.edges and util.copy(spec.edges) or nil,
-      display = display_of(spec),
-      visible = spec.visible,
-      exec = Daemon.summary(spec.exec),
-      log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
-      restart = Daemon.policy_summary(spec.exec, spec.kind),
-      ready = spec.ready ~= nil,
-    }
-  end
-  return out
-end
-
---- A snapshot of every entry: `{id, kind, result, message, pid, restarts,
--- lastExit = {code, signal, time, message}, since, running, visible, display}`. Before `build()`
--- the results are nil.
-function Daemons:states()
-  local out = {}
-  if not self._hds then
-    for i, spec in ipairs(self._entries) do
-      out[i] = { id = spec.id, kind = spec.kind, visible = spec.visible, restarts = 0,
-        display = display_of(spec) }
-    end
-    return out
-  end
-  for i, hd in ipairs(self._hds) do
-    out[i] = hd:snapshot()
-  end
-  return out
-end
-
---- SIGKILL every live process group at once and stop all activity (a second Ctrl-C).
-function Daemons:kill_all()
-  for _, hd in ipairs(self._hds or {}) do
-    hd:kill_now()
-  end
-end
-
--- stopEntry, startEntry, restartEntry, signalEntry, entry, specs, replaceEntries
+-- entries, states, kill_all, stopEntry, startEntry, restartEntry, signalEntry, entry, specs,
+-- replaceEntries
 require('orch.graph.operate').install(Daemons, { in_layers = in_layers,
-  check_self = check_self })
+  check_self = check_self, destroy_subcontainers = destroy_subcontainers })
 
 --- `Daemons.dynamic(fn)`: a main whose entries come from `fn(ctx)`, rerun on demand and
 -- applied by difference (`orch.graph.dynamic`).

@@ -1,18 +1,75 @@
---- Operating a built chain: stopping, starting, restarting and signalling entries (what the
--- control socket's commands do), one operation at a time, and replacing entries by difference
--- (reloads, `Daemons.dynamic`). Installed as methods of `Daemons` by orch.graph.daemons, which
--- passes what they share with the rest of the chain.
+--- Views and operation of a chain: its entries and states; stopping, starting, restarting and
+-- signalling entries (what the control socket's commands do), one operation at a time; and
+-- replacing entries by difference (reloads, `Daemons.dynamic`). Installed as methods of
+-- `Daemons` by orch.graph.daemons, which passes what they share with the rest of the chain.
 -- @module orch.graph.operate
 local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
 local HealthDaemon = require 'orch.entries.health_daemon'
+local Daemon = require 'orch.entries.daemon'
 
 local M = {}
 
 --- Add the methods to the class `Daemons`. `shared`: `in_layers(effects, list, stop_layer)`
--- (the shutdown's layering) and `check_self(self, fname)`.
+-- (the shutdown's layering), `check_self(self, fname)` and `destroy_subcontainers(self, specs,
+-- spared)`.
 function M.install(Daemons, shared)
   local in_layers, check_self = shared.in_layers, shared.check_self
+
+  local function display_of(spec)
+    if spec.ready then
+      return spec.ready.display
+    end
+    return nil
+  end
+
+  --- The recorded entries in declaration order, for listings:
+  -- `{id, kind, requires, edges = {[id] = {onUnhealthy, after}} or nil, display,
+  -- exec = <summary>, log = <exec.log>, restart = <the restart policy in a line>,
+  -- ready = <has a readiness check>}`.
+  function Daemons:entries()
+    local out = {}
+    for i, spec in ipairs(self._entries) do
+      out[i] = {
+        id = spec.id,
+        kind = spec.kind,
+        requires = util.copy(spec.requires),
+        edges = spec.edges and util.copy(spec.edges) or nil,
+        display = display_of(spec),
+        visible = spec.visible,
+        exec = Daemon.summary(spec.exec),
+        log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
+        restart = Daemon.policy_summary(spec.exec, spec.kind),
+        ready = spec.ready ~= nil,
+      }
+    end
+    return out
+  end
+
+  --- A snapshot of every entry: `{id, kind, result, message, pid, restarts,
+  -- lastExit = {code, signal, time, message}, since, running, visible, display}`. Before `build()`
+  -- the results are nil.
+  function Daemons:states()
+    local out = {}
+    if not self._hds then
+      for i, spec in ipairs(self._entries) do
+        out[i] = { id = spec.id, kind = spec.kind, visible = spec.visible, restarts = 0,
+          display = display_of(spec) }
+      end
+      return out
+    end
+    for i, hd in ipairs(self._hds) do
+      out[i] = hd:snapshot()
+    end
+    return out
+  end
+
+  --- SIGKILL every live process group at once and stop all activity (a second Ctrl-C).
+  function Daemons:kill_all()
+    for _, hd in ipairs(self._hds or {}) do
+      hd:kill_now()
+    end
+  end
   -- The entry and everything that requires it, directly or not (each once), entry first.
   local function with_dependents(hd)
     local list, seen = { hd }, { [hd] = true }
@@ -187,6 +244,7 @@ function M.install(Daemons, shared)
   end
 
   -- Destroy the subcontainers of `gone` (specs) that no spec of `kept` still uses.
+  -- The subcontainers of the entries `gone` that no entry of `kept` uses any more.
   local function destroy_unused(self, gone, kept)
     local used = {}
     for _, spec in ipairs(kept) do
@@ -194,17 +252,7 @@ function M.install(Daemons, shared)
         used[spec.subcontainer] = true
       end
     end
-    for _, spec in ipairs(gone) do
-      local sub = spec.subcontainer
-      if type(sub) == 'table' and not used[sub] and type(sub.destroy) == 'function' then
-        used[sub] = true
-        local ok, err = pcall(sub.destroy, sub)
-        if not ok then
-          util.log(self._effects, 'error', ('subcontainer destroy failed: %s'):format(
-            util.error_message(err)))
-        end
-      end
-    end
+    shared.destroy_subcontainers(self, gone, used)
   end
 
   local function replace_entries(self, specs, stale)
