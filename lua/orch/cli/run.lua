@@ -4,12 +4,8 @@
 -- The first SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second
 -- SIGINT SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP
 -- re-evaluates main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump
--- the state of every entry to stderr, SIGUSR2 reopens log files (the status file). Also here:
--- the status file, the control socket server, containment in a PID namespace and process
--- tracking. Reloads are orch.cli.run_reload's.
---
--- Over the size guide (about 400 lines): signal handling, the control wiring and the process
--- set-up (containment, watcher, tracking) are still here; they are the next pieces to move out.
+-- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run, the status file
+-- and the control server; reloads, signals and set-up are in cli/run_{reload,signals,setup}.
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
@@ -17,13 +13,12 @@ local util = require 'orch.runtime.util'
 local log = require 'orch.log'
 local log_files = require 'orch.log.files'
 local status = require 'orch.status'
-local status_json = require 'orch.status.json'
 local status_file = require 'orch.status.file'
-local render = require 'orch.control.render'
 local notify = require 'orch.runtime.notify'
 local control_paths = require 'orch.control.paths'
 local control_server = require 'orch.control.server'
 local track = require 'orch.runtime.track'
+local run_setup = require 'orch.cli.run_setup'
 
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
@@ -205,129 +200,8 @@ function Run:race(fn)
   return true, table.unpack(res, 2, res.n)
 end
 
-function Run:dump(signame)
-  local ready, total = self.sink:counts()
-  local up = (core.now() - self.started_at) // 1000
-  local head = ('orch: %s: state of %s (pid %d, %s, up %ds, %d/%d ready)\n'):format(signame,
-    self.script, orch_pid(), self.phase, up, ready, total)
-  err(head .. render.status({ entries = status_json.view(self.sink:snapshot()) },
-    { header = false }))
-end
-
--- SIGUSR2: reopen what orch writes to files, for log rotation. orch's log goes to stdout (the
--- caller's redirection owns that file); the status file is written again, which recreates it
--- if it was moved or removed. A writer or status file that keeps a file open may offer
--- `reopen()` (called when present).
-function Run:reopen(signame)
-  self:log(('%s: reopening log files'):format(signame))
-  for _, w in ipairs({ self.writer, self.status_file }) do
-    if type(w) == 'table' and type(w.reopen) == 'function' then
-      local ok, e = pcall(w.reopen, w)
-      if not ok then
-        self:log('reopen failed: ' .. message_of(e), 'error')
-      end
-    end
-  end
-  if self.status_file then
-    self.status_file:write()
-  end
-end
-
-function Run:on_signal(signame)
-  if signame == 'SIGQUIT' or signame == 'SIGUSR1' then
-    self:dump(signame)
-  elseif signame == 'SIGUSR2' then
-    self:reopen(signame)
-  elseif signame == 'SIGHUP' then
-    if self.stop_requested then
-      return
-    end
-    if self.opts.until_ready then
-      self:log('SIGHUP ignored with --until-ready', 'warning')
-      return
-    end
-    self.reload_requested = true
-    self.reload_why = self.reload_why or 'SIGHUP'
-    self.wake:set()
-  elseif not self.stop_requested then
-    self.stop_requested = signame
-    guard('stopping')
-    if signame == 'SIGINT' then
-      self:log(('%s: stopping (send it again to kill everything)'):format(signame))
-    else
-      self:log(('%s: stopping'):format(signame))
-    end
-    self.wake:set()
-  elseif signame == 'SIGTERM' then
-    -- SIGTERM asks for the orderly shutdown already under way: a storm of them (a supervisor
-    -- retrying, a script looping over kill) must not turn it into a forced one.
-    if not self.term_repeated then
-      self.term_repeated = true
-      self:log('SIGTERM again: already stopping (repeated SIGTERMs are ignored; a second '
-        .. 'SIGINT or a SIGKILL forces)')
-    end
-  else
-    self:force(signame)
-  end
-end
-
--- Second SIGINT (or a SIGINT after SIGTERM): SIGKILL every live group, exit 1.
-function Run:force(signame)
-  guard('ack')
-  self.exit_code = 1
-  if not self.forced then
-    self.forced = true
-    self:log(('%s again: killing every process group'):format(signame), 'warning')
-    local t = core.timer()
-    t:start(M.FORCE_EXIT_DELAY, 0, function()
-      err('orch: processes still not gone after SIGKILL; exiting\n')
-      if self.control then
-        self.control:close()
-      end
-      real_exit(1)
-    end)
-    self.force_timer = t
-  end
-  for _, chain in pairs({ self.chain, self.new_chain }) do
-    if type(chain) == 'table' and chain.kill_all then
-      local ok, e = pcall(chain.kill_all, chain)
-      if not ok then
-        self:log('kill_all failed: ' .. message_of(e), 'error')
-      end
-    end
-  end
-  evaluate.kill_scope(self.scope)
-  evaluate.kill_scope(self.new_scope)
-  self.wake:set()
-end
-
-function Run:install_signals()
-  self.signals = {}
-  -- Every signal main.c blocks at start (orch_early_signals) has a handler here: none may kill
-  -- orch or be dropped silently.
-  for _, name in ipairs({ 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2' }) do
-    local sig = core.signal()
-    -- INT and TERM keep the loop alive: orch runs until told to stop, even with no process.
-    local keep = name == 'SIGINT' or name == 'SIGTERM'
-    sig:start(name, function(signame)
-      self:on_signal(signame)
-    end, keep)
-    self.signals[#self.signals + 1] = sig
-  end
-  -- The C fallback behind the second SIGINT, for a Lua stuck in a C call (signal.c); chained
-  -- in front of the handlers just installed, before the first signal can arrive.
-  if core.stop_guard then
-    local ok, gerr = core.stop_guard()
-    if not ok then
-      err(('orch: warning: %s: a second SIGINT cannot end orch while Lua is stuck\n')
-        :format(tostring(gerr)))
-    end
-  end
-  -- main.c kept them blocked until now: one that arrived during start-up is delivered here.
-  if core.unblock_signals then
-    core.unblock_signals()
-  end
-end
+require('orch.cli.run_signals').install(Run, { orch_pid = orch_pid, guard = guard, run = M,
+  real_exit = real_exit })
 
 function Run:close()
   self:stop_ui()
@@ -608,83 +482,7 @@ function Run:main()
   return self.exit_code
 end
 
--- Containment: orch becomes PID 1 of a PID namespace of its own (core.contain), so that when it
--- dies, even by SIGKILL, the kernel kills everything it started, grandchildren that left their
--- process group included. Skipped when orch already is PID 1 (a container), under systemd
--- (NOTIFY_SOCKET: the unit's cgroup already contains the service, and notifications must come
--- from the main pid), and on request. Without privileges it says so and goes on uncontained.
--- Returns whether orch is contained.
-local function contain(opts)
-  if opts['no-contain'] or os.getenv('ORCH_CONTAIN') == '0' or os.getenv('NOTIFY_SOCKET')
-    or core.getpid() == 1 or not core.contain then
-    return false
-  end
-  -- arg[-2] is orch-relay beside the binary (main.c): the relay execs it, not a copy of orch
-  local relay, msg = core.contain(arg and arg[-2])
-  if relay then
-    M.relay_pid = relay
-    return true
-  end
-  err(('orch: notice: not contained (%s): a process that leaves its process group can '
-    .. 'outlive a SIGKILL of orch\n'):format(tostring(msg)))
-  return false
-end
-
--- Uncontained (and not PID 1, whose death ends its namespace), PR_SET_PDEATHSIG reaches only
--- orch's direct children: a watcher outside orch (core.watch, orch-relay --watch) kills the
--- process groups and the cgroups orch made once orch is gone, even by SIGKILL. Started before
--- orch becomes a subreaper, so that it is not orch's child.
-local function watch()
-  if core.getpid() == 1 or not core.watch then
-    return
-  end
-  local ok, msg = core.watch(arg and arg[-2])
-  if not ok then
-    err(('orch: notice: no watcher (%s): the process groups orch starts can outlive a '
-      .. 'SIGKILL of orch\n'):format(tostring(msg)))
-  end
-end
-
--- Process tracking (orch.track): a cgroup per incarnation when the kernel allows it, else a
--- /proc scan; says so on stderr when it had to fall back. ORCH_TRACKING forces a mechanism.
-local function setup_tracking()
-  local mode = os.getenv('ORCH_TRACKING')
-  local ok, tracker = pcall(track.setup, { name = 'orch-' .. orch_pid(), mode = mode })
-  if not ok then
-    err(('orch: warning: ORCH_TRACKING: %s; using the default\n'):format(message_of(tracker)))
-    tracker = track.setup({ name = 'orch-' .. orch_pid() })
-  end
-  if tracker.mode == 'proc' and #tracker.refused > 0 then
-    local why = {}
-    for i, r in ipairs(tracker.refused) do
-      why[i] = ('%s: %s'):format(r.mode, r.reason)
-    end
-    err(('orch: notice: no cgroup for process tracking (%s); using the /proc scan: a process '
-      .. 'that double-forks and execs with a new environment before term() can escape it\n')
-      :format(table.concat(why, '; ')))
-  end
-  return tracker
-end
-
---- The directory of `--log-dir` (without trailing slashes), made when missing (one level).
--- A usage error when it is empty or not a directory; one that cannot be made or written is
--- reported per entry at run time, and orch runs on.
-function M.log_dir(dir)
-  if dir == '' or dir == true then
-    usage_error('run', '--log-dir needs a directory')
-  end
-  dir = dir:gsub('(.)/+$', '%1')
-  local st = core.lstat and core.lstat(dir)
-  if st and st.type ~= 'directory' and st.type ~= 'link' then
-    usage_error('run', "--log-dir '%s' is not a directory", dir)
-  elseif not st and core.mkdir then
-    local ok, merr = core.mkdir(dir, tonumber('755', 8))
-    if not ok then
-      err(('orch: warning: --log-dir: %s\n'):format(tostring(merr)))
-    end
-  end
-  return dir
-end
+M.log_dir = run_setup.log_dir
 
 local function cmd_run(opts, script, args)
   if opts.help then
@@ -763,8 +561,10 @@ local function cmd_run(opts, script, args)
   end
   check_script('run', script)
   add_script_dir(script)
-  if not contain(opts) then
-    watch()
+  local contained, relay = run_setup.contain(opts)
+  M.relay_pid = relay
+  if not contained then
+    run_setup.watch()
   end
   if core.set_subreaper then
     local ok, serr = core.set_subreaper()
@@ -772,7 +572,7 @@ local function cmd_run(opts, script, args)
       err(('orch: warning: %s\n'):format(tostring(serr)))
     end
   end
-  local tracker = setup_tracking()
+  local tracker = run_setup.setup_tracking(orch_pid)
   ropts.tracker = tracker
   -- What the watcher (if any) kills besides the process groups: orch's cgroup, and the
   -- processes tagged for the /proc scan (which the tracker may fall back to later).
