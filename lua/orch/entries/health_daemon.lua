@@ -4,8 +4,11 @@
 -- `effects.setHealth` (visible entries only, at the upstream call sites of reference 2.15) and
 -- tells its dependents when its result changes.
 --
--- Over the size guide (about 400 lines): the probe loop with its result normalisation and the
--- pushed readiness and liveness hooks are still here; they are the next pieces to move out.
+-- One file over the size guide on purpose, for now: the transition table, the probe loop (with
+-- thresholds and liveness counting) and the pushed-readiness hooks all read and write the
+-- actor's private session state (session number, dirty flags, raw and reported results, failure
+-- counts); split across modules they would read each other's private fields, which the layering
+-- rule forbids. Result normalisation, the one pure part, is the piece to move out first.
 --
 -- Transitions are serialised: notifications only mark the actor dirty and wake it; the actor
 -- task processes them one at a time, so a start requested while a stop is in progress runs
