@@ -15,6 +15,18 @@ function M.copy(t)
   return out
 end
 
+--- A deep copy of `v` (tables copied at every level; other values as they are).
+function M.deep_copy(v)
+  if type(v) ~= 'table' then
+    return v
+  end
+  local out = {}
+  for k, x in pairs(v) do
+    out[k] = M.deep_copy(x)
+  end
+  return out
+end
+
 --- A new list: `list` followed by `value`.
 function M.append(list, value)
   local out = table.move(list, 1, #list, 1, {})

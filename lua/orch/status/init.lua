@@ -41,16 +41,7 @@ local function mono_ms()
   return math.floor(os.clock() * 1000)
 end
 
-local function copy(t)
-  if type(t) ~= 'table' then
-    return t
-  end
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = copy(v)
-  end
-  return out
-end
+local copy = require('orch.runtime.util').deep_copy
 
 --- A new sink.
 -- `opts`: `writer` (an `orch.log` Writer; false for no log; default a text writer on stdout),

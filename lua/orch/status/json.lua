@@ -6,16 +6,7 @@ local log = require 'orch.log'
 
 local M = {}
 
-local function copy(t)
-  if type(t) ~= 'table' then
-    return t
-  end
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = copy(v)
-  end
-  return out
-end
+local copy = require('orch.runtime.util').deep_copy
 
 local function iso(t)
   return t and log.iso_time(t) or nil
