@@ -7,14 +7,15 @@
 --
 --     local images = require 'spec.support.images'
 --     local rootfs = images.busybox_rootfs(dir .. '/rootfs')
---     images.install(data_root, 'main', { config = { user = 'app', workdir = '/srv' } })
+--     images.busybox(data_root, 'main', { config = { user = 'app', workdir = '/srv' },
+--       files = { ['/etc/motd'] = 'hi\n' } })
 -- @module spec.support.images
 local M = {}
 
 --- The unprivileged user of the test images: name, uid, gid, home.
 M.USER = { name = 'app', uid = 1000, gid = 1000, home = '/home/app' }
 --- A supplementary group `app` is a member of.
-M.GROUP = { name = 'staff', gid = 50 }
+M.GROUP = { name = 'extra', gid = 2000 }
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -46,15 +47,33 @@ local function exists(path)
   return os.execute('test -e ' .. quote(path) .. ' -o -L ' .. quote(path))
 end
 
+-- Whether the file at `p` is a static executable (no program interpreter).
+local function is_static(p)
+  local f = io.open(p, 'rb')
+  if not f then
+    return false
+  end
+  local head = f:read(4096) or ''
+  f:close()
+  return head:sub(1, 4) == '\127ELF' and not head:find('ld%-linux')
+end
+
+--- Where Debian's busybox-static puts the binary.
+M.BUSYBOX = '/bin/busybox'
+
 --- The busybox of busybox-static (a static binary, so a root filesystem needs nothing else).
-function M.busybox()
-  for _, p in ipairs({ '/bin/busybox', '/usr/bin/busybox' }) do
-    if exists(p) and capture('file -L ' .. quote(p) .. ' 2>/dev/null; ldd ' .. quote(p)
-      .. ' 2>&1'):find('not a dynamic executable', 1, true) then
+function M.busybox_path()
+  for _, p in ipairs({ M.BUSYBOX, '/usr/bin/busybox' }) do
+    if is_static(p) then
       return p
     end
   end
   error('no static busybox: apt-get install busybox-static (make deps)')
+end
+
+--- Whether busybox-static is installed (specs that need an image are pending otherwise).
+function M.available()
+  return is_static(M.BUSYBOX) or is_static('/usr/bin/busybox')
 end
 
 local PASSWD = [[
@@ -65,18 +84,19 @@ nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 
 local GROUP = [[
 root:x:0:
-staff:x:50:app
 app:x:1000:
+extra:x:2000:app
 nogroup:x:65534:
 ]]
 
 --- Make a busybox root filesystem at `dir` (created; its parent must exist): /bin/busybox and
--- a link per applet where `busybox --list-full` puts it, /etc/passwd and /etc/group (root, app
--- 1000:1000 in the supplementary group staff 50, nobody), /root, /home/app (owned by app when
+-- a link per applet where `busybox --list-full` puts it and in /bin, /etc/passwd and /etc/group
+-- (root, app 1000:1000 in the supplementary group extra 2000, nobody), /root, /home/app (owned
+-- by app when
 -- run as root), /tmp and /var/tmp (1777), empty /proc, /dev, /sys, /run, /srv and /data.
 -- @treturn string dir
 function M.busybox_rootfs(dir)
-  local bb = M.busybox()
+  local bb = M.busybox_path()
   sh(('mkdir %s'):format(quote(dir)))
   local dirs = { 'bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'root', 'home/app', 'tmp',
     'var/tmp', 'proc', 'dev', 'sys', 'run', 'srv', 'data' }
@@ -85,15 +105,20 @@ function M.busybox_rootfs(dir)
   end
   sh('mkdir -p ' .. table.concat(dirs, ' '))
   sh(('cp %s %s/bin/busybox'):format(quote(bb), quote(dir)))
-  -- the applet links where busybox puts them, by busybox itself in one process (a link per
-  -- `ln` took 5 s under load): chrooted, in a user namespace of its own when not root
-  local chroot = is_root() and 'chroot' or 'unshare -r chroot'
-  if not os.execute(('%s %s /bin/busybox --install -s 2>/dev/null'):format(chroot,
-    quote(dir))) then
+  -- the applet links where busybox puts them, and all of them in /bin too (PATH=/bin is
+  -- enough), by busybox itself (a link per `ln` took 5 s under load): chrooted, in a user
+  -- namespace of its own when not root
+  local chroot = (is_root() and 'chroot ' or 'unshare -r chroot ') .. quote(dir)
+  if not os.execute(('%s /bin/busybox --install -s 2>/dev/null && '
+    .. '%s /bin/busybox --install -s /bin 2>/dev/null'):format(chroot, chroot)) then
     local links = {}
     for path in capture(quote(bb) .. ' --list-full'):gmatch('[^\n]+') do
       if path ~= 'bin/busybox' then
+        local name = path:match('[^/]+$')
         links[#links + 1] = ('ln -sf /bin/busybox %s'):format(quote(dir .. '/' .. path))
+        if not path:match('^bin/') then
+          links[#links + 1] = ('ln -sf /bin/busybox %s'):format(quote(dir .. '/bin/' .. name))
+        end
       end
     end
     sh(table.concat(links, ' && '))
@@ -230,7 +255,8 @@ end
 --- Install a test image straight into the data directory `root` as the image `id`, the way
 -- `orch image import` leaves one (images/<id>/rootfs and config.json), without umoci: a
 -- busybox root filesystem (`opts.python`: with python3) and the config `opts.config` (default
--- `{env = {'PATH=/usr/sbin:/usr/bin:/sbin:/bin'}}`). `opts.setup(rootfs)` may add files.
+-- `{env = {'PATH=/usr/sbin:/usr/bin:/sbin:/bin'}}`), `opts.files` (path -> text, made inside
+-- the rootfs, directories as needed); `opts.setup(rootfs)` may add more.
 -- @treturn string the image's rootfs
 function M.install(root, id, opts)
   opts = opts or {}
@@ -242,6 +268,10 @@ function M.install(root, id, opts)
   else
     M.busybox_rootfs(rootfs)
   end
+  for path, text in pairs(opts.files or {}) do
+    sh(('mkdir -p %s'):format(quote((rootfs .. path):match('^(.*)/[^/]*$'))))
+    write(rootfs .. path, text)
+  end
   if opts.setup then
     opts.setup(rootfs)
   end
@@ -250,5 +280,8 @@ function M.install(root, id, opts)
     or { env = { 'PATH=/usr/sbin:/usr/bin:/sbin:/bin' } }))
   return rootfs
 end
+
+--- `install` under its first name: the image `id` of the data directory `data`.
+M.busybox = M.install
 
 return M
