@@ -19,9 +19,7 @@ for b in /bin/busybox /usr/bin/busybox; do
     if [ -x "$b" ] && ! ldd "$b" >/dev/null 2>&1; then busybox=$b; break; fi
 done
 [ -n "$busybox" ] || { echo "build-image.sh: no static busybox (apt-get install busybox-static)" >&2; exit 1; }
-for tool in umoci; do
-    command -v $tool >/dev/null || { echo "build-image.sh: $tool is missing (apt-get install $tool)" >&2; exit 1; }
-done
+command -v umoci >/dev/null || { echo "build-image.sh: umoci is missing (apt-get install umoci)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/orch-example-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
