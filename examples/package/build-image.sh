@@ -7,7 +7,7 @@
 #   -> orch image import, which unpacks it into DATA/images/web.
 #
 # Usage: ./build-image.sh [DATA]   (default: ./data; ORCH=path/to/orch, default ../../build/bin/orch)
-# Needs busybox-static, umoci and skopeo (make deps). Not root: the applet links are made in a
+# Needs busybox-static and umoci (make deps). Not root: the applet links are made in a
 # user namespace (unshare -r) and umoci runs rootless.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
