@@ -57,6 +57,17 @@ describe('examples/package #integration', function()
     assert.matches('init%-volume | boot 2\n', r.out)
     assert.equal('2\n', R.read_file(vol .. '/boots'))
 
+    -- while it runs, its image cannot be removed (the subcontainer's overlay uses it)
+    local p = session.start({ 'run', '--no-control', '--data', data, ex .. '/main.lua', port },
+      { env = env })
+    p:wait_for('site: starting -> success', 40000, 'out', true)
+    r = R.run({ 'image', 'rm', 'web', '--data', data })
+    p:signal('TERM')
+    assert.equal(0, p:wait(20000))
+    assert.equal(1, r.code, r.out)
+    assert.matches("image 'web' is in use by a running subcontainer", r.err)
+    assert.equal('3\n', R.read_file(vol .. '/boots'))
+
     assert.is_nil(R.read_file('/proc/mounts'):find(data, 1, true))
     assert.same({}, (function()
       local left = {}
