@@ -10,7 +10,7 @@ M.BUSYBOX = '/bin/busybox'
 local APPLETS = { 'sh', 'cat', 'echo', 'ls', 'id', 'sleep', 'grep', 'ps', 'mount', 'touch',
   'mkdir', 'rm', 'pwd', 'env', 'true', 'false', 'test', 'kill', 'hostname', 'wc', 'stat',
   'head', 'tail', 'sed', 'chown', 'chmod', 'readlink', 'find', 'printf', 'tr', 'nc', 'wget',
-  'httpd', 'date' }
+  'httpd', 'date', 'setsid' }
 
 local function sh(cmd)
   local ok = os.execute(cmd)
