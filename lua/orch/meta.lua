@@ -624,8 +624,9 @@ local orch = {}
 ---@return orch.UseEntrypoint
 function orch.useEntrypoint(override) end
 
----The SDK's wrapper for main: returns `fn`, which orch calls with `ctx`.
----@generic F: fun(ctx: { effects: orch.Effects, args: string[] }): orch.Daemons
+---The SDK's wrapper for main: returns `fn`, which orch calls with `ctx` (`dataDir`: the data
+---directory of `orch run --data`, where images and volumes live).
+---@generic F: fun(ctx: { effects: orch.Effects, args: string[], dataDir: string? }): orch.Daemons
 ---@param fn F
 ---@return F
 function orch.setupMain(fn) end
