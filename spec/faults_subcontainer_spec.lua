@@ -54,10 +54,10 @@ describe('faults: SIGKILL of orch with subcontainers #integration', function()
       images.busybox(data, 'main', {})
       local m1, m2, m3 = F.unique(), F.unique(), F.unique()
       R.write_file(dir .. '/main.lua', SCRIPT:format(m1, m2, m3))
-      local args = { 'run' }
+      local args = { 'run', '--data', data }
       args[#args + 1] = case[2]
       args[#args + 1] = dir .. '/main.lua'
-      local p = session.start(args, { env = { ORCH_DATA = data } })
+      local p = session.start(args)
       p:wait_for('inside%-up', 20000)
       local marks = { 'sleep ' .. m1, 'sleep ' .. m2, 'sleep ' .. m3 }
       R.wait_until(function()
@@ -105,7 +105,7 @@ describe('subcontainers without root #integration', function()
     images.busybox(data, 'main', {})
     local m1 = F.unique()
     R.write_file(dir .. '/main.lua', SCRIPT:format(m1, F.unique(), F.unique()))
-    local p = session.start({ 'run', dir .. '/main.lua' }, { env = { ORCH_DATA = data },
+    local p = session.start({ 'run', '--data', data, dir .. '/main.lua' }, {
       prefix = 'setpriv --reuid=65534 --regid=65534 --clear-groups' })
     p:wait_for("d: failed to start: subcontainer 'k': subcontainers need root", 20000)
     assert.are.same({}, F.find('sleep ' .. m1)) -- never run on the host instead
