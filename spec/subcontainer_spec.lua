@@ -257,4 +257,74 @@ insulate('SubContainer #integration', function()
     assert.truthy(table.concat(logs, '\n'):find(
       "Daemons.dynamic: entry 'x' uses an eager SubContainer", 1, true))
   end)
+
+  it('hold() starts it and keeps it past destroy() until the last release', function()
+    H.run(function()
+      local sub = SubContainer.of(effects(), { imageId = 'main' })
+      assert.is_false(sub:running()) -- lazy
+      local release = sub:hold()
+      H.wait_until(function()
+        return sub:running()
+      end, 10000, 20, 'started by hold()')
+      local release2 = sub:hold()
+      sub:destroy()
+      assert.is_true(sub:running())
+      assert.has_error(function()
+        sub:hold()
+      end, "subcontainer 'main': it was destroyed")
+      release()
+      release() -- idempotent: one release per hold
+      assert.is_true(sub:running())
+      release2()
+      assert.is_false(sub:running())
+      assert.are.equal(1, sub.destroyCount)
+    end, 30000)
+  end)
+
+  it('Daemon.of(effects, sub, exec) with useEntrypoint() runs the image entrypoint', function()
+    local sub = SubContainer.of(effects(), { imageId = 'main' })
+    local d = orch.Daemon.of(effects(), sub, { command = orch.useEntrypoint() })
+    local chain = Daemons.of{ effects = fx }
+      :addDaemon('t', { daemon = d, ready = READY, requires = {} })
+    H.run(function()
+      chain:build()
+      H.wait_until(function()
+        return output_of(fx, 't'):find('from-entrypoint', 1, true)
+      end, 20000, 20, 'the entrypoint ran')
+      chain:term()
+    end, 40000)
+    assert.are.equal(1, sub.destroyCount)
+  end)
+
+  it('a rerun that makes the same lazy subcontainer again restarts nothing (65); '
+    .. 'other mounts restart the entry', function()
+    H.run(function()
+      local mountpoint = '/data'
+      local made = {}
+      local dyn = Daemons.dynamic(function()
+        local sub = SubContainer.of(effects(), { imageId = 'main' },
+          Mounts.of():mountVolume{ volumeId = 'v', mountpoint = mountpoint })
+        made[#made + 1] = sub
+        return Daemons.of{ effects = fx }:addDaemon('x', { subcontainer = sub,
+          exec = { command = 'exec sleep 1000' }, ready = READY, requires = {} })
+      end):build({ effects = fx })
+      H.wait_until(function()
+        return #fx.events('x', 'spawn') == 1
+      end, 20000, 20, 'x up')
+      local ev = dyn:rerun()
+      ev:wait()
+      assert.is_true(ev.value[1])
+      assert.are.equal(1, #fx.events('x', 'spawn'))
+      assert.is_false(made[2]:running()) -- never started
+      mountpoint = '/elsewhere'
+      ev = dyn:rerun()
+      ev:wait()
+      H.wait_until(function()
+        return #fx.events('x', 'spawn') == 2
+      end, 20000, 20, 'x restarted')
+      assert.are.equal(1, made[1].destroyCount) -- the old one, once its entry stopped
+      assert.is_true(made[3]:running())
+      dyn:term()
+    end, 40000)
+  end)
 end)

@@ -49,19 +49,17 @@ local function on_path(name)
   end
 end
 
---- The orch-init program: `$ORCH_INIT`, beside orch-relay (beside the orch binary), in the
+--- The orch-init program: `$ORCH_INIT`, beside the orch binary, in the
 -- build tree of the core module, or on PATH.
 function M.find_init()
   local env = os.getenv('ORCH_INIT')
   if env and env ~= '' then
     return env
   end
-  local relay = arg and arg[-2]
-  if type(relay) == 'string' then
-    local p = relay:gsub('orch%-relay$', 'orch-init')
-    if p ~= relay and core.lstat(p) then
-      return p
-    end
+  local exe = core.exepath and core.exepath()
+  local dir = exe and exe:match('^(.*)/orch$')
+  if dir and core.lstat(dir .. '/orch-init') then
+    return dir .. '/orch-init'
   end
   -- a build tree: build/lib/orch/core.so beside build/bin/orch-init
   local so = package.searchpath('orch.core', package.cpath)
