@@ -28,7 +28,6 @@ def lua_env(b):
     env = dict(os.environ)
     env['LUA_PATH'] = '%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;;' % (ROOT, ROOT, ROOT)
     env['LUA_CPATH'] = '%s/lib/?.so;;' % b.BUILD
-    env.setdefault('ORCH_INIT', os.path.join(b.BUILD, 'bin', 'orch-init'))
     return env
 
 

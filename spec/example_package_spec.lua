@@ -38,9 +38,8 @@ describe('examples/package #integration', function()
     assert.matches('valid, 3 entries %(1 oneshot, 1 daemon, 1 health check%)', c.out)
 
     local port = tostring(R.free_port())
-    local env = { ORCH_INIT = R.ORCH:gsub('/orch$', '/orch-init') }
     local r = R.run({ 'run', '--until-ready=40000', '--data', data, ex .. '/main.lua', port },
-      { env = env, timeout = 60 })
+      { timeout = 60 })
     assert.equal(0, r.code, r.out .. r.err)
     assert.matches('init%-volume | volume initialised', r.out)
     assert.matches('init%-volume | boot 1\n', r.out)
@@ -51,15 +50,14 @@ describe('examples/package #integration', function()
     assert.equal('1000', R.capture('stat -c %u ' .. R.quote(vol .. '/www')):match('%d+'))
 
     r = R.run({ 'run', '--until-ready=40000', '--data', data, ex .. '/main.lua', port },
-      { env = env, timeout = 60 })
+      { timeout = 60 })
     assert.equal(0, r.code, r.out .. r.err)
     assert.is_nil(r.out:find('volume initialised', 1, true))
     assert.matches('init%-volume | boot 2\n', r.out)
     assert.equal('2\n', R.read_file(vol .. '/boots'))
 
     -- while it runs, its image cannot be removed (the subcontainer's overlay uses it)
-    local p = session.start({ 'run', '--no-control', '--data', data, ex .. '/main.lua', port },
-      { env = env })
+    local p = session.start({ 'run', '--no-control', '--data', data, ex .. '/main.lua', port })
     p:wait_for('site: starting -> success', 40000, 'out', true)
     r = R.run({ 'image', 'rm', 'web', '--data', data })
     p:signal('TERM')
