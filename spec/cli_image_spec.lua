@@ -197,11 +197,12 @@ describe('orch image #integration', function()
       pending('mounting an overlay needs root')
       return
     end
-    local data = session.tmpdir() .. '/data'
+    local data = session.tmpdir() .. '/my data' -- a space: mountinfo shows it as \040
     assert.equal(0, image({ 'import', rootfs, 'busy' }, data).code)
     local m = session.tmpdir()
-    sh(('mkdir %s/up %s/work %s/mnt && mount -t overlay overlay -o lowerdir=%s,upperdir=%s/up,'
-      .. 'workdir=%s/work %s/mnt'):format(m, m, m, data .. '/images/busy/rootfs', m, m, m))
+    sh(('mkdir %s/up %s/work %s/mnt && mount -t overlay overlay -o %s %s/mnt'):format(m, m, m,
+      R.quote(('lowerdir=%s/images/busy/rootfs,upperdir=%s/up,workdir=%s/work'):format(data, m,
+      m)), m))
     local ok, r = pcall(image, { 'rm', 'busy' }, data)
     os.execute(('umount %s/mnt'):format(m))
     assert(ok, r)

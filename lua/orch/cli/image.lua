@@ -206,7 +206,7 @@ local function need(tool, what)
 end
 
 -- Unpack `path` (of `kind`) into the new directory `tmp`: tmp/rootfs and tmp/config.json.
-local function unpack(path, kind, ref, tmp)
+local function unpack_into(tmp, path, kind, ref)
   local what = (kind == 'dir' and 'a ' or kind == 'docker-archive' and 'a ' or 'an ')
     .. DESCRIPTION[kind]
   if kind == 'dir' then
@@ -270,7 +270,7 @@ function M.import(dd, path, id, ref)
     fail('cannot create %s: %s', tmp, mkerr)
   end
   local done, res = pcall(function()
-    local cfg = unpack(path, kind, ref, tmp)
+    local cfg = unpack_into(tmp, path, kind, ref)
     local wok, werr = datadir.write_config(tmp .. '/config.json', cfg)
     if not wok then
       fail('cannot write %s/config.json: %s', tmp, werr)
@@ -287,14 +287,19 @@ function M.import(dd, path, id, ref)
   return kind
 end
 
--- Whether a mount (of any process's mount namespace) has the image `dir` as an overlay lower
--- layer or below its mount point: a running subcontainer.
+-- Whether a mount (of any process's mount namespace) names the image directory `dir`: an
+-- overlay with it as lower layer (a running subcontainer), or a mount point below it. The pid
+-- of a process that sees such a mount, or nil.
 local function in_use(dir)
-  local pat = dir:gsub('%p', '%%%0') .. '[/:, ]'
+  -- mountinfo writes a space, tab, newline and backslash of a path as an octal escape
+  local shown = dir:gsub('[ \t\n\\]', function(c)
+    return ('\\%03o'):format(c:byte())
+  end)
+  local pat = shown:gsub('%p', '%%%0') .. '[/:,%s]'
   for _, pid in ipairs(core.readdir('/proc') or {}) do
     if pid:match('^%d+$') then
       local text = read_file('/proc/' .. pid .. '/mountinfo')
-      if text and (text .. ' '):find(pat) then
+      if text and (text .. '\n'):find(pat) then
         return pid
       end
     end
