@@ -1,8 +1,8 @@
 """bench/subcontainer.py: the `subcontainer` scenario of bench/run (its own section and table).
 
 1. create + first process + destroy of one subcontainer, median over --sub-n (50) iterations:
-   orch (bench/subcontainer.lua: SubContainer.eager, exec /bin/true, destroy, in one lua5.4
-   process on orch's library) side by side with the raw runtimes on the same busybox root
+   orch (bench/subcontainer_cycle.lua: SubContainer.eager, exec /bin/true, destroy, in one
+   lua5.4 process on orch's library) side by side with the raw runtimes on the same busybox root
    filesystem, each started from this harness: `bwrap` as orch runs it (PID, UTS and IPC
    namespaces, /proc, /dev, /sys) over a read-only bind of it (Debian 12's bwrap 0.8 has no
    --overlay: orch mounts its copy-on-write layer itself), `crun run` of an OCI bundle, and
@@ -141,10 +141,10 @@ def crun_times(b, rootfs, bundle, n):
 
 
 def orch_times(b, data, image, n):
-    r = subprocess.run(['lua5.4', os.path.join(HERE, 'subcontainer.lua'), data, image, str(n)],
-                       capture_output=True, text=True, env=lua_env(b), cwd=ROOT)
+    r = subprocess.run(['lua5.4', os.path.join(HERE, 'subcontainer_cycle.lua'), data, image,
+                        str(n)], capture_output=True, text=True, env=lua_env(b), cwd=ROOT)
     if r.returncode != 0:
-        raise RuntimeError('bench/subcontainer.lua: %s' % r.stderr.strip()[-400:])
+        raise RuntimeError('bench/subcontainer_cycle.lua: %s' % r.stderr.strip()[-400:])
     return json.loads(r.stdout)
 
 

@@ -1,7 +1,7 @@
---- bench/subcontainer.lua: what one subcontainer costs orch, run by bench/subcontainer.py under
--- lua5.4 with orch's library and core module (no `orch run` start-up in the figures).
+--- bench/subcontainer_cycle.lua: what one subcontainer costs orch, run by bench/subcontainer.py
+-- under lua5.4 with orch's library and core module (no `orch run` start-up in the figures).
 --
---   lua5.4 bench/subcontainer.lua DATA IMAGE N
+--   lua5.4 bench/subcontainer_cycle.lua DATA IMAGE N
 --
 -- N times: SubContainer.eager (the leader up, the copy-on-write layer mounted), exec of
 -- /bin/true in it (joins its namespaces, waits for the exit), destroy (the leader gone, the
