@@ -49,8 +49,8 @@ local function on_path(name)
   end
 end
 
---- The orch-init program: `$ORCH_INIT`, beside the orch binary, in the
--- build tree of the core module, or on PATH.
+--- The orch-init program: `$ORCH_INIT`, in libexec/orch or beside the orch binary, in the
+-- build tree of the core module, in /usr(/local)/libexec/orch, or on PATH.
 function M.find_init()
   local env = os.getenv('ORCH_INIT')
   if env and env ~= '' then
@@ -58,14 +58,22 @@ function M.find_init()
   end
   local exe = core.exepath and core.exepath()
   local dir = exe and exe:match('^(.*)/orch$')
-  if dir and core.lstat(dir .. '/orch-init') then
-    return dir .. '/orch-init'
+  -- installed: <prefix>/bin/orch and <prefix>/libexec/orch/orch-init; a build tree: bin/
+  for _, p in ipairs(dir and { dir .. '/../libexec/orch/orch-init', dir .. '/orch-init' } or {}) do
+    if core.lstat(p) then
+      return p
+    end
   end
   -- a build tree: build/lib/orch/core.so beside build/bin/orch-init
   local so = package.searchpath('orch.core', package.cpath)
   local p = so and so:match('^(.*)/lib/orch/core%.so$')
   if p and core.lstat(p .. '/bin/orch-init') then
     return p .. '/bin/orch-init'
+  end
+  for _, q in ipairs({ '/usr/libexec/orch/orch-init', '/usr/local/libexec/orch/orch-init' }) do
+    if core.lstat(q) then -- the library used from lua5.4
+      return q
+    end
   end
   return on_path('orch-init')
 end
