@@ -1,6 +1,8 @@
 """bench/subcontainer.py: the `subcontainer` scenario of bench/run (its own section and table).
 
-1. create + first process + destroy of one subcontainer, median over --sub-n (50) iterations:
+1. create + first process + destroy of one subcontainer, median over 50 iterations (5 rounds
+   of 10, the runtimes taking turns), and the CPU time per cycle (the runtime's processes, and
+   for orch its own process too):
    orch (bench/subcontainer_cycle.lua: SubContainer.eager, exec /bin/true, destroy, in one
    lua5.4 process on orch's library) side by side with the raw runtimes on the same busybox root
    filesystem, each started from this harness: `bwrap` as orch runs it (PID, UTS and IPC
@@ -64,9 +66,16 @@ def spawn_wait(argv):
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def time_runs(argv_of, n):
-    """Wall time (ms) of `n` runs of argv_of(i) from here, each to its exit (must be 0)."""
+def children_cpu_ms():
+    t = os.times()
+    return (t.children_user + t.children_system) * 1000
+
+
+def time_runs(argv_of, n, cpu=None):
+    """Wall time (ms) of `n` runs of argv_of(i) from here, each to its exit (must be 0); the
+    CPU time of the runs (ms per run) is appended to `cpu` when given."""
     out = []
+    c0 = children_cpu_ms()
     for i in range(n):
         argv = argv_of(i)
         t0 = time.monotonic_ns()
@@ -76,6 +85,8 @@ def time_runs(argv_of, n):
             r = subprocess.run(argv, capture_output=True, text=True)  # again, to say why
             raise RuntimeError('%s: exit %d: %s' % (' '.join(argv[:3]), code, r.stderr[-300:]))
         out.append((t1 - t0) / 1e6)
+    if cpu is not None:
+        cpu.append((children_cpu_ms() - c0) / n)
     return out
 
 
@@ -93,6 +104,7 @@ bundle, n, umount = sys.argv[1], int(sys.argv[2]), sys.argv[3] == '1'
 if umount:  # crun 1.8 refuses cgroup v1 with a v2 hierarchy beside it ("hybrid mode")
     subprocess.run(['umount', '/sys/fs/cgroup/unified'], check=True)
 out = []
+c0 = os.times()
 for i in range(n):
     argv = ['crun', '--cgroup-manager=disabled', 'run', '--bundle', bundle,
             'orch-bench-%d-%d' % (os.getpid(), i)]
@@ -108,7 +120,9 @@ for i in range(n):
         r = subprocess.run(argv, capture_output=True, text=True)
         sys.exit('crun: exit %d: %s' % (code, r.stderr[-300:]))
     out.append((t1 - t0) / 1e6)
-print(json.dumps(out))
+c1 = os.times()
+cpu = (c1.children_user + c1.children_system - c0.children_user - c0.children_system) * 1000 / n
+print(json.dumps({'ms': out, 'cpu_ms': cpu}))
 '''
 
 
@@ -137,7 +151,7 @@ def crun_times(b, rootfs, bundle, n):
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(r.stderr.strip()[-400:])
-    return json.loads(r.stdout)
+    return json.loads(r.stdout)  # {ms: [...], cpu_ms: per run}
 
 
 def orch_times(b, data, image, n):
@@ -217,38 +231,62 @@ def run(b, ctx, quick):
     data = os.path.join(base, 'data')
     image = 'bench'
     rootfs = make_image(b, data, image)
-    cols = {}
-    b.log('subcontainer: create + /bin/true + destroy, %d times each' % n)
-    try:
-        res = orch_times(b, data, image, n)
-        cols['orch'] = res['total']
-        for step in ('create', 'exec', 'destroy'):
-            ctx.record(scenario='subcontainer', variant='cycle', tool='orch', step=step,
-                       values=res[step])
-        cols['orch steps'] = res
-    except Exception as e:
-        b.log('subcontainer orch failed: %s' % e)
-        ctx.record(scenario='subcontainer', tool='orch', error=str(e))
-    finally:
-        ctx.cleanup()
-    try:
-        cols['bwrap'] = time_runs(lambda i: bwrap_argv(rootfs), n)
-    except Exception as e:
-        b.log('subcontainer bwrap failed: %s' % e)
-        ctx.record(scenario='subcontainer', tool='bwrap', error=str(e))
-    finally:
-        ctx.cleanup()
-    if shutil.which('crun'):
+    # Rounds of n/ROUNDS runs, the runtimes taking turns: a burst of load on this shared
+    # machine then hits each of them alike. CPU is summed over the rounds.
+    rounds = 2 if quick else 5
+    per = n // rounds
+    cols = {'orch': [], 'bwrap': [], 'crun run': []}
+    cpu_sum = {k: 0.0 for k in cols}
+    steps = {'create': [], 'exec': [], 'destroy': []}
+    failed = set()
+    have_crun = shutil.which('crun') is not None
+
+    def attempt(tool, fn):
+        if tool in failed:
+            return
         try:
-            cols['crun run'] = crun_times(b, rootfs, os.path.join(base, 'bundle'), n)
+            vs, c = fn()
+            cols[tool] += vs
+            cpu_sum[tool] += c * len(vs)
         except Exception as e:
-            b.log('subcontainer crun failed: %s' % e)
-            ctx.record(scenario='subcontainer', tool='crun', error=str(e))
+            b.log('subcontainer %s failed: %s' % (tool, e))
+            ctx.record(scenario='subcontainer', tool=tool, error=str(e))
+            failed.add(tool)
         finally:
             ctx.cleanup()
+
+    def orch_round():
+        res = orch_times(b, data, image, per)
+        for k in steps:
+            steps[k] += res[k]
+        return res['total'], res['cpu_ms']
+
+    def bwrap_round():
+        c = []
+        vs = time_runs(lambda i: bwrap_argv(rootfs), per, c)
+        return vs, c[0]
+
+    def crun_round():
+        r = crun_times(b, rootfs, os.path.join(base, 'bundle'), per)
+        return r['ms'], r['cpu_ms']
+
+    b.log('subcontainer: create + /bin/true + destroy, %d times each, in %d rounds'
+          % (n, rounds))
+    for _ in range(rounds):
+        attempt('orch', orch_round)
+        attempt('bwrap', bwrap_round)
+        if have_crun:
+            attempt('crun run', crun_round)
+    cpu = {k: cpu_sum[k] / len(v) for k, v in cols.items() if v}
+    cols = {k: v for k, v in cols.items() if v}
+    for step, vs in steps.items():
+        ctx.record(scenario='subcontainer', variant='cycle', tool='orch', step=step, values=vs)
+    if steps['create']:
+        cols['orch steps'] = steps
     for tool, vs in cols.items():
         if tool != 'orch steps':
-            ctx.record(scenario='subcontainer', variant='cycle', tool=tool, values=vs)
+            ctx.record(scenario='subcontainer', variant='cycle', tool=tool, values=vs,
+                       cpu_ms=cpu.get(tool))
     b.log('subcontainer: %d daemons, each in its own subcontainer' % many)
     mres = []
     for r in range(1 if quick else 3):
@@ -265,14 +303,18 @@ def run(b, ctx, quick):
 
     out = ['Subcontainers: create + first process (/bin/true) + destroy, ms, median (min-max) '
            'of %d; the same busybox root filesystem for all.' % n, '',
-           '| runtime | ms | orch / it |', '|---|---|---|']
+           '| runtime | wall ms | orch / it | CPU ms per cycle | orch / it |',
+           '|---|---|---|---|---|']
     orch_med = statistics.median(cols['orch']) if cols.get('orch') else None
     for tool in ('orch', 'bwrap', 'crun run'):
         vs = cols.get(tool)
         ratio = b.ratio(orch_med, statistics.median(vs)) if vs and tool != 'orch' else ''
-        out.append('| %s | %s | %s |' % (tool, fmt_cell(b, vs or []), ratio))
+        c = cpu.get(tool)
+        cratio = b.ratio(cpu.get('orch'), c) if c is not None and tool != 'orch' else ''
+        out.append('| %s | %s | %s | %s | %s |' % (tool, fmt_cell(b, vs or []), ratio,
+                                                   b.fmt(c) if c is not None else '-', cratio))
     note = podman_note()
-    out.append('| podman run --rm | - | %s |' % (note or 'not measured'))
+    out.append('| podman run --rm | - | %s | - | |' % (note or 'not measured'))
     steps = cols.get('orch steps')
     if steps:
         out.append('')
