@@ -104,6 +104,32 @@ describe('subcontainers without root #integration', function()
     return
   end
 
+  it('an image user other than root is refused with a clear error', function()
+    local dir = session.tmpdir()
+    local data = dir .. '/data'
+    images.busybox(data, 'main', { config = { user = 'app' } })
+    os.execute('chown -R 65534:65534 ' .. R.quote(dir))
+    local script = ([[
+package.path = '%s/lua/?.lua;%s/lua/?/init.lua;' .. package.path
+package.cpath = '%s/build/lib/?.so;' .. package.cpath
+local sched = require 'orch.runtime.sched'
+local SubContainer = require 'orch.subcontainer'
+sched.run(function()
+  local sub = SubContainer.of({ dataDir = '%s' }, { imageId = 'main' })
+  local ok, err = pcall(sub.exec, sub, { 'id', '-u' })
+  print(ok, err)
+  print(sub:exec({ 'id', '-u' }, { user = 'root' }).stdout)
+  sub:destroy()
+end, { timeout = 20000 })
+]]):format(R.ROOT, R.ROOT, R.ROOT, data)
+    R.write_file(dir .. '/t.lua', script)
+    local out = R.capture(('cd /tmp && setpriv --reuid=65534 --regid=65534 --clear-groups '
+      .. 'lua5.4 %s 2>&1'):format(R.quote(dir .. '/t.lua')))
+    assert.matches("false\tsubcontainer 'main': user 'app' %(uid 1000%): without root orch maps "
+      .. "only uid 0 %(you%) into a subcontainer; run orch as root, or set user = 'root'\n0\n",
+      out)
+  end)
+
   it('run in a user namespace (uid 0 inside is the user); SIGKILL leaves nothing', function()
     local dir = session.tmpdir()
     local data = dir .. '/data'
