@@ -252,7 +252,7 @@ function M.render(model, opts, loss)
         vols[#vols + 1] = map('type', 'volume', 'source', vname, 'target', m.mountpoint,
           'read_only', m.readonly or nil)
       else
-        loss:add(e.id, 'subcontainer.mounts', ('a %s mount at %s becomes an anonymous '
+        loss:add(e.id, 'subcontainer.mounts', ('the %s mount at %s becomes an anonymous '
           .. 'volume'):format(tostring(m.type), tostring(m.mountpoint)))
         vols[#vols + 1] = map('type', 'volume', 'target', m.mountpoint,
           'read_only', m.readonly or nil)

@@ -288,7 +288,7 @@ function M.render(model, opts, loss)
         vname = names.dns1123(('%s-%s'):format(m.type or 'mount', m.packageId or m.volumeId
           or cnames[e.id]))
         source_kind, source = 'emptyDir', map()
-        loss:add(e.id, 'subcontainer.mounts', ("a %s mount at %s becomes an empty "
+        loss:add(e.id, 'subcontainer.mounts', ("the %s mount at %s becomes an empty "
           .. 'emptyDir'):format(tostring(m.type), tostring(m.mountpoint)))
       end
       if not seen_vol[vname] then

@@ -234,7 +234,8 @@ function M.decode(text)
   end
 
   function parse_block(indent)
-    local l, ind, body = peek()
+    local ind
+    local l, _, body = peek()
     if not l then
       return nil
     end
