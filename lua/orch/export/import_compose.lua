@@ -248,7 +248,7 @@ function M.translate(text, file, loss)
   local out = {
     ('-- main.lua imported by `orch import compose` from %s'):format(file:match('[^/]*$')),
     "local orch = require 'orch'",
-    'local healthCheck, trigger = orch.healthCheck, orch.trigger',
+    false, -- the helpers' line, when a healthcheck uses them
     '',
     'return orch.Daemons.of{}',
   }
@@ -447,6 +447,7 @@ function M.translate(text, file, loss)
         local timeout = M.duration(hc.timeout) or d.timeout
         local start = M.duration(hc.start_period) or d.start_period
         local visible = ids.valid_health_id(name)
+        out[3] = 'local healthCheck, trigger = orch.healthCheck, orch.trigger'
         w('    ready = {')
         w(('      display = %s,'):format(visible and lua_string(name) or 'false'))
         w('      fn = function()')
@@ -500,6 +501,9 @@ function M.translate(text, file, loss)
     end
     w(('    requires = { %s },'):format(table.concat(req, ', ')):gsub('{  }', '{}'))
     w('  })')
+  end
+  if not out[3] then
+    table.remove(out, 3)
   end
   return table.concat(out, '\n') .. '\n'
 end
