@@ -14,7 +14,7 @@ local function graph(seed)
   math.randomseed(seed)
   local n = math.random(2, 9)
   local lines = { "local orch = require 'orch'", 'return orch.Daemons.of{}' }
-  local ids, kinds, edges = {}, {}, {}
+  local ids, edges = {}, {}
   for i = 1, n do
     local kind = ({ 'daemon', 'daemon', 'oneshot', 'health' })[math.random(4)]
     if i == 1 and kind == 'health' then
@@ -45,7 +45,7 @@ local function graph(seed)
       lines[#lines + 1] = ('  :addHealthCheck(%q, { %s requires = %s })'):format(id, ready,
         requires)
     end
-    ids[i], kinds[i] = id, kind
+    ids[i] = id
   end
   return table.concat(lines, '\n') .. '\n', ids, edges
 end
