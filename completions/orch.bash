@@ -19,6 +19,20 @@ _orch_ids()
     grep -o '"id":"[^"\\]*"' <<<"$json" | sed 's/^"id":"//; s/"$//'
 }
 
+# The image ids of the data directory the words on the command line designate.
+_orch_images()
+{
+    local i data=()
+    for ((i = 2; i < ${#COMP_WORDS[@]}; i++)); do
+        case ${COMP_WORDS[i]} in
+            --data | --name) [[ $i -lt $COMP_CWORD ]] && data+=("${COMP_WORDS[i]}" "${COMP_WORDS[i + 1]}") ;;
+            --data=* | --name=*) data+=("${COMP_WORDS[i]}") ;;
+        esac
+    done
+    timeout 2 "${COMP_WORDS[0]}" image ls --json "${data[@]}" 2>/dev/null |
+        grep -o '"id":"[^"\\]*"' | sed 's/^"id":"//; s/"$//'
+}
+
 # The names of the orchs whose control sockets are in the default directory.
 _orch_names()
 {
@@ -41,9 +55,10 @@ _orch_options()
     local o
     case $1 in
         run) o="--until-ready --log-format --no-color --color --timestamps --status-file
-            --log-lines --log-dir --no-contain --name --control --no-control --watch --ui -h
-            --help" ;;
-        check) o="-h --help" ;;
+            --log-lines --log-dir --no-contain --name --control --no-control --watch --ui --data
+            -h --help" ;;
+        check) o="--data --name -h --help" ;;
+        image) o="--ref --json --data --name -h --help" ;;
         graph) o="--format -h --help" ;;
         export) o="-o --output --strict --name --registry --host-image --orch-image --orch -h
             --help" ;;
@@ -66,8 +81,8 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph export import probe status logs stop start restart signal
-        shutdown reload ui'
+    local commands='run check graph export import probe image status logs stop start restart
+        signal shutdown reload ui'
     COMPREPLY=()
 
     # The value of an option that takes one.
@@ -79,8 +94,9 @@ _orch()
         --name) mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur"); return ;;
         -n | --lines) mapfile -t COMPREPLY < <(compgen -W 'all 10 100 1000' -- "$cur"); return ;;
         --log-lines | --since) return ;;
-        --log-dir) compopt -o dirnames 2>/dev/null
+        --log-dir | --data) compopt -o dirnames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+        --ref) return ;;
     esac
 
     # The command, and the positional arguments before the current word.
@@ -89,7 +105,8 @@ _orch()
         word=${COMP_WORDS[i]}
         case $word in
             --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
-                | --log-dir | --since | -o | --output | --registry | --host-image | --orch)
+                | --log-dir | --since | --data | --ref | -o | --output | --registry | --host-image \
+                | --orch)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;
@@ -131,6 +148,23 @@ _orch()
             [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         ui) [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur") ;;
+        image)
+            local sub=''
+            for ((i = 2; i < COMP_CWORD; i++)); do
+                case ${COMP_WORDS[i]} in
+                    --data | --name | --ref) ((i++)) ;;
+                    -*) ;;
+                    *) sub=${COMP_WORDS[i]}; break ;;
+                esac
+            done
+            if [[ $npos -eq 0 ]]; then
+                mapfile -t COMPREPLY < <(compgen -W 'import ls rm' -- "$cur")
+            elif [[ $sub == import && $npos -eq 1 ]]; then
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            elif [[ $sub == rm ]]; then
+                mapfile -t COMPREPLY < <(compgen -W "$(_orch_images)" -- "$cur")
+            fi ;;
         signal)
             if [[ $npos -eq 0 ]]; then
                 mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur")

@@ -121,7 +121,11 @@ describe('lua/orch/meta.lua', function()
         daemons_public[#daemons_public + 1] = k
       end
       local cases = {
-        { 'orch', public(orch), { 'Daemons', 'Daemon', 'healthCheck', 'trigger' } },
+        { 'orch', public(orch), { 'Daemons', 'Daemon', 'healthCheck', 'trigger',
+          'SubContainer', 'Mounts' } },
+        { 'orch.SubContainerModule', public(orch.SubContainer) },
+        { 'orch.SubContainer', public(orch.SubContainer.SubContainer) },
+        { 'orch.MountsModule', public(orch.Mounts) },
         { 'orch.healthCheck', public(orch.healthCheck) },
         { 'orch.trigger', public(orch.trigger), nil, { fast_delay = true } },
         -- entry_changed: the entries' observer callback, not for scripts

@@ -241,6 +241,19 @@ static int core_active_count(lua_State *L)
   return 1;
 }
 
+/* core.exepath() -> path of the running program (orch, or the Lua interpreter), or nil: where
+ * its companions (orch-init) are installed.   [-0, +1, m] */
+static int core_exepath(lua_State *L)
+{
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, exe, len);
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
   { "run", core_run },
   { "stop", core_stop },
@@ -253,6 +266,7 @@ static const luaL_Reg core_funcs[] = {
   { "getpid", core_getpid },
   { "getuid", core_getuid },
   { "active_count", core_active_count },
+  { "exepath", core_exepath },
   { NULL, NULL },
 };
 

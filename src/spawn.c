@@ -25,6 +25,8 @@
 
 #include <uv.h>
 
+#include "spawn_ns.h"
+
 #if defined(__has_include)
 #if __has_include(<linux/sched.h>)
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
@@ -45,6 +47,9 @@ enum stage {
   ST_MOUNT,
   ST_CGROUP,
   ST_RLIMIT,
+  ST_JOIN,
+  ST_OVERLAY,
+  ST_CAPS,
   ST_EXEC
 };
 
@@ -71,7 +76,7 @@ int orch_spawn_resolve(orch_spawn_req *req, const char **detail)
   req->stage = "exec";
   if (name[0] == '\0')
     return UV_ENOENT;
-  if (strchr(name, '/') != NULL) {
+  if (strchr(name, '/') != NULL || req->join_pid != 0) { /* joined: looked up inside */
     req->file = strdup(name);
     return req->file ? 0 : UV_ENOMEM;
   }
@@ -149,6 +154,10 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
     child_fail(report_fd, ST_CGROUP);
   if (req->setsid && setsid() < 0)
     child_fail(report_fd, ST_SETSID);
+  if (orch_spawn_ns_join(req) != 0) /* a subcontainer's process: into its namespaces */
+    child_fail(report_fd, ST_JOIN);
+  if (orch_spawn_ns_overlay(req) != 0) /* a subcontainer's leader: its root, privately */
+    child_fail(report_fd, ST_OVERLAY);
   if (req->pidns) { /* PID 1 of a new namespace: give it a /proc of its own */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
@@ -170,6 +179,8 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
     if (setrlimit(RLIMIT_CORE, &r) != 0)
       child_fail(report_fd, ST_RLIMIT);
   }
+  if (orch_spawn_ns_caps(req) != 0)
+    child_fail(report_fd, ST_CAPS);
   if (req->set_user) {
     if (syscall(SYS_setgroups, (size_t)req->ngroups, req->groups) != 0 && errno != EPERM)
       child_fail(report_fd, ST_GROUPS);
@@ -183,7 +194,8 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
     child_fail(report_fd, ST_CHDIR);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
     child_fail(report_fd, ST_PDEATH);
-  if (!req->pidns && getppid() != a->parent) /* orch died before the prctl took effect */
+  /* orch died before the prctl took effect (in another PID namespace the parent is 0) */
+  if (!req->pidns && !req->join_pid && getppid() != a->parent)
     _exit(127);
   if (req->host_proc_fd >= 0) /* orch is contained: tell it the pid the host sees */
     report_host_pid(req->host_proc_fd, report_fd);
@@ -193,7 +205,10 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
       close(fd);
   syscall(SYS_close_range, (unsigned)report_fd + 1, ~0U, 0U);
   sigprocmask(SIG_SETMASK, a->unblocked, NULL);
-  execve(req->file, req->argv, req->envp ? req->envp : environ);
+  if (req->join_pid != 0) /* the program is found inside the subcontainer */
+    orch_spawn_ns_exec(req, req->envp ? req->envp : environ);
+  else
+    execve(req->file, req->argv, req->envp ? req->envp : environ);
   child_fail(report_fd, ST_EXEC);
 }
 
@@ -201,9 +216,11 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
 static const char *stage_name(int stage)
 {
   static const char *const NAMES[] = {
-    [ST_SETSID] = "setsid", [ST_STDIO] = "stdio",   [ST_CHDIR] = "cwd",    [ST_GROUPS] = "user",
-    [ST_GID] = "user",      [ST_UID] = "user",      [ST_PDEATH] = "prctl", [ST_MOUNT] = "pidns",
-    [ST_CGROUP] = "cgroup", [ST_RLIMIT] = "rlimit", [ST_EXEC] = "exec"
+    [ST_SETSID] = "setsid",     [ST_STDIO] = "stdio",       [ST_CHDIR] = "cwd",
+    [ST_GROUPS] = "user",       [ST_GID] = "user",          [ST_UID] = "user",
+    [ST_PDEATH] = "prctl",      [ST_MOUNT] = "pidns",       [ST_CGROUP] = "cgroup",
+    [ST_RLIMIT] = "rlimit",     [ST_JOIN] = "subcontainer", [ST_OVERLAY] = "subcontainer",
+    [ST_CAPS] = "subcontainer", [ST_EXEC] = "exec"
   };
   return stage > 0 && stage <= ST_EXEC && NAMES[stage] ? NAMES[stage] : "exec";
 }
@@ -235,7 +252,13 @@ static const char *stage_text(orch_spawn_req *req, int stage, int err)
 {
   switch (stage) {
   case ST_EXEC:
-    return err == ENOENT ? bad_interpreter(req) : NULL;
+    return err == ENOENT && !req->join_pid ? bad_interpreter(req) : NULL;
+  case ST_JOIN:
+    return "enter the subcontainer's namespaces";
+  case ST_OVERLAY:
+    return "mount the subcontainer's overlay root";
+  case ST_CAPS:
+    return "drop capabilities (PR_CAPBSET_DROP)";
   case ST_SETSID:
     return "setsid";
   case ST_STDIO:
@@ -376,6 +399,11 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
 {
   int fds[2];
   *detail = NULL;
+  int nerr = orch_spawn_ns_open(req, detail);
+  if (nerr < 0) {
+    req->stage = "subcontainer";
+    return nerr;
+  }
   req->stdin_fd = req->child_fd[0] >= 0 ? req->child_fd[0] : shared_devnull();
   if (req->stdin_fd < 0)
     return uv_translate_sys_error(errno);
@@ -389,10 +417,20 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   pid_t parent = getpid();
   pid_t pid = -1;
   child_args ca = { req, fds[1], parent, &unblocked };
+  if (orch_spawn_ns_enter_pid(req) != 0) {
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(fds[0]);
+    close(fds[1]);
+    *detail = "enter the subcontainer's PID namespace";
+    req->stage = "subcontainer";
+    return uv_translate_sys_error(e);
+  }
   int in_cgroup = start_in_cgroup(req, &ca, &pid);
   if (!in_cgroup) {
     int err = open_cgroup_procs(req); /* the child joins by a write */
     if (err < 0) {
+      orch_spawn_ns_leave_pid(req);
       pthread_sigmask(SIG_SETMASK, &old, NULL);
       close(fds[0]);
       close(fds[1]);
@@ -407,6 +445,7 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   if (pid == 0)
     child_main(&ca, in_cgroup);
   int fork_errno = errno;
+  orch_spawn_ns_leave_pid(req);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(fds[1]);
   if (pid < 0) {

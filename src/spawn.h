@@ -27,10 +27,22 @@ typedef struct orch_spawn_req {
   int cgroup_dir_fd;  /* the cgroup the child starts in (v2: born in it, clone3), or -1 */
   int cgroup_fd;      /* internal: its cgroup.procs when the child joins by a write, or -1 */
   const char *cgroup; /* that cgroup's directory (borrowed), for error messages */
-  pid_t pid;          /* out: the child */
-  pid_t host_pid;     /* out: the child as the host sees it (== pid unless contained) */
-  char detail[160];   /* out: what failed, e.g. "cwd '/nope'" */
-  const char *stage;  /* out: the step that failed, a static name: "exec", "cwd", "cgroup", ... */
+  /* Subcontainers (spawn_ns.c). All fds -1 when unused; opened by orch_spawn_ns_read. */
+  int join_ns_fd[4]; /* user, mnt, uts, ipc namespaces of a leader the child enters */
+  int join_pidns_fd; /* the leader's PID namespace: the child is born in it */
+  int own_pidns_fd;  /* ours, to restore pid_for_children after the clone */
+  int set_caps;      /* drop every capability not in cap_keep from the bounding set */
+  unsigned long long cap_keep;
+  pid_t join_pid;         /* the leader (0: none), in orch's PID namespace */
+  const char *ovl_tmp;    /* leader: a private mount namespace with a tmpfs here (borrowed) ... */
+  const char *ovl_lower;  /* ... an overlay of this directory (borrowed) ... */
+  char *ovl_dirs[3];      /* ... with its upper, work and root directories in it (malloc'd) */
+  char *ovl_data;         /* its mount options (malloc'd) */
+  const char *stdin_file; /* the child's stdin: this file, read-only (borrowed) */
+  pid_t pid;              /* out: the child */
+  pid_t host_pid;         /* out: the child as the host sees it (== pid unless contained) */
+  char detail[160];       /* out: what failed, e.g. "cwd '/nope'" */
+  const char *stage; /* out: the step that failed, a static name: "exec", "cwd", "cgroup", ... */
 } orch_spawn_req;
 
 /* Resolve argv[0] against PATH into req->file. 0 or a negative UV_E* code. */

@@ -16,6 +16,8 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "spawn_ns.h"
+
 const char *const ORCH_STDIO_MODES[] = { "inherit", "ignore", NULL };
 
 /* A NULL-terminated array of n + 1 pointers in a userdata left on the stack: collected with
@@ -125,6 +127,17 @@ static void read_user(lua_State *L, int opts, orch_spawn_req *req)
   req->uid = (uid_t)uid;
   req->gid = (gid_t)(gid >= 0 ? gid : uid);
   req->set_user = 1;
+  lua_getfield(L, opts, "groups"); /* explicit gids (a subcontainer's, from its /etc/group) */
+  if (name == NULL && lua_istable(L, -1)) {
+    lua_Integer n = luaL_len(L, -1);
+    req->groups = n > 0 && n <= 65536 ? malloc(sizeof(gid_t) * (size_t)n) : NULL;
+    for (lua_Integer i = 1; req->groups && i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      req->groups[req->ngroups++] = (gid_t)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
   if (name == NULL)
     return;
   for (int n = 32;;) {
@@ -171,8 +184,65 @@ static void read_rlimits(lua_State *L, int opts, orch_spawn_req *req)
   lua_pop(L, 1);
 }
 
+/* A string option without NUL bytes (borrowed from the options table), or NULL. [-0, +0, v] */
+static const char *opt_string(lua_State *L, int t, const char *field, const char *what)
+{
+  lua_getfield(L, t, field);
+  size_t len;
+  const char *s = lua_isnil(L, -1) ? NULL : lua_tolstring(L, -1, &len);
+  if (!lua_isnil(L, -1) && (s == NULL || strlen(s) != len))
+    luaL_error(L, "bad option '%s' to 'spawn' (a string without NUL bytes expected)", what);
+  lua_pop(L, 1);
+  return s;
+}
+
+/* Subcontainer options (spawn_ns.c): join, caps, overlay, stdin_file.   [-0, +0, v] */
+static void read_ns(lua_State *L, int opts, orch_spawn_req *req)
+{
+  for (int i = 0; i < 4; i++)
+    req->join_ns_fd[i] = -1;
+  req->join_pidns_fd = req->own_pidns_fd = -1;
+  lua_getfield(L, opts, "join");
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    lua_Integer pid = lua_tointegerx(L, -1, &ok);
+    if (!ok || pid <= 0 || pid > 0x3fffffff)
+      luaL_error(L, "bad option 'join' to 'spawn' (a pid expected)");
+    req->join_pid = (pid_t)pid;
+  }
+  lua_getfield(L, opts, "caps");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    req->set_caps = 1;
+    for (lua_Integer i = 1, n = luaL_len(L, -1); i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      int ok;
+      lua_Integer cap = lua_tointegerx(L, -1, &ok);
+      if (!ok || cap < 0 || cap > 63)
+        luaL_error(L, "bad option 'caps' to 'spawn' (capability numbers from 0 to 63 expected)");
+      req->cap_keep |= 1ULL << cap;
+      lua_pop(L, 1);
+    }
+  }
+  req->stdin_file = opt_string(L, opts, "stdin_file", "stdin_file");
+  lua_getfield(L, opts, "overlay");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int t = lua_gettop(L);
+    req->ovl_tmp = opt_string(L, t, "tmp", "overlay.tmp");
+    req->ovl_lower = opt_string(L, t, "lower", "overlay.lower");
+    if (req->ovl_tmp == NULL || req->ovl_lower == NULL)
+      luaL_error(L, "bad option 'overlay' to 'spawn' ({tmp = dir, lower = dir} expected)");
+    if (strpbrk(req->ovl_lower, ",:\\") != NULL)
+      luaL_error(L, "bad option 'overlay.lower' to 'spawn' (',', ':' and '\\' cannot be "
+                    "passed to overlayfs)");
+  }
+  lua_pop(L, 3);
+}
+
 void orch_spawn_opts_read(lua_State *L, orch_spawn_req *req)
 {
+  read_ns(L, 2, req);
   for (int i = 0; i < 2; i++) {
     lua_getfield(L, 2, i ? "stderr" : "stdout");
     if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
@@ -221,6 +291,7 @@ int orch_spawn_stdio(lua_State *L, int opts, const char *field, int *ref, int *c
 
 void orch_spawn_req_free(orch_spawn_req *req)
 {
+  orch_spawn_ns_free(req);
   if (req->cgroup_fd >= 0)
     close(req->cgroup_fd);
   req->cgroup_fd = -1;

@@ -14,6 +14,7 @@
 local LAYERS = {
   { 'core', { 'core' } },
   { 'runtime', { 'sched', 'process', 'track', 'notify', 'util', 'json', 'time' } },
+  { 'subcontainer', {} },
   { 'entries', { 'daemon', 'health_daemon', 'trigger', 'health' } },
   { 'graph', { 'daemons', 'validate', 'locate' } },
   { 'outside', { 'log', 'status', 'control', 'cli', 'init', 'export' } },

@@ -2,8 +2,8 @@
 -- program name and returns the exit status: 0 clean, 1 runtime failure (script error, timeout,
 -- forced shutdown), 2 usage error. It dispatches to the commands, one module each under
 -- orch.cli: `run` (orch.cli.run), `check` and `graph` (orch.cli.check), the control commands
--- (orch.cli.remote, and `ui`: orch.cli.ui); orch.cli.args parses the options, orch.cli.usage
--- holds the help and orch.cli.evaluate loads main.lua.
+-- (orch.cli.remote, and `ui`: orch.cli.ui), `image` (orch.cli.image); orch.cli.args parses the
+-- options, orch.cli.usage holds the help and orch.cli.evaluate loads main.lua.
 -- @module orch.cli
 local core = require 'orch.core'
 local USAGE = require 'orch.cli.usage'
@@ -97,6 +97,8 @@ function M.main(args)
         return 0
       end
       return CONTROL_COMMANDS[cmd](copts, pos)
+    elseif cmd == 'image' then -- subcommands, options anywhere (orch.cli.image)
+      return require('orch.cli.image').main(args, start)
     end
     if not COMMANDS[cmd] then
       if first:match('%.lua$') and not first:match('^%-') then

@@ -1,5 +1,6 @@
 --- orch: the SDK table returned by `require 'orch'`.
--- `Daemons`, `Daemon`, `healthCheck`, `trigger`, `useEntrypoint`, `setupMain`, and the task
+-- `Daemons`, `Daemon`, `healthCheck`, `trigger`, `SubContainer`, `Mounts`, `useEntrypoint`,
+-- `setupMain`, and the task
 -- primitives a main.lua may use at top level or inside callbacks (`sleep`, `spawn`, `exec`,
 -- `run`, `now`, `ABORTED`).
 -- @module orch
@@ -18,6 +19,12 @@ M.healthCheck = require 'orch.entries.health'
 --- Triggers (`defaultTrigger`, `cooldownTrigger`, `statusTrigger`, `changeOnFirstSuccess`,
 -- `lastStatus`, `successFailure`).
 M.trigger = require 'orch.entries.trigger'
+
+--- Subcontainers (`SubContainer.of(effects, {imageId =, sharedRun =}, mounts, name)`, `eager`):
+-- an image's root filesystem with its own namespaces, in which entries and `exec` run.
+M.SubContainer = require 'orch.subcontainer'
+--- The mounts of a subcontainer (`Mounts.of():mountVolume{...}:mountAssets{...}`).
+M.Mounts = require 'orch.subcontainer.mounts'
 
 --- A command taken from the subcontainer's image metadata: `entrypoint` followed by `override`
 -- (or else the image's `cmd`).

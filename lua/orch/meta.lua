@@ -31,7 +31,8 @@
 ---@alias orch.Command string|string[]|orch.UseEntrypoint a string runs under /bin/sh -c
 
 ---Image metadata: defaults for the process and the command of `useEntrypoint`. A table with a
----metatable is a provider object (not checked; its `destroy` method is called after use).
+---metatable is a provider object such as `orch.SubContainer.of(...)` (not checked; its
+---`destroy` method is called after use).
 ---@class orch.Subcontainer
 ---@field image? any descriptive only
 ---@field name? any descriptive only
@@ -434,6 +435,180 @@ function Task:finished() end
 
 function Task:cancel() end
 
+---A mount of a subcontainer, as `Mounts:build()` and `SubContainer:describe()` give it.
+---@class orch.MountDescriptor
+---@field type 'volume'|'assets'|'dependency'|'backup'
+---@field volumeId? string
+---@field packageId? string
+---@field subpath? string
+---@field mountpoint string absolute path inside the subcontainer
+---@field readonly boolean enforced (a read-only bind)
+---@field filetype 'file'|'directory'|'infer'
+
+---@class orch.MountOptions
+---@field volumeId? string volume and dependency mounts: `<data>/volumes/<volumeId>`
+---@field packageId? string dependency mounts: the data directory of that orch, beside ours
+---@field subpath? string a path under the source
+---@field mountpoint string absolute path inside the subcontainer
+---@field readonly? boolean default false (dependency: true; assets: always)
+---@field filetype? 'file'|'directory'|'infer' default 'directory'; a missing source is made so
+
+---@class orch.MountsModule
+local Mounts = {}
+
+---A new, empty mount list.
+---@return orch.MountsBuilder
+function Mounts.of() end
+
+---Whether `v` is a Mounts builder.
+---@return boolean
+function Mounts.is(v) end
+
+---The bwrap arguments binding `list` from a data directory (used by orch.subcontainer).
+---@return string[]|nil, string|nil
+function Mounts.bind_args(list, data) end
+
+---@class orch.MountsBuilder
+local MountsBuilder = {}
+
+---@param o orch.MountOptions
+---@return orch.MountsBuilder
+function MountsBuilder:mountVolume(o) end
+
+---@param o orch.MountOptions
+---@return orch.MountsBuilder
+function MountsBuilder:mountAssets(o) end
+
+---@param o orch.MountOptions
+---@return orch.MountsBuilder
+function MountsBuilder:mountDependency(o) end
+
+---@param o orch.MountOptions
+---@return orch.MountsBuilder
+function MountsBuilder:mountBackups(o) end
+
+---@return orch.MountDescriptor[]
+function MountsBuilder:build() end
+
+---@class orch.SubContainerOptions
+---@field imageId string an image of the data directory (`orch image import`)
+---@field sharedRun? boolean bind the host's /run (default false)
+
+---`sub:describe()`: what a subcontainer is (its identity for a reload).
+---@class orch.SubContainerDescription
+---@field imageId string
+---@field name? string
+---@field sharedRun boolean
+---@field mounts orch.MountDescriptor[]
+
+---@class orch.SubExecOptions
+---@field env? table<string, string|false> over the image's env
+---@field user? string|integer default: the image's user, else root
+---@field cwd? string default: the image's workdir, else /
+---@field stdout? 'inherit'|'ignore'|fun(chunk: string|nil) spawn/launch only
+---@field stderr? 'inherit'|'ignore'|fun(chunk: string|nil) spawn/launch only
+---@field sigterm_timeout? integer spawn/launch only (ms)
+
+---@class orch.SubExecResult
+---@field exitCode integer|nil
+---@field exitSignal string|nil e.g. 'SIGKILL' after timeoutMs
+---@field stdout string
+---@field stderr string
+
+---@class orch.SubContainerModule
+local SubContainerModule = {}
+
+---A lazy subcontainer: it starts on first use or `hold()`.
+---@param effects orch.Effects|nil `effects.dataDir` overrides the run's data directory
+---@param opts orch.SubContainerOptions
+---@param mounts? orch.MountsBuilder|orch.MountDescriptor[]
+---@param name? string its name (and hostname)
+---@return orch.SubContainer
+function SubContainerModule.of(effects, opts, mounts, name) end
+
+---A subcontainer started at once (a dynamic builder refuses those).
+---@async
+---@return orch.SubContainer
+function SubContainerModule.eager(effects, opts, mounts, name) end
+
+---Whether `v` is a SubContainer object.
+---@return boolean
+function SubContainerModule.is(v) end
+
+---A subcontainer (its field `destroyCount` says how often it was torn down: 0 or 1).
+---@class orch.SubContainer
+local SubContainer = {}
+
+---@return orch.SubContainerDescription
+function SubContainer:describe() end
+
+---@return boolean
+function SubContainer:isEager() end
+
+---The host path of its root filesystem (starts it).
+---@async
+---@return string
+function SubContainer:rootfs() end
+
+---The host path of `p` inside it (starts it).
+---@async
+---@return string
+function SubContainer:subpath(p) end
+
+---The image's config: user, workdir, env, entrypoint, cmd.
+---@async
+---@return table
+function SubContainer:imageConfig() end
+
+---The image's entrypoint followed by `override` or its cmd.
+---@async
+---@param override? string[]
+---@return string[]|nil, string|nil
+function SubContainer:useEntrypoint(override) end
+
+---What orch.process.spawn needs to run a process in it (used by the entries).
+---@async
+---@return table|nil, string|nil
+function SubContainer:spawn_plan(o) end
+
+---Run `cmd` to completion inside (a string runs under sh -c); `timeoutMs` SIGKILLs it.
+---@async
+---@param cmd string|string[]
+---@param opts? orch.SubExecOptions
+---@param timeoutMs? integer
+---@return orch.SubExecResult
+function SubContainer:exec(cmd, opts, timeoutMs) end
+
+---As `exec`, but raises unless the exit code is 0.
+---@async
+---@return orch.SubExecResult
+function SubContainer:execFail(cmd, opts, timeoutMs) end
+
+---Start `cmd` inside; the orch.process Command.
+---@async
+---@param opts? orch.SubExecOptions
+function SubContainer:spawn(cmd, opts) end
+
+---Start `cmd` as PID 1 of a PID namespace of its own, in its filesystem (runAsInit).
+---@async
+---@param opts? orch.SubExecOptions
+function SubContainer:launch(cmd, opts) end
+
+---Keep it alive (starting it if lazy); returns the idempotent release function.
+---@return fun()
+function SubContainer:hold() end
+
+---Tear it down now, or when the last hold is released. Idempotent.
+function SubContainer:destroy() end
+
+---Whether its leader runs.
+---@return boolean
+function SubContainer:running() end
+
+---The leader's pid (nil unless it runs).
+---@return integer|nil
+function SubContainer:leaderPid() end
+
 ---@class orch.ExecOptions
 ---@field env? table<string, string|false>
 ---@field cwd? string
@@ -445,6 +620,8 @@ function Task:cancel() end
 ---@field Daemon orch.Daemon
 ---@field healthCheck orch.healthCheck
 ---@field trigger orch.trigger
+---@field SubContainer orch.SubContainerModule
+---@field Mounts orch.MountsModule
 ---@field ABORTED any the error raised in a task aborted while it waits
 local orch = {}
 
@@ -453,8 +630,9 @@ local orch = {}
 ---@return orch.UseEntrypoint
 function orch.useEntrypoint(override) end
 
----The SDK's wrapper for main: returns `fn`, which orch calls with `ctx`.
----@generic F: fun(ctx: { effects: orch.Effects, args: string[] }): orch.Daemons
+---The SDK's wrapper for main: returns `fn`, which orch calls with `ctx` (`dataDir`: the data
+---directory of `orch run --data`, where images and volumes live).
+---@generic F: fun(ctx: { effects: orch.Effects, args: string[], dataDir: string? }): orch.Daemons
 ---@param fn F
 ---@return F
 function orch.setupMain(fn) end

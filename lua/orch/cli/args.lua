@@ -19,9 +19,10 @@ local OPTIONS = {
     ['no-control'] = 'flag',
     ['watch'] = 'flag',
     ['ui'] = 'flag',
+    ['data'] = 'value',
     ['help'] = 'flag',
   },
-  check = { ['help'] = 'flag' },
+  check = { ['data'] = 'value', ['name'] = 'value', ['help'] = 'flag' },
   graph = { ['format'] = 'value', ['help'] = 'flag' },
 }
 
@@ -171,6 +172,7 @@ return {
   err = err,
   UsageError = UsageError,
   usage_error = usage_error,
+  option_value = option_value,
   parse = parse,
   parse_control = parse_control,
   check_script = check_script,

@@ -5,6 +5,8 @@ local status = require 'orch.status'
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
+local data_dir = require 'orch.cli.data_dir'
+local control_paths = require 'orch.control.paths'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 local check_script = cli_args.check_script
@@ -14,14 +16,14 @@ local add_script_dir = evaluate.add_script_dir
 local M = {}
 
 -- `check` and `graph`: evaluate with a silent sink.
-local function load_quiet(script, args)
+local function load_quiet(script, args, data)
   local sink = status.new({ writer = false })
   local scope = evaluate.new_scope(true)
   add_script_dir(script)
   local restore = evaluate.capture_exit() -- os.exit in the script is an error here
   local chain, entries = run_root(function()
-    return evaluate.evaluate(script, args, { effects = sink, args = args, script = script },
-      scope)
+    return evaluate.evaluate(script, args, { effects = sink, args = args, script = script,
+      dataDir = data }, scope)
   end)
   restore()
   return chain, entries, scope
@@ -103,8 +105,16 @@ local function cmd_check(opts, script, args)
     out(USAGE.check)
     return 0
   end
+  if opts.name then
+    local _, nerr = control_paths.check_name(opts.name)
+    if nerr then
+      usage_error('check', '%s', nerr)
+    end
+  end
   check_script('check', script)
-  local chain, entries, scope = load_quiet(script, args)
+  local data = data_dir.resolve('check', opts.data,
+    opts.name or control_paths.default_name(script))
+  local chain, entries, scope = load_quiet(script, args, data)
   if not chain then
     err(message_of(entries) .. '\n')
     return 1

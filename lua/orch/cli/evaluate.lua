@@ -182,6 +182,7 @@ function M.evaluate(script, args, ctx, scope)
     require('orch.cli.read_hooks').install()
   end
   scope.locator, scope.effects = locator, ctx and ctx.effects
+  scope.data_dir = ctx and ctx.dataDir -- orch.runtime.datadir.current()
   local res = table.pack(in_eval_task(scope, locator, handler, chunk, table.unpack(args)))
   local what = 'the script'
   if res[1] and type(res[2]) == 'function' and res.n <= 2 then

@@ -19,6 +19,7 @@ local control_paths = require 'orch.control.paths'
 local control_server = require 'orch.control.server'
 local track = require 'orch.runtime.track'
 local run_setup = require 'orch.cli.run_setup'
+local data_dir = require 'orch.cli.data_dir'
 
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
@@ -167,7 +168,8 @@ function Run:log(msg, level)
 end
 
 function Run:ctx()
-  return { effects = self.sink, args = self.args, script = self.script, reload = self.reloads }
+  return { effects = self.sink, args = self.args, script = self.script, reload = self.reloads,
+    dataDir = self.opts.data_dir }
 end
 
 -- What a chain is built with: orch's log and status sink, and the process tracker.
@@ -545,6 +547,8 @@ local function cmd_run(opts, script, args)
   elseif os.getenv('ORCH_CONTROL') == '0' then
     ropts.no_control = true
   end
+  ropts.data_dir = data_dir.resolve('run', opts.data,
+    opts.name or control_paths.default_name(script))
   if opts.ui then
     local why = ui.unusable()
     if why then

@@ -13,6 +13,7 @@ Commands:
   export  translate the graph to Kubernetes, docker compose or systemd units
   import  translate a docker compose file to a main.lua
   probe   run one entry's readiness check once (or until it passes)
+  image   import, list and remove the images subcontainers run from (import|ls|rm)
 
 Control of a running orch (through its control socket):
   status [id]            the state of every entry
@@ -59,6 +60,8 @@ Options:
   --watch               reload when main.lua or a file it read while evaluated changes
   --ui                  show the interactive view (orch ui) instead of the log; q stops
                         orch and its shutdown is logged as usual
+  --data DIR            the data directory: images, volumes, assets, backups (default
+                        /var/lib/orch/NAME as root, $XDG_DATA_HOME/orch/NAME otherwise)
   -h, --help            show this help
 
 On a terminal (text log, no --ui) a status line under the log shows start-up progress:
@@ -77,13 +80,16 @@ main.lua (as orch reload: only the entries that changed restart); SIGQUIT/SIGUSR
 state of every entry to stderr; SIGUSR2 reopens log files.
 ]],
   check = [[
-Usage: orch check main.lua [args...]
+Usage: orch check [options] main.lua [args...]
 
 Evaluate and validate main.lua without starting anything; print its entries in start order
 with their kind, requirements, readiness check and command. Exit 0 when valid, 1 otherwise.
 
 Options:
-  -h, --help   show this help
+  --data DIR    the data directory, as for orch run (images the script's subcontainers use)
+  --name NAME   the orch's name, for the default data directory (default: the name of the
+                script's directory)
+  -h, --help    show this help
 ]],
   graph = [[
 Usage: orch graph [--format dot|mermaid] main.lua [args...]
@@ -143,6 +149,36 @@ networks, published ports, ...) is listed on stderr (`import: loss: <service>: <
 Options:
   --strict      any loss is an error: exit 1, nothing written
   -h, --help    show this help
+]],
+  image = [[
+Usage: orch image import PATH ID [--ref REF] [--data DIR | --name NAME]
+       orch image ls [--json] [--data DIR | --name NAME]
+       orch image rm ID... [--data DIR | --name NAME]
+
+The images of a data directory, from which subcontainers (orch.SubContainer) run: each is a
+root filesystem, images/ID/rootfs, with its config (user, workdir, env, entrypoint, cmd) in
+images/ID/config.json.
+
+  import PATH ID   import PATH as the image ID: an OCI layout directory, an OCI archive or a
+                   docker save archive (unpacked with skopeo and umoci, whiteouts included;
+                   the image config gives user, workdir, env, entrypoint and cmd), or a plain
+                   directory (copied as the root filesystem, with no config). Offline; the
+                   image appears whole or not at all; an existing ID is refused.
+  ls               list the images: id, user, workdir, entrypoint and cmd
+  rm ID...         remove images (refused while a subcontainer uses one)
+
+Options:
+  --ref REF     which image of a layout or archive holding several: an OCI ref name
+                (the tag), or NAME:TAG of a docker save archive
+  --json        ls: a JSON array of {id, rootfs, user, workdir, env, entrypoint, cmd}
+  --data DIR    the data directory (default /var/lib/orch/NAME as root,
+                $XDG_DATA_HOME/orch/NAME or ~/.local/share/orch/NAME otherwise)
+  --name NAME   the orch's name, for the default data directory (default: the name of the
+                current directory)
+  -h, --help    show this help
+
+An ID is letters, digits, '.', '_' and '-', starting with a letter or a digit. Exit status:
+0 done, 1 the import or removal failed (the reason on stderr), 2 usage error.
 ]],
   status = [[
 Usage: orch status [id] [--json] [--watch] [--control PATH | --name NAME]

@@ -10,6 +10,7 @@ local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
 local process = require 'orch.runtime.process'
 local util = require 'orch.runtime.util'
+local subcontainer = require 'orch.subcontainer'
 
 local M = {}
 
@@ -159,7 +160,8 @@ end
 
 --- Run a command (yields); exit 0 within `timeout` is a success whose message is
 -- `message(stdout)`; otherwise raise `{result = 'failure', message = errorMessage}`.
--- `runHealthScript(argv, [subcontainer,] opts)`; a subcontainer table gives env/user/workdir.
+-- `runHealthScript(argv, [subcontainer,] opts)`: a SubContainer runs it inside (its `exec`); a
+-- plain subcontainer table gives env/user/workdir.
 -- @tparam string|{string,...} argv a string runs under /bin/sh -c
 -- @tparam[opt] table opts `{timeout = 30000, errorMessage = 'Error while running command: <argv>',
 --   message = function(stdout) return 'Have ran script <argv> and the result: ' .. stdout end}`
@@ -189,12 +191,19 @@ function M.runHealthScript(...)
       timeout = opts.timeout or M.SCRIPT_TIMEOUT, env = util.deep_copy(env),
       user = sub and sub.user or nil, workdir = sub and sub.workdir or nil })
   end
-  local res = process.exec(argv, {
-    timeout = opts.timeout or M.SCRIPT_TIMEOUT,
-    env = env,
-    user = sub and sub.user or nil,
-    cwd = sub and sub.workdir or nil,
-  })
+  local res
+  if subcontainer.is(sub) then -- inside it, as its exec
+    local ok, r = pcall(sub.exec, sub, argv, {}, opts.timeout or M.SCRIPT_TIMEOUT)
+    res = ok and { exitCode = r.exitCode, timedOut = r.exitSignal == 'SIGKILL',
+      stdout = r.stdout } or nil
+  else
+    res = process.exec(argv, {
+      timeout = opts.timeout or M.SCRIPT_TIMEOUT,
+      env = env,
+      user = sub and sub.user or nil,
+      cwd = sub and sub.workdir or nil,
+    })
+  end
   if not res or res.timedOut or res.exitCode ~= 0 then
     error({ result = 'failure', message = err_msg }, 0)
   end

@@ -11,6 +11,7 @@ local validate = require 'orch.entries.validate_exec'
 local track = require 'orch.runtime.track'
 local env_file = require 'orch.runtime.env_file'
 local cgroup_limits = require 'orch.runtime.cgroup_limits'
+local subcontainer = require 'orch.subcontainer'
 
 local M = {}
 
@@ -112,7 +113,9 @@ end
 
 -- The argv of a command, or nil and a reason.
 local function resolve_argv(cmd, sub)
-  if getmetatable(cmd) == validate.UseEntrypoint then
+  if getmetatable(cmd) == validate.UseEntrypoint and subcontainer.is(sub) then
+    return sub:useEntrypoint(cmd.override) -- from the image's config
+  elseif getmetatable(cmd) == validate.UseEntrypoint then
     local argv = {}
     for _, a in ipairs(sub and sub.entrypoint or {}) do
       argv[#argv + 1] = a
@@ -170,6 +173,16 @@ local function spawn_command(self, exec)
       util.log(self.effects, level, msg)
     end,
   }
+  if subcontainer.is(sub) then -- the image's env, user and workdir; its namespaces
+    local plan, perr = sub:spawn_plan({ env = env, user = exec.user, cwd = exec.cwd,
+      pidns = opts.pidns })
+    if not plan then
+      return nil, perr, 'ENOENT'
+    end
+    for k, v in pairs(plan) do
+      opts[k] = v
+    end
+  end
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
   -- the chain was built with (none: the process group only).
   local tracker, group, cmd = self.tracker, nil, nil
@@ -353,6 +366,17 @@ CommandInc.__close = CommandInc.close
 local FnInc = {}
 FnInc.__index = FnInc
 
+-- Spawn `cmd` as the inner command of `inc` and wait for it (yields): ok, info.
+local function run_inner(inc, rt, cmd)
+  local inner, err, code = spawn_command(rt, cmd)
+  if not inner then
+    emit(rt, { event = 'spawn-error', message = err, code = code })
+    return false, { message = err, spawn_error = true }
+  end
+  inc.inner, inc.pid = inner, inner.pid
+  return inner:wait()
+end
+
 -- The fn task: the outcome is `inc.ok, inc.info` once `inc.done` is set.
 local function run_fn(inc, exec)
   local rt = inc.rt
@@ -367,14 +391,7 @@ local function run_fn(inc, exec)
     if not cmd then
       ok, info = false, { message = tostring(msg) }
     else
-      local inner, err, code = spawn_command(rt, cmd)
-      if not inner then
-        emit(rt, { event = 'spawn-error', message = err, code = code })
-        ok, info = false, { message = err, spawn_error = true }
-      else
-        inc.inner, inc.pid = inner, inner.pid
-        ok, info = inner:wait()
-      end
+      ok, info = run_inner(inc, rt, cmd)
     end
   end
   inc.ok, inc.info = ok, info
@@ -391,6 +408,43 @@ local function start_fn(self, exec)
   }, FnInc)
   inc.task = sched.spawn(self.id .. ':exec.fn', run_fn, inc, exec)
   return inc
+end
+
+-- A command whose subcontainer is not up yet: a task starts it (yields), then the command
+-- runs as the task's inner one (an FnInc without a fn: term, kill and signal work the same).
+local function start_in_sub(self, exec)
+  local inc = setmetatable({
+    done = sched.event(),
+    abort = new_abort(),
+    timeout = sigterm_timeout(self, exec),
+    rt = self,
+  }, FnInc)
+  inc.task = sched.spawn(self.id .. ':subcontainer', function()
+    local sok, serr = pcall(self.subcontainer._ensure, self.subcontainer)
+    local ok, info
+    if not sok then
+      local msg = util.error_message(serr)
+      emit(self, { event = 'spawn-error', message = msg, code = 'ENOENT' })
+      ok, info = false, { message = msg, spawn_error = true }
+    elseif inc.abort.aborted then
+      ok, info = true, { message = 'stopped before the subcontainer was up' }
+    else
+      ok, info = run_inner(inc, self, exec)
+    end
+    inc.ok, inc.info = ok, info
+    inc.done:set()
+  end)
+  return inc
+end
+
+--- Start the command of `exec` for the supervisor `self`: at once (never yields), or, when its
+-- subcontainer is not up yet, in a task that starts it first.
+local function start_command(self, exec)
+  local sub = self.subcontainer
+  if subcontainer.is(sub) and not sub:running() then
+    return start_in_sub(self, exec)
+  end
+  return spawn_command(self, exec)
 end
 
 function FnInc:on_exit(fn)
@@ -446,7 +500,7 @@ function FnInc:close()
 end
 FnInc.__close = FnInc.close
 M.emit = emit
-M.command = spawn_command
+M.command = start_command
 M.fn = start_fn
 
 return M

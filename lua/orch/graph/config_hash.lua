@@ -1,6 +1,7 @@
 --- The identity of an entry for a reload (`configHash` of the StartOS SDK, reference 2.6): two
 -- entries with the same id and the same hash are the same entry, and the running one is left
--- alone. Hashed: `kind`, `id`, the sorted `requires`; the subcontainer spec table as data; for
+-- alone. Hashed: `kind`, `id`, the sorted `requires`; the subcontainer spec table as data (a
+-- SubContainer object by its `describe()`: image, name, sharedRun, mounts); for
 -- an exec the normalised command (`string`, `argv` or `entrypoint`), `env`, `cwd`, `user`,
 -- `runAsInit` (default false), `sigtermTimeout` and every other exec option that is data (orch
 -- extension: options added since, such as stop signals or limits, count too); `exec.fn` only
@@ -70,6 +71,15 @@ end
 M.canon = canon
 
 -- The command normalised: `{kind = string|argv|entrypoint, value}` (as upstream), as text.
+-- What identifies a subcontainer: a SubContainer object's description (a lazy one made again
+-- by a rerun is the same one), a plain table as it is.
+local function sub_identity(sub)
+  if type(sub) == 'table' and rawget(getmetatable(sub) or {}, '__orch_subcontainer') then
+    return sub:describe()
+  end
+  return sub
+end
+
 local function command_of(cmd)
   if type(cmd) == 'string' then
     return '{"kind":"string","value":' .. canon(cmd) .. '}'
@@ -101,7 +111,7 @@ local function fields(spec)
     put('ready.gracePeriod', ready.gracePeriod)
     return out
   end
-  put('subcontainer', spec.subcontainer)
+  put('subcontainer', sub_identity(spec.subcontainer))
   local exec = spec.exec or {}
   if exec.fn then
     put('exec.fn', { __fn = true })
@@ -203,7 +213,7 @@ function M.same(a, b)
     return false
   end
   if a.kind ~= 'health' then
-    if not eq(a.subcontainer, b.subcontainer) then
+    if not eq(sub_identity(a.subcontainer), sub_identity(b.subcontainer)) then
       return false
     end
     local ea, eb = a.exec or {}, b.exec or {}

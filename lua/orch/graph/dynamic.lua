@@ -62,7 +62,34 @@ function Dynamic:_produce()
     error(('Daemons.dynamic: the function returned %s; it must return a Daemons chain'):format(
       chain == nil and 'nothing' or ('a ' .. type(chain))), 0)
   end
-  return chain:specs()
+  local specs = chain:specs()
+  for _, spec in ipairs(specs) do
+    local sub = spec.subcontainer
+    if type(sub) == 'table' and type(sub.isEager) == 'function' and sub:isEager() then
+      self:_drop_new_subcontainers(specs)
+      error(("Daemons.dynamic: entry '%s' uses an eager SubContainer; a dynamic builder must "
+        .. 'use SubContainer.of (lazy), which starts nothing until an entry runs'):format(spec.id),
+        0)
+    end
+  end
+  return specs
+end
+
+-- Destroy the subcontainers of `specs` that no running entry uses (reference scenario 69).
+function Dynamic:_drop_new_subcontainers(specs)
+  local keep = {}
+  for _, s in ipairs(self._live and self._live:specs() or {}) do
+    if type(s.subcontainer) == 'table' then
+      keep[s.subcontainer] = true
+    end
+  end
+  for _, s in ipairs(specs) do
+    local sub = s.subcontainer
+    if type(sub) == 'table' and not keep[sub] and type(sub.destroy) == 'function' then
+      keep[sub] = true
+      pcall(sub.destroy, sub)
+    end
+  end
 end
 
 --- Start the empty chain and the first run of `fn` (returns at once; idempotent).

@@ -76,7 +76,10 @@ end
 -- the child joins before exec) or `tag` (the `NAME=value` its environment carries, which marks
 -- its descendants), see `orch.track`; `sigterm_timeout` (ms, default 30000: what is left of the
 -- group when the leader exits by itself gets SIGTERM, then SIGKILL after this), `name` and
--- `log(level, msg)` for the lines about what the leader left behind.
+-- `log(level, msg)` for the lines about what the leader left behind. For a subcontainer
+-- (orch.subcontainer): `env_base` (a map the env overlays instead of orch's environment),
+-- `ids` (`{uid, gid, groups}` already resolved, instead of `user`), `join`, `caps`, `overlay`
+-- and `stdin_file` (see src/spawn_ns.c).
 -- @treturn Command|nil
 -- @treturn string error message
 -- @treturn string error code
@@ -94,8 +97,8 @@ function M.spawn(command, opts)
     local first = type(argv) == 'table' and type(argv[1]) == 'string' and argv[1] or '?'
     return nil, ("spawn '%s': %s"):format(first:gsub('%z', '\\0'), bad), 'EINVAL', 'input'
   end
-  local u
-  if opts.user ~= nil then
+  local u = opts.ids -- {uid =, gid =, groups = {...}}: resolved by the caller (a subcontainer)
+  if u == nil and opts.user ~= nil then
     local why
     u, why = M.resolve_user(opts.user)
     if not u then
@@ -111,11 +114,15 @@ function M.spawn(command, opts)
   self._cgroup = opts.cgroup
   self._tag = opts.tag
   local proc, err, code, stage = core.spawn(argv, {
-    env = M.merge_env(user_env(u, opts.env)),
+    env = M.merge_env(user_env(u, opts.env), opts.env_base),
     cwd = opts.cwd,
     uid = u and u.uid,
     gid = u and u.gid,
     groups_of = u and u.pw and u.pw.name or nil,
+    groups = u and u.groups,
+    -- a subcontainer's (orch.subcontainer): enter its leader, its capabilities, the leader's
+    -- overlay root and stdin
+    join = opts.join, caps = opts.caps, overlay = opts.overlay, stdin_file = opts.stdin_file,
     stdout = pipe_sink(self, opts.stdout or 'inherit'),
     stderr = pipe_sink(self, opts.stderr or 'inherit'),
     pidns = opts.pidns,
@@ -409,6 +416,7 @@ function M.exec(command, opts)
     env = opts.env,
     cwd = opts.cwd,
     user = opts.user,
+    env_base = opts.env_base, ids = opts.ids, join = opts.join, caps = opts.caps,
     sigterm_timeout = M.EXEC_GRACE_MS,
     stdout = function(chunk)
       out[#out + 1] = chunk
