@@ -187,9 +187,12 @@ function M.runHealthScript(...)
   end
   local rec = recorder()
   if rec then
+    local inside = subcontainer.is(sub) -- runs in that subcontainer's image
     return rec({ helper = 'runHealthScript', command = util.deep_copy(argv),
       timeout = opts.timeout or M.SCRIPT_TIMEOUT, env = util.deep_copy(env),
-      user = sub and sub.user or nil, workdir = sub and sub.workdir or nil })
+      user = not inside and sub and sub.user or nil,
+      workdir = not inside and sub and sub.workdir or nil,
+      image = inside and sub:describe().imageId or nil })
   end
   local res
   if subcontainer.is(sub) then -- inside it, as its exec

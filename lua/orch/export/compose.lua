@@ -155,7 +155,9 @@ function M.render(model, opts, loss)
       restart = 'a running service is not restarted when its requirement comes back',
     })
     if e.kind == 'health' then
-      set(s, 'image', opts.hostImage or k8s.HOST_IMAGE)
+      local probe = e.ready.probe
+      set(s, 'image', probe and probe.image and common.image_ref({ image = { id = probe.image } },
+        opts.registry) or opts.hostImage or k8s.HOST_IMAGE)
       set(s, 'command', { 'sleep', 'infinity' })
       loss:add(e.id, 'kind', 'a health check runs no process: a service that sleeps carries '
         .. 'its healthcheck')

@@ -156,7 +156,9 @@ local function container(e, cname, ctx, sidecar)
   local opts, loss = ctx.opts, ctx.loss
   local c = map('name', cname)
   if e.kind == 'health' then
-    set(c, 'image', opts.hostImage or M.HOST_IMAGE)
+    local probe = e.ready.probe
+    set(c, 'image', probe and probe.image and common.image_ref({ image = { id = probe.image } },
+      opts.registry) or opts.hostImage or M.HOST_IMAGE)
     set(c, 'command', { 'sleep', 'infinity' })
     loss:add(e.id, 'kind', 'a health check runs no process: a container that sleeps carries '
       .. 'its probe')

@@ -140,7 +140,7 @@ local function image_of(sub)
   end
   local d
   if type(sub.describe) == 'function' then
-    d = sub:describe()
+    d = sub:describe() -- a provider object: only what it describes
   else
     d = sub
   end
@@ -156,11 +156,11 @@ local function image_of(sub)
     id = type(id) == 'string' and id or nil,
     name = type(d.name) == 'string' and d.name or nil,
     sharedRun = d.sharedRun and true or false,
-    entrypoint = util.deep_copy(d.entrypoint or sub.entrypoint),
-    cmd = util.deep_copy(d.cmd or sub.cmd),
-    env = util.deep_copy(d.env or sub.env),
-    user = d.user or sub.user,
-    workdir = d.workdir or sub.workdir,
+    entrypoint = util.deep_copy(d.entrypoint),
+    cmd = util.deep_copy(d.cmd),
+    env = util.deep_copy(d.env),
+    user = d.user,
+    workdir = d.workdir,
     mounts = mounts,
   }
 end

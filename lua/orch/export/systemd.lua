@@ -164,9 +164,14 @@ function M.render(model, opts, loss)
         s('Type=exec')
       end
       local argv = x.argv
-      if not argv and not x.fn then
-        loss:add(e.id, 'exec.command', "useEntrypoint() without the image's entrypoint: no "
-          .. 'command')
+      if not argv then
+        if not x.fn then
+          loss:add(e.id, 'exec.command', "useEntrypoint() without the image's entrypoint: the "
+            .. 'unit fails at start, saying so')
+        end
+        -- loud, never a silent success: the unit fails and its log says why
+        argv = { '/bin/sh', '-c', ("echo 'orch export: %s has no command on the host' >&2; "
+          .. 'exit 1'):format(e.id) }
       end
       if argv then
         s('ExecStart=' .. command_line(absolute(argv, lookup)))
