@@ -13,8 +13,11 @@ local EXAMPLES = {
   { 'healthcheck', 'examples/healthcheck.lua' },
   { 'single', 'examples/single.lua' },
   { 'quickstart', 'examples/quickstart/main.lua' },
-  { 'provider', 'spec/fixtures/export/scripts/package.lua' },
-  { 'package', 'examples/package/main.lua' },
+  -- its image 'main' is not in the data directory: the units cannot be verified
+  { 'provider', 'spec/fixtures/export/scripts/package.lua', data = 'spec/fixtures/export/data',
+    made_up = true },
+  -- a data directory with a stand-in of the example's image (passwd, config.json, a stub httpd)
+  { 'package', 'examples/package/main.lua', data = 'spec/fixtures/export/data' },
   -- made-up commands (db, fetch...): systemd-analyze verify wants binaries that exist
   { 'losses', 'spec/fixtures/export/scripts/losses.lua', made_up = true },
   { 'lossless', 'spec/fixtures/export/scripts/lossless.lua', made_up = true },
@@ -26,8 +29,10 @@ local function have(cmd)
   return os.execute(('command -v %s >/dev/null 2>&1'):format(cmd)) == true
 end
 
-local function export(format, script, extra)
-  local args = { 'export', format, '--name', 'app' }
+local function export(format, script, extra, data)
+  -- a data directory of the checkout: --name (or --data) puts it in the units' probe commands
+  local args = { 'export', format, '--name', 'app',
+    '--data=' .. (data or 'spec/fixtures/export/data') }
   for _, a in ipairs(extra or {}) do
     args[#args + 1] = a
   end
@@ -65,13 +70,13 @@ describe('orch export: golden files', function()
     local name, script = ex[1], ex[2]
     it(name .. ': k8s, compose, systemd and the loss reports', function()
       for _, format in ipairs({ 'k8s', 'compose' }) do
-        local r = export(format, script)
+        local r = export(format, script, nil, ex.data)
         assert.are.equal(0, r.code, r.err)
         golden(('%s/%s/%s.yaml'):format(FIX, name, format), r.out)
         golden(('%s/%s/%s.losses'):format(FIX, name, format), r.err)
       end
       local dir = R.tmpdir()
-      local r = export('systemd', script, { '--orch', '/usr/bin/orch', '-o', dir })
+      local r = export('systemd', script, { '--orch', '/usr/bin/orch', '-o', dir }, ex.data)
       assert.are.equal(0, r.code, r.err)
       golden(('%s/%s/systemd.losses'):format(FIX, name), r.err)
       local units = {}
@@ -117,7 +122,8 @@ describe("orch export: the engines' own validators", function()
     end)
     it(name .. ': systemd-analyze verify', function()
       if ex.made_up then
-        pending('its commands are made up; systemd-analyze verify needs binaries that exist')
+        pending('its commands or image are made up; systemd-analyze verify needs binaries that '
+          .. 'exist')
         return
       end
       if not have('systemd-analyze') then
@@ -126,8 +132,21 @@ describe("orch export: the engines' own validators", function()
       end
       -- the units call this build's orch and absolute paths that exist here (PATH=/usr/bin:/bin)
       local dir = R.tmpdir()
-      local r = export('systemd', script, { '-o', dir })
+      local r = export('systemd', script, { '-o', dir }, ex.data)
       assert.are.equal(0, r.code, r.err)
+      -- verify looks for ExecStart= on the host; under RootDirectory= systemd runs it from the
+      -- image: point verify at that file (which must exist in the image)
+      for _, f in ipairs(lines_of(dir)) do
+        local text = R.read_file(dir .. '/' .. f)
+        local root = text:match('\nRootDirectory=([^\n]+)')
+        if root then
+          text = text:gsub('\nExecStart=(/[^%s]+)', function(path)
+            assert.is_truthy(R.read_file(root .. path), path .. ' is not in the image')
+            return '\nExecStart=' .. root .. path
+          end)
+          R.write_file(dir .. '/' .. f, text)
+        end
+      end
       local out = R.capture(('cd %s && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no '
         .. '*.service *.target 2>&1; echo "rc=$?"'):format(R.quote(dir)))
       R.cleanup(dir)
@@ -234,6 +253,23 @@ describe('orch export: the loss report', function()
     assert.matches('mountPath: /etc/app\n%s+subPath: conf\n%s+readOnly: true\n', r.out)
     assert.is_true(has(r.err, 'k8s: loss: app: subcontainer.mounts: the assets mount at /assets'),
       r.err)
+  end)
+
+  it('systemd: a subcontainer runs in its image of the data directory, as its user', function()
+    local dir = R.tmpdir()
+    local r = export('systemd', 'examples/package/main.lua', { '-o', dir })
+    assert.are.equal(0, r.code, r.err)
+    local unit = R.read_file(dir .. '/app-primary.service')
+    local data = R.ROOT .. '/spec/fixtures/export/data'
+    -- the image's entrypoint with useEntrypoint's override, its user from its own passwd
+    assert.matches('\nExecStart=/bin/httpd %-f %-v %-h /data/www %-p 8080\n', unit)
+    assert.matches('\nRootDirectory=' .. data:gsub('%p', '%%%0') .. '/images/web/rootfs\n', unit)
+    assert.matches('\nBindPaths=' .. data:gsub('%p', '%%%0') .. '/volumes/main:/data\n', unit)
+    assert.matches('\nUser=1000\nGroup=1000\n', unit)
+    assert.matches('\nExecStartPost=%+', unit) -- the probe runs outside the sandbox
+    -- the oneshot asks for root: resolved in the image too
+    assert.matches('\nUser=0\nGroup=0\n', R.read_file(dir .. '/app-init-volume.service'))
+    R.cleanup(dir)
   end)
 
   it('usage errors: an unknown format, systemd without -o', function()

@@ -7,6 +7,8 @@ local evaluate = require 'orch.cli.evaluate'
 local check = require 'orch.cli.check'
 local env_file = require 'orch.runtime.env_file'
 local model_of = require 'orch.export.model'
+local data_dir = require 'orch.cli.data_dir'
+local control_paths = require 'orch.control.paths'
 local Loss = require 'orch.export.loss'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
@@ -22,7 +24,7 @@ local RENDERERS = {
 -- Options anywhere before `--`: the first other argument is the script, the rest its args.
 local OPTIONS = { output = 'value', o = 'value', strict = 'flag', registry = 'value',
   name = 'value', ['host-image'] = 'value', ['orch-image'] = 'flag', help = 'flag',
-  h = 'flag', orch = 'value' }
+  h = 'flag', orch = 'value', data = 'value' }
 
 local function parse(cmd, args, i)
   local opts, pos = {}, {}
@@ -114,8 +116,8 @@ local function cwd()
 end
 
 --- Evaluate `script` with `args` and return its model (nil and a message on failure).
-function M.load_model(script, args)
-  local chain, entries = check.load_quiet(script, args)
+function M.load_model(script, args, data)
+  local chain, entries = check.load_quiet(script, args, data)
   if not chain then
     return nil, evaluate.message_of(entries)
   end
@@ -148,7 +150,9 @@ function M.cmd_export(argv)
   if format == 'systemd' and not opts.output then
     usage_error('export', 'systemd writes one file per unit: give -o DIR')
   end
-  local model, merr = M.load_model(script, args)
+  local data = data_dir.resolve('export', opts.data, opts.name
+    or control_paths.default_name(script))
+  local model, merr = M.load_model(script, args, data)
   if not model then
     err(merr .. '\n')
     return 1
@@ -164,6 +168,9 @@ function M.cmd_export(argv)
     orch = opts.orch or (format == 'systemd' and self_exe()) or nil,
     cwd = cwd(),
     read_env_file = env_file.read,
+    data = data,
+    -- what orch probe would not find by itself (the default is the script's directory name)
+    probeData = (opts.data or opts.name) and data or nil,
   }
   local result, rerr = require(RENDERERS[format]).render(model, ropts, loss)
   if not result then

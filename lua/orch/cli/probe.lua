@@ -11,6 +11,8 @@ local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
 local check = require 'orch.cli.check'
+local data_dir = require 'orch.cli.data_dir'
+local control_paths = require 'orch.control.paths'
 
 local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
 
@@ -78,6 +80,16 @@ local function parse(args)
         opts.wait = math.tointeger(tonumber(args[i + 1]))
         i = i + 1
       end
+    elseif a == '--data' or a:match('^%-%-data=') then
+      local v = a:match('^%-%-data=(.*)$')
+      if not v then
+        i = i + 1
+        v = args[i]
+        if v == nil then
+          usage_error('probe', "option '--data' needs a value")
+        end
+      end
+      opts.data = v
     elseif a:match('^%-%-wait=') then
       local v = a:match('^%-%-wait=(%d+)$')
       if not v then
@@ -146,7 +158,8 @@ function M.cmd_probe(args)
   if pos[3] then
     usage_error('probe', "unexpected argument '%s' (script arguments go after --)", pos[3])
   end
-  local chain, entries = check.load_quiet(script, opts.args or {})
+  local data = data_dir.resolve('probe', opts.data, control_paths.default_name(script))
+  local chain, entries = check.load_quiet(script, opts.args or {}, data)
   if not chain then
     err(evaluate.message_of(entries) .. '\n')
     return 1

@@ -123,10 +123,12 @@ Options:
   --orch-image          the images hold orch and the script at /orch/main.lua: Lua readiness
                         checks become `orch probe` commands (k8s, compose)
   --orch PATH           the orch binary systemd units call for readiness (default: this one)
+  --data DIR            the data directory (as orch run's): systemd units of subcontainers
+                        run in its images and volumes
   -h, --help            show this help
 ]],
   probe = [=[
-Usage: orch probe [--wait[=MS]] main.lua ID [-- args...]
+Usage: orch probe [--wait[=MS]] [--data DIR] main.lua ID [-- args...]
 
 Evaluate main.lua (nothing is started), run the ready.fn of entry ID once and print its result.
 With --wait, probe again (as its trigger says, at least every second) until it succeeds or MS
@@ -135,6 +137,7 @@ Kubernetes, compose and systemd checks call it.
 
 Options:
   --wait[=MS]   probe until success (or MS ms)
+  --data DIR    the data directory (as orch run's), for checks that run in a subcontainer
   -h, --help    show this help
 ]=],
   import = [[

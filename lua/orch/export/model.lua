@@ -138,11 +138,11 @@ local function image_of(sub)
   if sub == nil then
     return nil
   end
-  local d
+  local d, provider
   if type(sub.describe) == 'function' then
-    d = sub:describe() -- a provider object: only what it describes
+    d, provider = sub:describe(), true -- a provider object: only what it describes
   else
-    d = sub
+    d = sub -- image metadata: orch runs the command on the host
   end
   local mounts = {}
   for i, m in ipairs(type(d.mounts) == 'table' and d.mounts or {}) do
@@ -156,6 +156,7 @@ local function image_of(sub)
     id = type(id) == 'string' and id or nil,
     name = type(d.name) == 'string' and d.name or nil,
     sharedRun = d.sharedRun and true or false,
+    provider = provider,
     entrypoint = util.deep_copy(d.entrypoint),
     cmd = util.deep_copy(d.cmd),
     env = util.deep_copy(d.env),

@@ -6,6 +6,8 @@
 -- @module orch.export.systemd
 local names = require 'orch.export.names'
 local common = require 'orch.export.common'
+local datadir = require 'orch.runtime.datadir'
+local passwd = require 'orch.subcontainer.passwd'
 
 local M = {}
 
@@ -73,6 +75,81 @@ local function env_line(k, v)
   return 'Environment=' .. word(k .. '=' .. tostring(v))
 end
 
+-- `argv[1]` looked up in the image's PATH under `rootfs` (a name stays a name when absent).
+local function in_image(argv, rootfs, path)
+  if argv[1]:find('/', 1, true) then
+    return argv
+  end
+  for dir in (path or '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+    :gmatch('[^:]+') do
+    local f = io.open(rootfs .. dir .. '/' .. argv[1], 'r')
+    if f then
+      f:close()
+      local out = { dir .. '/' .. argv[1] }
+      table.move(argv, 2, #argv, 2, out)
+      return out
+    end
+  end
+  return argv
+end
+
+-- A subcontainer (an orch.SubContainer: orch runs it in its image) as a unit that runs in the
+-- image's root filesystem of the data directory, read-only (orch gives each subcontainer a
+-- copy-on-write layer), with its mounts as bind mounts. Returns the image config (or nil) and
+-- the lines; the losses go to `loss`.
+local function sandbox(e, opts, loss)
+  local lines = {}
+  local img = e.image
+  if not opts.data then
+    loss:add(e.id, 'subcontainer', 'no data directory (--data): the unit runs on the host, '
+      .. 'not in the image ' .. tostring(img.id))
+    return nil, lines
+  end
+  local dd = datadir.open(opts.data)
+  local rootfs = dd:image_rootfs(img.id)
+  local cfg, why = dd:image_config(img.id)
+  if not cfg then
+    loss:add(e.id, 'subcontainer', ("%s: the image's user, workdir, env and entrypoint are "
+      .. 'unknown'):format(why))
+  end
+  lines[#lines + 1] = 'RootDirectory=' .. rootfs
+  lines[#lines + 1] = 'MountAPIVFS=yes'
+  lines[#lines + 1] = 'ReadOnlyPaths=/'
+  lines[#lines + 1] = 'TemporaryFileSystem=/tmp /run'
+  lines[#lines + 1] = 'BindReadOnlyPaths=/etc/resolv.conf /etc/hosts'
+  loss:add(e.id, 'subcontainer', "the image's root filesystem is read-only (orch gives the "
+    .. 'subcontainer a copy-on-write layer); /tmp and /run are empty tmpfs')
+  for _, m in ipairs(img.mounts) do
+    local src
+    if m.type == 'volume' and m.volumeId then
+      src = dd:volume(m.volumeId)
+    elseif m.type == 'assets' then
+      src = dd:assets()
+    elseif m.type == 'backup' then
+      src = dd:backups()
+    end
+    if not src then
+      loss:add(e.id, 'subcontainer.mounts', ('the %s mount at %s is not set up'):format(
+        tostring(m.type), tostring(m.mountpoint)))
+    else
+      if m.subpath then
+        src = src .. '/' .. m.subpath:gsub('^/+', '')
+      end
+      local spec = word(src .. ':' .. m.mountpoint)
+      if m.readonly then
+        lines[#lines + 1] = 'BindReadOnlyPaths=' .. spec
+      else
+        lines[#lines + 1] = 'BindPaths=' .. spec
+        lines[#lines + 1] = 'ReadWritePaths=' .. m.mountpoint
+      end
+    end
+  end
+  if img.sharedRun then
+    loss:add(e.id, 'subcontainer.sharedRun', 'no /run shared between units')
+  end
+  return cfg, lines
+end
+
 --- Render the model: a list of `{name, text}` files, or nil and an error.
 -- `opts`: `name`, `script` (main.lua), `args`, `orch` (the binary), `cwd`, `lookup(name)`.
 function M.render(model, opts, loss)
@@ -131,6 +208,9 @@ function M.render(model, opts, loss)
     local probe_cmd
     if e.ready and e.ready.probe then
       local argv = { orch, 'probe', '--wait', script, e.id }
+      if opts.probeData then
+        table.insert(argv, 4, '--data=' .. opts.probeData)
+      end
       if #(opts.args or {}) > 0 then
         argv[#argv + 1] = '--'
         table.move(opts.args, 1, #opts.args, #argv + 1, argv)
@@ -144,11 +224,15 @@ function M.render(model, opts, loss)
       loss:add(e.id, 'kind', 'a health check is checked once, at start, by orch probe')
     else
       common.common_losses(e, loss)
-      if e.image then
-        loss:add(e.id, 'subcontainer', ('systemd runs it on the host: the image %s is not '
-          .. 'used'):format(tostring(e.image.id or e.image.name or '(metadata)')))
-        if #e.image.mounts > 0 then
-          loss:add(e.id, 'subcontainer.mounts', 'mounts need a container: not set up')
+      local cfg, box
+      if e.image and e.image.provider then
+        cfg, box = sandbox(e, opts, loss)
+      end
+      local image_env = {}
+      for _, kv in ipairs(cfg and cfg.env or {}) do
+        local k, v = kv:match('^([^=]+)=(.*)$')
+        if k then
+          image_env[k] = v
         end
       end
       if e.kind == 'oneshot' then
@@ -164,6 +248,17 @@ function M.render(model, opts, loss)
         s('Type=exec')
       end
       local argv = x.argv
+      if not argv and x.entrypoint and cfg then
+        argv = {}
+        for _, a in ipairs(cfg.entrypoint or {}) do
+          argv[#argv + 1] = a
+        end
+        for _, a in ipairs(x.override or cfg.cmd or {}) do
+          argv[#argv + 1] = a
+        end
+        argv = #argv > 0 and argv or nil
+      end
+      local rootfs = box and opts.data and datadir.open(opts.data):image_rootfs(e.image.id)
       if not argv then
         if not x.fn then
           loss:add(e.id, 'exec.command', "useEntrypoint() without the image's entrypoint: the "
@@ -173,19 +268,26 @@ function M.render(model, opts, loss)
         argv = { '/bin/sh', '-c', ("echo 'orch export: %s has no command on the host' >&2; "
           .. 'exit 1'):format(e.id) }
       end
-      if argv then
+      if rootfs then
+        s('ExecStart=' .. command_line(in_image(argv, rootfs, (image_env.PATH or
+          (x.env and x.env.PATH)))))
+      else
         s('ExecStart=' .. command_line(absolute(argv, lookup)))
       end
       if probe_cmd then
-        s('ExecStartPost=' .. probe_cmd)
+        -- '+': outside the unit's sandbox, where orch is
+        s('ExecStartPost=' .. (box and '+' or '') .. probe_cmd)
         s('TimeoutStartSec=infinity')
+      end
+      for _, line in ipairs(box or {}) do
+        s(line)
       end
       if e.ready and e.ready.restartAfter then
         loss:add(e.id, 'ready.restartAfter', 'systemd does not restart a unit whose check '
           .. 'fails')
       end
       local env, keys = {}, {}
-      for _, src in ipairs({ e.image and e.image.env or {}, x.env or {} }) do
+      for _, src in ipairs({ image_env, e.image and e.image.env or {}, x.env or {} }) do
         for k, v in pairs(src) do
           if env[k] == nil then
             keys[#keys + 1] = k
@@ -204,14 +306,27 @@ function M.render(model, opts, loss)
       if x.envFile then
         s('EnvironmentFile=' .. abspath(x.envFile, cwd))
       end
-      local wd = x.cwd or (e.image and e.image.workdir) or cwd
-      s('WorkingDirectory=' .. abspath(wd, cwd))
-      local user = x.user or (e.image and e.image.user)
-      if user ~= nil then
-        local uid, gid = tostring(user):match('^(%d+):(%d+)$')
-        s('User=' .. (uid or tostring(user)))
-        if gid then
-          s('Group=' .. gid)
+      if rootfs then
+        s('WorkingDirectory=' .. (x.cwd or (cfg and cfg.workdir) or '/'))
+        -- the image's user, resolved in its own /etc/passwd (never the host's)
+        local user = x.user or (cfg and cfg.user) or 'root'
+        local u, why = passwd.resolve(rootfs, user)
+        if u then
+          s('User=' .. u.uid)
+          s('Group=' .. u.gid)
+        else
+          loss:add(e.id, 'exec.user', why .. ': the unit runs as root')
+        end
+      else
+        local wd = x.cwd or (e.image and e.image.workdir) or cwd
+        s('WorkingDirectory=' .. abspath(wd, cwd))
+        local user = x.user or (e.image and e.image.user)
+        if user ~= nil then
+          local uid, gid = tostring(user):match('^(%d+):(%d+)$')
+          s('User=' .. (uid or tostring(user)))
+          if gid then
+            s('Group=' .. gid)
+          end
         end
       end
       if x.stopCommand then
