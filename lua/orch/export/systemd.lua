@@ -310,10 +310,10 @@ function M.render(model, opts, loss)
         s('WorkingDirectory=' .. (x.cwd or (cfg and cfg.workdir) or '/'))
         -- the image's user, resolved in its own /etc/passwd (never the host's)
         local user = x.user or (cfg and cfg.user) or 'root'
-        local u, why = passwd.resolve(rootfs, user)
-        if u then
-          s('User=' .. u.uid)
-          s('Group=' .. u.gid)
+        local pw, why = passwd.resolve(rootfs, user)
+        if pw then
+          s('User=' .. pw.uid)
+          s('Group=' .. pw.gid)
         else
           loss:add(e.id, 'exec.user', why .. ': the unit runs as root')
         end
