@@ -60,10 +60,10 @@ _orch_options()
         check) o="--data --name -h --help" ;;
         image) o="--ref --json --data --name -h --help" ;;
         graph) o="--format -h --help" ;;
-        export) o="-o --output --strict --name --registry --host-image --orch-image --orch -h
-            --help" ;;
+        export) o="-o --output --strict --name --registry --host-image --orch-image --orch --data
+            -h --help" ;;
         import) o="--strict -h --help" ;;
-        probe) o="--wait -h --help" ;;
+        probe) o="--wait --data -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
         logs) o="-n --lines -f --follow --json --timestamps --since --reopen --no-color --color
             --control --name -h --help" ;;
