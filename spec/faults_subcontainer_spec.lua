@@ -91,25 +91,53 @@ end)
 
 describe('subcontainers without root #integration', function()
   after_each(session.cleanup)
-  if not F.is_root() or not images.available() then
-    it('needs root to drop to nobody, and busybox-static', function()
-      pending('not available')
-    end)
+  if not F.is_root() or not images.available()
+    or not os.execute('setpriv --reuid=65534 --regid=65534 --clear-groups unshare -Ur true')
+  then
+    it('needs root to drop to nobody, busybox-static and unprivileged user namespaces',
+      function()
+        pending('not available')
+      end)
     return
   end
 
-  it('fail with a clear error, never on the host', function()
+  it('run in a user namespace (uid 0 inside is the user); SIGKILL leaves nothing', function()
     local dir = session.tmpdir()
-    os.execute('chmod 755 ' .. R.quote(dir))
     local data = dir .. '/data'
-    images.busybox(data, 'main', {})
-    local m1 = F.unique()
-    R.write_file(dir .. '/main.lua', SCRIPT:format(m1, F.unique(), F.unique()))
+    images.busybox(data, 'main', { config = { user = 'root' } })
+    local m1, m2, m3 = F.unique(), F.unique(), F.unique()
+    R.write_file(dir .. '/main.lua', SCRIPT:format(m1, m2, m3))
+    -- the user's own files, as a rootless `orch image import` leaves them
+    os.execute('chown -R 65534:65534 ' .. R.quote(dir))
     local p = session.start({ 'run', '--data', data, dir .. '/main.lua' }, {
       prefix = 'setpriv --reuid=65534 --regid=65534 --clear-groups' })
-    p:wait_for("d: failed to start: subcontainer 'k': subcontainers need root", 20000)
-    assert.are.same({}, F.find('sleep ' .. m1)) -- never run on the host instead
-    p:signal('TERM')
-    p:wait(10000)
+    p:wait_for('inside%-up', 20000)
+    local marks = { 'sleep ' .. m1, 'sleep ' .. m2, 'sleep ' .. m3 }
+    R.wait_until(function()
+      local procs = F.procs()
+      for _, m in ipairs(marks) do
+        if not F.find(m, procs)[1] then
+          return false
+        end
+      end
+      return true
+    end, 10000, 'the three sleeps in the subcontainer')
+    local pid = F.find('sleep ' .. m1)[1]
+    assert.are.equal('65534', R.capture('ps -o uid= -p ' .. pid):match('%d+'))
+    local before = F.descendants(p.pid)
+    os.execute('kill -KILL ' .. p.pid)
+    R.wait_until(function()
+      for _, d in ipairs(before) do
+        if R.alive(d.pid) then
+          return false
+        end
+      end
+      return true
+    end, 3000, 'every process orch started to be gone')
+    for _, m in ipairs(marks) do
+      assert.are.same({}, F.find(m))
+    end
+    assert.are.same({}, mounts_naming(data))
+    assert.are.equal('', R.capture('ls -A ' .. R.quote(data .. '/.mnt')))
   end)
 end)

@@ -37,6 +37,7 @@ extern char **environ;
 
 enum stage {
   ST_HOST_PID = 1,
+  ST_CHILD_PID, /* not a failure either: the real process of a pid_in_child spawn */
   ST_SETSID,
   ST_STDIO,
   ST_CHDIR,
@@ -156,6 +157,19 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
     child_fail(report_fd, ST_SETSID);
   if (orch_spawn_ns_join(req) != 0) /* a subcontainer's process: into its namespaces */
     child_fail(report_fd, ST_JOIN);
+  if (req->pid_in_child) { /* into the leader's PID namespace: the process is a child of ours */
+    if (setns(req->join_pidns_fd, CLONE_NEWPID) != 0)
+      child_fail(report_fd, ST_JOIN);
+    pid_t real = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+    if (real < 0)
+      child_fail(report_fd, ST_JOIN);
+    if (real > 0) { /* orch (a subreaper) gets it once this one is gone */
+      child_report r = { ST_CHILD_PID, (int)real };
+      ssize_t n = write(report_fd, &r, sizeof r);
+      (void)n;
+      _exit(0);
+    }
+  }
   if (orch_spawn_ns_overlay(req) != 0) /* a subcontainer's leader: its root, privately */
     child_fail(report_fd, ST_OVERLAY);
   if (req->pidns) { /* PID 1 of a new namespace: give it a /proc of its own */
@@ -192,7 +206,9 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
   /* After the credentials change: the directory must be one the target user may enter. */
   if (req->cwd && chdir(req->cwd) != 0)
     child_fail(report_fd, ST_CHDIR);
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+  /* (not for the grandchild of a pid_in_child spawn: its parent is about to exit; the
+   * subcontainer's namespace ends with orch instead) */
+  if (!req->pid_in_child && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
     child_fail(report_fd, ST_PDEATH);
   /* orch died before the prctl took effect (in another PID namespace the parent is 0) */
   if (!req->pidns && !req->join_pid && getppid() != a->parent)
@@ -458,15 +474,25 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   child_report r;
   ssize_t n;
   req->host_pid = pid;
+  pid_t real = 0;
   for (;;) {
     do
       n = read(fds[0], &r, sizeof r);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof r || r.stage != ST_HOST_PID)
+    if (n != (ssize_t)sizeof r || (r.stage != ST_HOST_PID && r.stage != ST_CHILD_PID))
       break;
-    req->host_pid = r.err; /* not a failure: the pid the host sees, reported first */
+    if (r.stage == ST_CHILD_PID)
+      real = (pid_t)r.err;
+    else
+      req->host_pid = r.err; /* not a failure: the pid the host sees, reported first */
   }
   close(fds[0]);
+  if (real > 0) { /* the intermediate child exits at once; the process is its child */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+    pid = real;
+    req->host_pid = real;
+  }
   if (n != (ssize_t)sizeof r) {
     req->pid = pid;
     return 0;

@@ -39,6 +39,9 @@ typedef struct orch_spawn_req {
   char *ovl_dirs[3];      /* ... with its upper, work and root directories in it (malloc'd) */
   char *ovl_data;         /* its mount options (malloc'd) */
   const char *stdin_file; /* the child's stdin: this file, read-only (borrowed) */
+  int ovl_userns;         /* leader, not root: first a user namespace where we are uid 0 ... */
+  char *ovl_maps[2];      /* ... with these uid_map and gid_map lines (malloc'd) */
+  int pid_in_child;       /* not root: the child enters the PID namespace and forks the real one */
   pid_t pid;              /* out: the child */
   pid_t host_pid;         /* out: the child as the host sees it (== pid unless contained) */
   char detail[160];       /* out: what failed, e.g. "cwd '/nope'" */

@@ -60,8 +60,16 @@ static int open_overlay(orch_spawn_req *req)
   req->ovl_data = malloc(n);
   if (req->ovl_data == NULL)
     return UV_ENOMEM;
-  snprintf(req->ovl_data, n, "lowerdir=%s,upperdir=%s,workdir=%s", req->ovl_lower, req->ovl_dirs[0],
-           req->ovl_dirs[1]);
+  snprintf(req->ovl_data, n, "lowerdir=%s,upperdir=%s,workdir=%s%s", req->ovl_lower,
+           req->ovl_dirs[0], req->ovl_dirs[1], req->ovl_userns ? ",userxattr" : "");
+  if (req->ovl_userns) { /* uid 0 inside is us: the one mapping an unprivileged user may write */
+    for (int i = 0; i < 2; i++) {
+      if ((req->ovl_maps[i] = malloc(32)) == NULL)
+        return UV_ENOMEM;
+      snprintf(req->ovl_maps[i], 32, "0 %lu 1\n",
+               i ? (unsigned long)getgid() : (unsigned long)getuid());
+    }
+  }
   return 0;
 }
 
@@ -103,9 +111,33 @@ int orch_spawn_ns_open(orch_spawn_req *req, const char **detail)
 
 int orch_spawn_ns_enter_pid(orch_spawn_req *req)
 {
-  if (req->join_pidns_fd >= 0 && setns(req->join_pidns_fd, CLONE_NEWPID) != 0)
-    return -1;
+  if (req->join_pidns_fd >= 0 && setns(req->join_pidns_fd, CLONE_NEWPID) != 0) {
+    if (errno != EPERM)
+      return -1;
+    /* not root: no CAP_SYS_ADMIN in our own user namespace; the child, once in the leader's,
+     * enters the PID namespace itself and forks the real process */
+    req->pid_in_child = 1;
+    close(req->own_pidns_fd);
+    req->own_pidns_fd = -1;
+  }
   return 0;
+}
+
+/* Write `text` into /proc/self/<file> (async-signal-safe). 0 or -1. */
+static int write_self(const char *file, const char *text)
+{
+  char path[32] = "/proc/self/";
+  size_t n = strlen(path);
+  for (size_t i = 0; file[i] && n + 1 < sizeof path; i++)
+    path[n++] = file[i];
+  path[n] = '\0';
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ssize_t len = (ssize_t)strlen(text);
+  ssize_t w = write(fd, text, (size_t)len);
+  close(fd);
+  return w == len ? 0 : -1;
 }
 
 void orch_spawn_ns_leave_pid(orch_spawn_req *req)
@@ -130,6 +162,10 @@ int orch_spawn_ns_overlay(orch_spawn_req *req)
 {
   if (req->ovl_tmp == NULL)
     return 0;
+  if (req->ovl_userns && (unshare(CLONE_NEWUSER) != 0 || write_self("setgroups", "deny") != 0 ||
+                          write_self("uid_map", req->ovl_maps[0]) != 0 ||
+                          write_self("gid_map", req->ovl_maps[1]) != 0))
+    return -1;
   if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
       mount("tmpfs", req->ovl_tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
     return -1;
@@ -201,4 +237,8 @@ void orch_spawn_ns_free(orch_spawn_req *req)
   }
   free(req->ovl_data);
   req->ovl_data = NULL;
+  for (int i = 0; i < 2; i++) {
+    free(req->ovl_maps[i]);
+    req->ovl_maps[i] = NULL;
+  }
 }

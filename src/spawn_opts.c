@@ -231,6 +231,9 @@ static void read_ns(lua_State *L, int opts, orch_spawn_req *req)
     int t = lua_gettop(L);
     req->ovl_tmp = opt_string(L, t, "tmp", "overlay.tmp");
     req->ovl_lower = opt_string(L, t, "lower", "overlay.lower");
+    lua_getfield(L, t, "userns");
+    req->ovl_userns = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (req->ovl_tmp == NULL || req->ovl_lower == NULL)
       luaL_error(L, "bad option 'overlay' to 'spawn' ({tmp = dir, lower = dir} expected)");
     if (strpbrk(req->ovl_lower, ",:\\") != NULL)

@@ -155,9 +155,11 @@ local function create(self)
   if not data then
     return nil, self._data_err
   end
-  if core.getuid() ~= 0 then
-    return nil, 'subcontainers need root in this version of orch (unprivileged user '
-      .. 'namespaces are not used yet): run orch as root'
+  local userns = core.getuid() ~= 0
+  if userns and core.set_subreaper then
+    -- not root: a process joins the PID namespace from a child of orch's, which forks the real
+    -- one and exits (src/spawn.c); orch must be its new parent
+    core.set_subreaper()
   end
   local d = self._desc
   local cfg, cerr = data:image_config(d.imageId)
@@ -174,11 +176,17 @@ local function create(self)
     return nil, merr
   end
   local l, lerr = leader.start({ lower = data:image_rootfs(d.imageId), tmp = tmp,
+    userns = userns,
     hostname = name_of(self), shared_run = d.sharedRun, binds = binds,
     log = function(level, msg)
       log(self, level, msg)
     end })
   if not l then
+    if userns then
+      lerr = ('%s (without root a subcontainer needs an unprivileged user namespace and an '
+        .. 'overlay mounted in it: a kernel that allows them (user.max_user_namespaces, '
+        .. 'kernel.unprivileged_userns_clone), or run orch as root)'):format(lerr)
+    end
     return nil, lerr
   end
   self._cfg, self._leader = cfg, l
@@ -289,6 +297,11 @@ function SubContainer:spawn_plan(o)
   local u, uerr = passwd.resolve(self._root, o.user or cfg.user)
   if not u then
     return nil, ("subcontainer '%s': %s"):format(name_of(self), uerr)
+  end
+  if self._leader.userns and (u.uid ~= 0 or u.gid ~= 0) then
+    return nil, ("subcontainer '%s': user '%s' (uid %d): without root orch maps only uid 0 "
+      .. "(you) into a subcontainer; run orch as root, or set user = 'root'"):format(
+      name_of(self), tostring(o.user or cfg.user), u.uid)
   end
   local env = env_map(cfg.env)
   if env.PATH == nil then

@@ -114,7 +114,8 @@ function M.argv(bwrap, o)
   return a
 end
 
---- Start a leader (yields until it is ready). `o`: `lower` (the image's root filesystem),
+--- Start a leader (yields until it is ready). `o`: `userns` (not root: first a user namespace
+-- where uid 0 is orch's user), `lower` (the image's root filesystem),
 -- `tmp` (an empty directory the private tmpfs goes on), `hostname`, `shared_run`, `binds`
 -- (bwrap arguments of the mounts), `log(level, msg)`.
 -- @treturn table|nil `{cmd = orch.process Command (bwrap), pid = the leader (PID 1 inside)}`
@@ -137,7 +138,7 @@ function M.start(o)
     end
   end
   local cmd, msg = process.spawn(M.argv(bwrap, o), {
-    overlay = { tmp = o.tmp, lower = o.lower },
+    overlay = { tmp = o.tmp, lower = o.lower, userns = o.userns },
     stdin_file = init,
     sigterm_timeout = 5000,
     name = 'subcontainer ' .. o.hostname,
@@ -161,7 +162,7 @@ function M.start(o)
   local text = table.concat(out)
   local pid = math.tointeger(tonumber(text:match('"child%-pid"%s*:%s*(%d+)')))
   if ok and not cmd.exited.is_set and pid then
-    return { cmd = cmd, pid = pid }
+    return { cmd = cmd, pid = pid, userns = o.userns }
   end
   if cmd.exited.is_set and not cmd.pipes_done then -- its last words
     sched.sleep(process.PIPE_GRACE_MS)
