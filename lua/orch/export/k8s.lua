@@ -7,6 +7,8 @@
 local yaml = require 'orch.export.yaml'
 local names = require 'orch.export.names'
 local common = require 'orch.export.common'
+local datadir = require 'orch.runtime.datadir'
+local passwd = require 'orch.subcontainer.passwd'
 
 local map, set = yaml.map, yaml.set
 
@@ -116,7 +118,7 @@ local function env_list(e, image_env)
   return #list > 0 and list or nil
 end
 
-local function security(e, loss)
+local function security(e, loss, opts)
   local u = e.exec.user
   if u == nil then
     return nil
@@ -124,6 +126,16 @@ local function security(e, loss)
   local s = tostring(u)
   local uid, gid = s:match('^(%d+):(%d+)$')
   uid = uid or s:match('^(%d+)$')
+  if not uid and e.image and e.image.provider and opts.data then
+    -- a name in an orch.SubContainer: its image's own passwd says which uid
+    local pw = passwd.resolve(datadir.open(opts.data):image_rootfs(e.image.id), s)
+    if pw then
+      uid, gid = tostring(pw.uid), tostring(pw.gid)
+    end
+  end
+  if not uid and s == 'root' then
+    uid, gid = '0', '0'
+  end
   if not uid then
     loss:add(e.id, 'exec.user', ("user name '%s': runAsUser needs a uid; the image's user "
       .. 'is used'):format(s))
@@ -194,7 +206,7 @@ local function container(e, cname, ctx, sidecar)
     end
   end
   set(c, 'workingDir', e.exec.cwd)
-  set(c, 'securityContext', security(e, loss))
+  set(c, 'securityContext', security(e, loss, opts))
   set(c, 'resources', resources(e, loss))
   local x = e.exec
   if x.stopCommand then
