@@ -131,7 +131,7 @@ Options:
 Usage: orch probe [--wait[=MS]] [--data DIR] main.lua ID [-- args...]
 
 Evaluate main.lua (nothing is started), run the ready.fn of entry ID once and print its result.
-With --wait, probe again (as its trigger says, at least every second) until it succeeds or MS
+With --wait, probe again (when its trigger says) until it succeeds or MS
 milliseconds have passed (default: no limit). Exit 0 on success, 1 otherwise. The exported
 Kubernetes, compose and systemd checks call it.
 
