@@ -97,13 +97,7 @@ end
 -- The orch binary running now (systemd units call it for readiness).
 local function self_exe()
   local ok, core = pcall(require, 'orch.core')
-  local pid = ok and core.getpid and core.getpid()
-  local p = pid and io.popen(('readlink -f /proc/%d/exe'):format(pid))
-  local path = p and p:read('l')
-  if p then
-    p:close()
-  end
-  return path
+  return ok and core.exepath and core.exepath() or nil
 end
 
 local function cwd()
