@@ -115,9 +115,13 @@ function M.load_model(script, args, data)
   if not chain then
     return nil, evaluate.message_of(entries)
   end
-  return evaluate.run_root(function()
+  local model, why = evaluate.run_root(function()
     return model_of.of_chain(chain)
   end)
+  if not model then
+    return nil, ('orch: export: %s: %s'):format(script, why)
+  end
+  return model
 end
 
 --- `orch export FORMAT [options] main.lua [args...]`.
