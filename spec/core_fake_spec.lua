@@ -9,7 +9,7 @@
 local PARAMS = {
   active_count = 0, cgroup_find = 1, cgroup_kill = 1, cgroup_mkdir = 1,
   cgroup_pids = 1, cgroup_rmdir = 1, cgroup_subdirs = 1, chmod = 2,
-  contain = 1, cwd = 0, environ = 0, fd_holders = 1, getpgid = 1, getpid = 0, getpwnam = 1,
+  contain = 1, cwd = 0, environ = 0, exepath = 0, fd_holders = 1, getpgid = 1, getpid = 0, getpwnam = 1,
   getuid = 0, host_alive = 1, hrtime = 0, http_get = 3, isatty = 1, kill = 2, lstat = 1,
   mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, port_listening = 2,
   preempt = 3,
@@ -29,7 +29,8 @@ local METHODS = {
 local NO_FAKE = {
   -- the `orch run` process itself (cli/run.lua), exercised by the CLI and fault specs
   contain = 'PID namespace of orch run (cli/run.lua)',
-  set_subreaper = 'orch run only (cli/run.lua)',
+  set_subreaper = 'orch run only (cli/run.lua); a subcontainer without root (real core only)',
+  exepath = 'where orch-init is, for a subcontainer (real processes only)',
   orphans_reaped = 'orch run only (cli/run.lua)',
   unblock_signals = 'orch run only (cli.lua, cli/run.lua)',
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',

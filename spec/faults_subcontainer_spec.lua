@@ -22,6 +22,8 @@ return orch.setupMain(function(ctx)
       ready = READY, requires = {} })
     :addDaemon('e', { subcontainer = sub, exec = { command = 'setsid sleep %s & exec sleep %s' },
       ready = READY, requires = {} })
+    :addDaemon('i', { subcontainer = sub, exec = { runAsInit = true,
+      command = 'echo init-pid=$$; exec sleep %s' }, ready = READY, requires = {} })
 end)
 ]]
 
@@ -52,14 +54,15 @@ describe('faults: SIGKILL of orch with subcontainers #integration', function()
       local dir = session.tmpdir()
       local data = dir .. '/data'
       images.busybox(data, 'main', {})
-      local m1, m2, m3 = F.unique(), F.unique(), F.unique()
-      R.write_file(dir .. '/main.lua', SCRIPT:format(m1, m2, m3))
+      local m1, m2, m3, m4 = F.unique(), F.unique(), F.unique(), F.unique()
+      R.write_file(dir .. '/main.lua', SCRIPT:format(m1, m2, m3, m4))
       local args = { 'run', '--data', data }
       args[#args + 1] = case[2]
       args[#args + 1] = dir .. '/main.lua'
       local p = session.start(args)
       p:wait_for('inside%-up', 20000)
-      local marks = { 'sleep ' .. m1, 'sleep ' .. m2, 'sleep ' .. m3 }
+      p:wait_for('init%-pid=1\n', 20000) -- runAsInit: PID 1 of a namespace of its own
+      local marks = { 'sleep ' .. m1, 'sleep ' .. m2, 'sleep ' .. m3, 'sleep ' .. m4 }
       R.wait_until(function()
         local procs = F.procs()
         for _, m in ipairs(marks) do
@@ -68,7 +71,7 @@ describe('faults: SIGKILL of orch with subcontainers #integration', function()
           end
         end
         return true
-      end, 10000, 'the three sleeps in the subcontainer')
+      end, 10000, 'the four sleeps in the subcontainer')
       local before = F.descendants(p.pid)
       os.execute('kill -KILL ' .. p.pid) -- the relay, or orch itself when uncontained
       R.wait_until(function()
@@ -105,14 +108,15 @@ describe('subcontainers without root #integration', function()
     local dir = session.tmpdir()
     local data = dir .. '/data'
     images.busybox(data, 'main', { config = { user = 'root' } })
-    local m1, m2, m3 = F.unique(), F.unique(), F.unique()
-    R.write_file(dir .. '/main.lua', SCRIPT:format(m1, m2, m3))
+    local m1, m2, m3, m4 = F.unique(), F.unique(), F.unique(), F.unique()
+    R.write_file(dir .. '/main.lua', SCRIPT:format(m1, m2, m3, m4))
     -- the user's own files, as a rootless `orch image import` leaves them
     os.execute('chown -R 65534:65534 ' .. R.quote(dir))
     local p = session.start({ 'run', '--data', data, dir .. '/main.lua' }, {
       prefix = 'setpriv --reuid=65534 --regid=65534 --clear-groups' })
     p:wait_for('inside%-up', 20000)
-    local marks = { 'sleep ' .. m1, 'sleep ' .. m2, 'sleep ' .. m3 }
+    p:wait_for('init%-pid=1\n', 20000) -- runAsInit: PID 1 of a namespace of its own
+    local marks = { 'sleep ' .. m1, 'sleep ' .. m2, 'sleep ' .. m3, 'sleep ' .. m4 }
     R.wait_until(function()
       local procs = F.procs()
       for _, m in ipairs(marks) do
@@ -121,7 +125,7 @@ describe('subcontainers without root #integration', function()
         end
       end
       return true
-    end, 10000, 'the three sleeps in the subcontainer')
+    end, 10000, 'the four sleeps in the subcontainer')
     local pid = F.find('sleep ' .. m1)[1]
     assert.are.equal('65534', R.capture('ps -o uid= -p ' .. pid):match('%d+'))
     local before = F.descendants(p.pid)

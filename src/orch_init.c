@@ -3,7 +3,6 @@
  * whole container is set up by then), lets go of its stdio, reaps every orphan of the
  * namespace, and exits on SIGTERM or SIGINT, which ends the namespace and every process in it.
  * Static and libc-only: it runs inside any image's root filesystem. */
-#define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>

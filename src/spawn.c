@@ -157,8 +157,9 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
     child_fail(report_fd, ST_SETSID);
   if (orch_spawn_ns_join(req) != 0) /* a subcontainer's process: into its namespaces */
     child_fail(report_fd, ST_JOIN);
-  if (req->pid_in_child) { /* into the leader's PID namespace: the process is a child of ours */
-    if (setns(req->join_pidns_fd, CLONE_NEWPID) != 0)
+  if (req->pid_in_child) { /* into the leader's PID namespace (or a new one, runAsInit): the
+                            * process is a child of ours */
+    if (req->pidns ? unshare(CLONE_NEWPID) != 0 : setns(req->join_pidns_fd, CLONE_NEWPID) != 0)
       child_fail(report_fd, ST_JOIN);
     pid_t real = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
     if (real < 0)
@@ -457,6 +458,12 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
     pid = req->pidns
               ? (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, NULL, NULL, NULL, 0)
               : vfork();
+    if (pid < 0 && errno == EPERM && req->pidns && req->join_pid) {
+      /* runAsInit in a subcontainer, not root: the child makes the PID namespace once in the
+       * leader's user namespace, and forks its PID 1 */
+      req->pid_in_child = 1;
+      pid = vfork();
+    }
   }
   if (pid == 0)
     child_main(&ca, in_cgroup);
