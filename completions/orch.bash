@@ -60,6 +60,10 @@ _orch_options()
         check) o="--data --name -h --help" ;;
         image) o="--ref --json --data --name -h --help" ;;
         graph) o="--format -h --help" ;;
+        export) o="-o --output --strict --name --registry --host-image --orch-image --orch --data
+            -h --help" ;;
+        import) o="--strict -h --help" ;;
+        probe) o="--wait --data -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
         logs) o="-n --lines -f --follow --json --timestamps --since --reopen --no-color --color
             --control --name -h --help" ;;
@@ -77,7 +81,8 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph image status logs stop start restart signal shutdown reload ui'
+    local commands='run check graph export import probe image status logs stop start restart
+        signal shutdown reload ui'
     COMPREPLY=()
 
     # The value of an option that takes one.
@@ -100,7 +105,8 @@ _orch()
         word=${COMP_WORDS[i]}
         case $word in
             --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
-                | --log-dir | --since | --data | --ref)
+                | --log-dir | --since | --data | --ref | -o | --output | --registry | --host-image \
+                | --orch)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;
@@ -118,6 +124,19 @@ _orch()
         [[ -n $cmd ]] || return
     fi
     case $cmd in
+        export | import)
+            if [[ $npos -eq 0 ]]; then
+                local formats='k8s compose systemd'
+                [[ $cmd == import ]] && formats=compose
+                mapfile -t COMPREPLY < <(compgen -W "$formats" -- "$cur")
+            else
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -d -- "$cur"; compgen -f -- "$cur")
+            fi ;;
+        probe)
+            compopt -o filenames 2>/dev/null
+            [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -d -- "$cur"
+                compgen -f -X '!*.lua' -- "$cur") ;;
         run | check | graph)
             compopt -o filenames 2>/dev/null
             if [[ $npos -eq 0 ]]; then

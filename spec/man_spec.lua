@@ -149,7 +149,8 @@ describe('man pages #integration', function()
       for o in pairs(options(sub[cmd] or '')) do
         local owner = sub[cmd]:match('orch (%a+) ' .. o:gsub('%-', '%%-') .. '%f[^%w-]') or cmd
         local args = { R.ORCH, owner }
-        if not ({ run = true, check = true, graph = true, image = true })[owner] then
+        if not ({ run = true, check = true, graph = true, image = true, export = true,
+          import = true, probe = true })[owner] then
           args[#args + 1], args[#args + 2] = '--control', sock
         end
         args[#args + 1] = o

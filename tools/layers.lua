@@ -17,7 +17,7 @@ local LAYERS = {
   { 'subcontainer', {} },
   { 'entries', { 'daemon', 'health_daemon', 'trigger', 'health' } },
   { 'graph', { 'daemons', 'validate', 'locate' } },
-  { 'outside', { 'log', 'status', 'control', 'cli', 'init' } },
+  { 'outside', { 'log', 'status', 'control', 'cli', 'init', 'export' } },
 }
 
 local RANK, BY_NAME = {}, {}

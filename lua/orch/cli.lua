@@ -52,6 +52,19 @@ end
 
 local COMMANDS = { run = run.cmd_run, check = check.cmd_check, graph = check.cmd_graph }
 
+-- commands that parse their own arguments (orch.cli.export, orch.cli.probe, orch.cli.import)
+local OWN_ARGS = {
+  export = function(args)
+    return require('orch.cli.export').cmd_export(args)
+  end,
+  probe = function(args)
+    return require('orch.cli.probe').cmd_probe(args)
+  end,
+  import = function(args)
+    return require('orch.cli.import').cmd_import(args)
+  end,
+}
+
 --- The entry point: `args` are the arguments after the program name; returns the exit status.
 function M.main(args)
   args = args or {}
@@ -74,6 +87,9 @@ function M.main(args)
       return 0
     end
     local cmd, start = first, 2
+    if OWN_ARGS[cmd] then
+      return OWN_ARGS[cmd](args)
+    end
     if CONTROL_COMMANDS[cmd] then
       local copts, pos = parse_control(cmd, args, start)
       if copts.help then

@@ -408,6 +408,12 @@ function trigger.lastStatus(o) end
 ---@return orch.Trigger
 function trigger.successFailure(o) end
 
+---What a trigger made by these functions is (`{name = 'cooldownTrigger', ms = 1000}`, ...), for
+---exporters; nil for a trigger written by hand.
+---@param t orch.Trigger
+---@return table|nil
+function trigger.describe(t) end
+
 -- Tasks and the module ----------------------------------------------------------------------
 
 ---@class orch.Task

@@ -222,6 +222,7 @@ local function cmd_graph(opts, script, args)
   return 0
 end
 
+M.load_quiet = load_quiet
 M.count_kinds = count_kinds
 M.cmd_check = cmd_check
 M.cmd_graph = cmd_graph

@@ -10,6 +10,9 @@ Commands:
   run     evaluate main.lua, start its graph and supervise it until stopped
   check   evaluate and validate main.lua; print its entries in start order
   graph   print the dependency graph (Graphviz dot or Mermaid)
+  export  translate the graph to Kubernetes, docker compose or systemd units
+  import  translate a docker compose file to a main.lua
+  probe   run one entry's readiness check once (or until it passes)
   image   import, list and remove the images subcontainers run from (import|ls|rm)
 
 Control of a running orch (through its control socket):
@@ -97,6 +100,58 @@ Mermaid), health checks as hexagons; an arrow goes from a requirement to its dep
 Options:
   --format FORMAT   dot (default, for Graphviz) or mermaid
   -h, --help        show this help
+]],
+  export = [[
+Usage: orch export k8s|compose|systemd [options] main.lua [args...] [-o DIR]
+
+Evaluate main.lua as orch check does (nothing is started) and translate its graph:
+  k8s      one Deployment (a Job when there are only oneshots): oneshots as init containers,
+           required daemons as native sidecars gated by a startupProbe, the rest containers
+  compose  one service per entry, depends_on with conditions, healthcheck, restart, limits
+  systemd  one unit per entry and a target, into DIR (-o is required)
+Everything that did not translate exactly is listed on stderr (`<format>: loss: <id>: <field>:
+<what>`).
+
+Options:
+  -o, --output DIR      write into DIR (k8s: kubernetes.yaml, compose: compose.yaml) instead of
+                        stdout
+  --strict              any loss is an error: exit 1, nothing written
+  --name NAME           the application's name (default: the script's directory)
+  --registry PREFIX     prefix image ids with PREFIX/ (k8s, compose)
+  --host-image IMAGE    the image host processes and health checks run in (k8s, compose;
+                        default debian:bookworm-slim)
+  --orch-image          the images hold orch and the script at /orch/main.lua: Lua readiness
+                        checks become `orch probe` commands (k8s, compose)
+  --orch PATH           the orch binary systemd units call for readiness (default: this one)
+  --data DIR            the data directory (as orch run's): systemd units of subcontainers
+                        run in its images and volumes
+  -h, --help            show this help
+]],
+  probe = [=[
+Usage: orch probe [--wait[=MS]] [--data DIR] main.lua ID [-- args...]
+
+Evaluate main.lua (nothing is started), run the ready.fn of entry ID once and print its result.
+With --wait, probe again (when its trigger says) until it succeeds or MS
+milliseconds have passed (default: no limit). Exit 0 on success, 1 otherwise. The exported
+Kubernetes, compose and systemd checks call it.
+
+Options:
+  --wait[=MS]   probe until success (or MS ms)
+  --data DIR    the data directory (as orch run's), for checks that run in a subcontainer
+  -h, --help    show this help
+]=],
+  import = [[
+Usage: orch import compose FILE
+
+Translate a docker compose file into a readable main.lua on stdout: one addDaemon (addOneshot
+for services others wait for with service_completed_successfully) per service, health checks
+as runHealthScript, depends_on conditions as requires, restart policies, environment, env_file,
+user, working directory, stop signal and grace period, limits. What has no equivalent (build,
+networks, published ports, ...) is listed on stderr (`import: loss: <service>: <key>: <what>`).
+
+Options:
+  --strict      any loss is an error: exit 1, nothing written
+  -h, --help    show this help
 ]],
   image = [[
 Usage: orch image import PATH ID [--ref REF] [--data DIR | --name NAME]

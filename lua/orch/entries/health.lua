@@ -46,6 +46,14 @@ local function args(first, ...)
   return first, ...
 end
 
+-- `orch export` describes a ready.fn by calling it in a task whose scope holds a recorder
+-- (`describe_probe`): a helper then hands the recorder what it would check and returns the
+-- recorder's result at once, probing nothing. Outside export nothing changes.
+local function recorder()
+  local scope = sched.scope()
+  return type(scope) == 'table' and scope.describe_probe or nil
+end
+
 local function check_ms(fname, v, level)
   local bad = v ~= nil and util.check_ms(v, 1)
   if bad == 'type' then
@@ -69,6 +77,10 @@ function M.checkPortListening(...)
   opts = check_keys('checkPortListening', opts,
     { 'successMessage', 'errorMessage', 'timeoutMessage', 'timeout' }, 2)
   check_ms('checkPortListening', opts.timeout, 2)
+  local rec = recorder()
+  if rec then
+    return rec({ helper = 'checkPortListening', port = port })
+  end
   local ok = core.port_listening(port)
   if ok then
     return { result = 'success', message = opts.successMessage or ('Port %d is listening'):format(
@@ -117,6 +129,11 @@ function M.checkWebUrl(...)
   local expect = opts.expectStatus
   if expect ~= nil and math.type(expect) ~= 'integer' and not util.is_sequence(expect) then
     util.bad_argument(2, 'checkWebUrl', 'expectStatus must be a status or a list')
+  end
+  local rec = recorder()
+  if rec then
+    return rec({ helper = 'checkWebUrl', url = url, expectStatus = util.deep_copy(expect),
+      timeout = opts.timeout or M.WEB_TIMEOUT, insecure = opts.insecure or false })
   end
   local err_msg = opts.errorMessage or ('Error while fetching URL: ' .. url)
   -- the probe handle lives in `holder`, closed with it when the task ends or is cancelled
@@ -167,6 +184,15 @@ function M.runHealthScript(...)
   local env
   if sub and type(sub.env) == 'table' then
     env = sub.env
+  end
+  local rec = recorder()
+  if rec then
+    local inside = subcontainer.is(sub) -- runs in that subcontainer's image
+    return rec({ helper = 'runHealthScript', command = util.deep_copy(argv),
+      timeout = opts.timeout or M.SCRIPT_TIMEOUT, env = util.deep_copy(env),
+      user = not inside and sub and sub.user or nil,
+      workdir = not inside and sub and sub.workdir or nil,
+      image = inside and sub:describe().imageId or nil })
   end
   local res
   if subcontainer.is(sub) then -- inside it, as its exec

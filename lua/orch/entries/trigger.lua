@@ -19,6 +19,25 @@ local M = {}
 --- Factories, so validation can tell `trigger = trigger.cooldownTrigger` (forgot to call it).
 M._factories = {}
 
+-- What each trigger made here is (weak keys): `orch export` maps a cadence to the engines'
+-- probe periods; a trigger written by hand has none.
+local DESCRIBED = setmetatable({}, { __mode = 'k' })
+
+local function described(d, trigger)
+  DESCRIBED[trigger] = d
+  return trigger
+end
+
+--- What `trigger` is, for exporters: `{name = 'cooldownTrigger', ms = 1000}`,
+-- `{name = 'statusTrigger', defaultMs = ..., intervals = {...}}`, `{name = 'changeOnFirstSuccess',
+-- before = d, after = d}`, `{name = 'lastStatus', triggers = {result = d, default = d}}`,
+-- `{name = 'defaultTrigger'}`; nil for a trigger written by hand. A copy: changing it changes
+-- nothing.
+function M.describe(trigger)
+  local d = DESCRIBED[trigger]
+  return d and util.deep_copy(d) or nil
+end
+
 local STATUS_KEYS = {
   success = true, failure = true, starting = true, waiting = true, loading = true,
   disabled = true,
@@ -46,12 +65,12 @@ end
 -- @treturn function a trigger
 function M.cooldownTrigger(ms)
   check_ms('cooldownTrigger', 1, ms, 2)
-  return function(_)
+  return described({ name = 'cooldownTrigger', ms = ms }, function(_)
     return function()
       sched.sleep(ms)
       return true
     end
-  end
+  end)
 end
 
 --- Sleep `intervals[lastResult]`, else `defaultMs`, before every probe (read before sleeping).
@@ -73,7 +92,8 @@ function M.statusTrigger(defaultMs, intervals)
     check_ms('statusTrigger', 2, v, 2)
     copy[k] = v
   end
-  return function(getInput)
+  return described({ name = 'statusTrigger', defaultMs = defaultMs, intervals = copy },
+    function(getInput)
     return function()
       local last = getInput().lastResult
       local ms
@@ -85,7 +105,7 @@ function M.statusTrigger(defaultMs, intervals)
       sched.sleep(ms)
       return true
     end
-  end
+  end)
 end
 
 --- Seed `changeOnFirstSuccess{beforeFirstSuccess = trigger, afterFirstSuccess = trigger}`.
@@ -106,7 +126,8 @@ function M.changeOnFirstSuccess(o)
   check_trigger('changeOnFirstSuccess', 'beforeFirstSuccess', o.beforeFirstSuccess, 2)
   check_trigger('changeOnFirstSuccess', 'afterFirstSuccess', o.afterFirstSuccess, 2)
   local before_t, after_t = o.beforeFirstSuccess, o.afterFirstSuccess
-  return function(getInput)
+  return described({ name = 'changeOnFirstSuccess', before = DESCRIBED[before_t] or false,
+    after = DESCRIBED[after_t] or false }, function(getInput)
     local phase = 'init'
     local before, after
     return function()
@@ -128,7 +149,7 @@ function M.changeOnFirstSuccess(o)
       end
       return after()
     end
-  end
+  end)
 end
 
 --- Seed `lastStatus{success = trigger, failure = trigger, ..., default = trigger}`: each tick
@@ -149,11 +170,11 @@ function M.lastStatus(o)
   if o.default == nil then
     util.bad_argument(1, 'lastStatus', 'default is required')
   end
-  local subs = {}
+  local subs, ds = {}, {}
   for k, v in pairs(o) do
-    subs[k] = v
+    subs[k], ds[k] = v, DESCRIBED[v] or false
   end
-  return function(getInput)
+  return described({ name = 'lastStatus', triggers = ds }, function(getInput)
     local instances = {}
     return function()
       local last = getInput().lastResult
@@ -168,7 +189,7 @@ function M.lastStatus(o)
       end
       return inst() and true or false
     end
-  end
+  end)
 end
 
 --- Seed `successFailure{duringSuccess = trigger, duringError = trigger}` =
@@ -226,6 +247,8 @@ function M.defaultTrigger(getInput)
     return after()
   end
 end
+
+DESCRIBED[M.defaultTrigger] = { name = 'defaultTrigger' }
 
 M._factories[M.cooldownTrigger] = { 'cooldownTrigger', 'cooldownTrigger(1000)' }
 M._factories[M.statusTrigger] = { 'statusTrigger', 'statusTrigger(30000, {failure = 1000})' }

@@ -87,6 +87,11 @@ end
 function M.spawn(command, opts)
   opts = opts or {}
   local argv = M.argv(command)
+  local scope = sched.scope()
+  if type(scope) == 'table' and scope.describe_probe then -- orch export reads, never runs
+    return nil, ("spawn '%s': not run while orch export describes a ready.fn"):format(
+      tostring(type(argv) == 'table' and argv[1] or argv)), 'EPERM', 'describe'
+  end
   local bad = bad_input(argv, opts)
   if bad then
     local first = type(argv) == 'table' and type(argv[1]) == 'string' and argv[1] or '?'
