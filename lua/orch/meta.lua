@@ -118,7 +118,7 @@ function Abort:onAbort(cb) end
 ---`ready`: how the entry's readiness is probed and shown.
 ---@class orch.Ready
 ---@field display string|false the name users see; false hides the check
----@field fn? fun(): orch.HealthResult the probe (may yield); optional with notify/logLine/onLine
+---@field fn? fun(): orch.HealthResult the probe (may yield); optional with notify/notifyFd/logLine/onLine
 ---@field gracePeriod? integer ms after a start when a failure reads `starting` (default 5000)
 ---@field trigger? orch.Trigger when probes run (default orch.trigger.defaultTrigger)
 ---@field timeout? integer ms a `fn` call may run (default 60000; 0: no limit)
@@ -126,6 +126,7 @@ function Abort:onAbort(cb) end
 ---@field failureThreshold? integer failures in a row before the result becomes failure (default 1)
 ---@field successThreshold? integer successes in a row before the result becomes success (default 1)
 ---@field notify? boolean readiness by sd_notify: a private NOTIFY_SOCKET; READY=1 is success
+---@field notifyFd? integer readiness by s6's notification-fd: the service writes a newline to this descriptor (3 to 1023) when ready
 ---@field watchdog? integer ms within which a WATCHDOG=1 must come after READY=1 (needs notify)
 ---@field logLine? string a Lua pattern: the first output line matching it means ready
 ---@field onLine? fun(stream: 'stdout'|'stderr', line: string): orch.HealthResult|orch.Result|nil

@@ -165,6 +165,7 @@ local function spawn_command(self, exec)
     rlimits = exec.limits and (exec.limits.nofile or exec.limits.core)
       and { nofile = exec.limits.nofile, core = exec.limits.core } or nil,
     sigterm_timeout = sigterm_timeout(self, exec),
+    fds = self.pushed and self.pushed:fds() or nil, -- ready.notifyFd
     name = self.id,
     log = function(level, msg)
       util.log(self.effects, level, msg)
@@ -173,12 +174,18 @@ local function spawn_command(self, exec)
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
   -- the chain was built with (none: the process group only).
   local tracker, group, cmd = self.tracker, nil, nil
+  local function failed(...)
+    if opts.fds then
+      self.pushed:spawn_failed()
+    end
+    return ...
+  end
   for _ = 1, 2 do
     if tracker then
       local gerr, gcode
       group, gerr, gcode = tracker:group(self.id)
       if not group then
-        return nil, ("spawn '%s': %s"):format(tostring(argv[1]), tostring(gerr)), gcode
+        return failed(nil, ("spawn '%s': %s"):format(tostring(argv[1]), tostring(gerr)), gcode)
       end
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
@@ -199,7 +206,7 @@ local function spawn_command(self, exec)
         if group and tracker then
           tracker:spawn_failed(group, lerr, 'EINVAL', 'limits')
         end
-        return nil, lerr, 'EINVAL'
+        return failed(nil, lerr, 'EINVAL')
       end
     end
     local msg, code, stage
@@ -209,7 +216,7 @@ local function spawn_command(self, exec)
     end
     -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
     if not (group and tracker:spawn_failed(group, msg, code, stage)) then
-      return nil, msg, code
+      return failed(nil, msg, code)
     end
   end
   local inc = setmetatable({
