@@ -40,6 +40,27 @@ describe('restart limits #integration', function()
         .. 'ms: check failed 2 times: no answer on :5432%): stuck\n', r.err)
     end)
 
+  it('ready.restartAfter stops with exec.stopCommand when the entry has one', function()
+    local r = R.run({ 'run', '--no-control', '--until-ready=30000', F .. '/liveness.lua',
+      'stopCommand' })
+    assert.equal(1, r.code, r.err)
+    assert.equal(2, count(r.out, 'stuck: restarting: check failed 2 times: no answer on :5432'))
+    assert.equal(2, count(r.out, 'stuck: stopping with exec.stopCommand'))
+    assert.equal(2, count(r.out, 'stuck | stop command for '))
+    assert.equal(2, count(r.out, 'stuck | got INT')) -- the command's SIGINT, not the TERM
+    assert.equal(0, count(r.out, 'got TERM'))
+    assert.equal(0, count(r.out, 'SIGKILL'))
+  end)
+
+  it('a process that outlives the stopCommand of a liveness restart is SIGKILLed', function()
+    local r = R.run({ 'run', '--no-control', '--until-ready=30000', F .. '/liveness.lua',
+      'stuckCommand' })
+    assert.equal(1, r.code, r.err)
+    assert.equal(2, count(r.out, 'stuck | stop command does nothing'))
+    assert.equal(0, count(r.out, 'got TERM'))
+    assert.equal(2, count(r.out, 'stuck: killed by SIGKILL'), r.out)
+  end)
+
   it('orch status shows failed and blocked; orch restart <id> clears the failure', function()
     local sock = tmpdir() .. '/orch.sock'
     local p = start({ 'run', '--control', sock, F .. '/gives_up.lua' })

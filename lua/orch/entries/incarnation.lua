@@ -333,6 +333,18 @@ function CommandInc:_stop_command()
   return 0
 end
 
+--- Whether a process of the entry's command runs (what `stop_command` can stop).
+function CommandInc:running_command()
+  return not self.cmd.exited.is_set
+end
+
+--- Stop with `exec.stopCommand` (yields; liveness): true when the process is gone within
+-- `sigtermTimeout`, false when it still runs (the caller SIGKILLs it).
+function CommandInc:stop_command()
+  self:_stop_command()
+  return self.cmd.exited.is_set
+end
+
 function CommandInc:kill_now()
   self.cmd:kill('SIGKILL')
 end
@@ -424,6 +436,14 @@ function FnInc:term()
     self.done:set()
   end
   return true
+end
+
+function FnInc:running_command()
+  return self.inner ~= nil and self.inner:running_command()
+end
+
+function FnInc:stop_command()
+  return self.inner:stop_command()
 end
 
 function FnInc:kill_now()
