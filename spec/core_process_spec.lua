@@ -160,8 +160,9 @@ describe('core.spawn', function()
           got[#got + 1] = chunk or '<end>'
         end))
         local src = p:write_fd()
-        local proc = assert(core.spawn({ 'bash', '-c', ('ls /proc/self/fd | tr "\n" " " >&%d'):format(
-          n) }, { fds = { [n] = src }, stdout = 'ignore', stderr = 'inherit' }, function()
+        local script = ('ls /proc/self/fd | tr "\n" " " >&%d'):format(n)
+        local proc = assert(core.spawn({ 'bash', '-c', script },
+          { fds = { [n] = src }, stdout = 'ignore', stderr = 'inherit' }, function()
           exited = true
         end))
         p:close_write()
