@@ -5,6 +5,7 @@
 local sched = require 'orch.runtime.sched'
 local locate = require 'orch.graph.locate'
 local util = require 'orch.runtime.util'
+local Dynamic = require 'orch.graph.dynamic'
 local err = require('orch.cli.args').err
 
 local M = {}
@@ -188,6 +189,15 @@ function M.evaluate(script, args, ctx, scope)
     what = "the script's function(ctx)"
     res = table.pack(in_eval_task(scope, locator, handler, res[2], ctx))
   end
+  -- orch check on a Daemons.dynamic main: list what one run of its function produces
+  if res[1] and scope.dry and Dynamic.is(res[2]) and res.n <= 2 then
+    local dyn = res[2]
+    res = table.pack(in_eval_task(scope, locator, handler, dyn.preview, dyn, ctx and ctx.effects))
+    if res[1] then
+      scope.dynamic = res[2]:entries()
+      res = table.pack(true, dyn)
+    end
+  end
   if not res[1] then
     return fail(message_of(res[2]))
   end
@@ -212,6 +222,9 @@ function M.evaluate(script, args, ctx, scope)
       what, desc)
   end
   local ok, entries = xpcall(res.entries, traceback_handler, res)
+  if ok and scope.dynamic then
+    entries = scope.dynamic
+  end
   if not ok then
     M.term_scope(scope)
     return nil, entries

@@ -65,6 +65,23 @@ function Dynamic:_produce()
   return chain:specs()
 end
 
+--- One run of `fn` without building anything (yields when `fn` does): the chain it returns,
+-- for `orch check`, which lists what one run produces. `ctx` as for a run (`effects`,
+-- `reload` 0, `changed` empty; `rerun` and `effects.constRetry` do nothing). Raises what `fn`
+-- raises, or when it returns no chain.
+-- @tparam[opt] table effects
+-- @treturn table the chain (not built)
+function Dynamic:preview(effects)
+  local function rerun() end
+  local chain = self._fn({ effects = setmetatable({ constRetry = rerun }, { __index = effects }),
+    reload = 0, changed = {}, rerun = rerun })
+  if getmetatable(chain) ~= self._Daemons then
+    error(('Daemons.dynamic: the function returned %s; it must return a Daemons chain'):format(
+      chain == nil and 'nothing' or ('a ' .. type(chain))), 0)
+  end
+  return chain
+end
+
 --- Start the empty chain and the first run of `fn` (returns at once; idempotent).
 -- @tparam[opt] table opts those of `Daemons:build`, and `applied(report)`, called after each run
 -- @treturn Dynamic self

@@ -7,6 +7,7 @@ local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
 local HealthDaemon = require 'orch.entries.health_daemon'
 local Daemon = require 'orch.entries.daemon'
+local ready_summary = require 'orch.entries.ready_summary'
 
 local M = {}
 
@@ -26,7 +27,7 @@ function M.install(Daemons, shared)
   --- The recorded entries in declaration order, for listings:
   -- `{id, kind, requires, edges = {[id] = {onUnhealthy, after}} or nil, display,
   -- exec = <summary>, log = <exec.log>, restart = <the restart policy in a line>,
-  -- ready = <has a readiness check>}`.
+  -- ready = <has a readiness check>, readiness = <its ready keys in a line>}`.
   function Daemons:entries()
     local out = {}
     for i, spec in ipairs(self._entries) do
@@ -41,6 +42,7 @@ function M.install(Daemons, shared)
         log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
         restart = Daemon.policy_summary(spec.exec, spec.kind),
         ready = spec.ready ~= nil,
+        readiness = ready_summary.summary(spec.ready), -- the ready keys set, for orch check
       }
     end
     return out
