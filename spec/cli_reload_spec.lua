@@ -221,4 +221,46 @@ describe('reload by difference #integration', function()
       p:signal('TERM')
       assert.equal(0, p:wait())
     end)
+
+  it("reloadOnChange = 'signal': an env or env-file change sends exec.reloadSignal to the "
+    .. 'same process; an entry without it restarts on an env-file change', function()
+      local dir = tmpdir()
+      R.write_file(dir .. '/main.lua', R.read_file(F .. '/reload_signal.lua'))
+      conf(dir, { greeting = 'hi' })
+      R.write_file(dir .. '/app.env', 'FROM=one\n')
+      R.write_file(dir .. '/app.conf', 'v1')
+      local sock = dir .. '/orch.sock'
+      local p = start({ 'run', '--control', sock, dir .. '/main.lua' })
+      p:wait_for('app +| started env=hi from=one', 15000)
+      p:wait_for('plain +| started from=one', 15000)
+      local before = pids(p:out())
+      -- exec.env changed: signalled; the process keeps its environment
+      conf(dir, { greeting = 'hello' })
+      local r = ctl(sock, 'reload')
+      assert.equal(0, r.code, r.err)
+      assert.equal('reloaded: kept 1\nsignalled (reloadOnChange): app (exec.env changed)\n', r.out)
+      p:wait_for('reloaded: 2 entries %(2 daemons%); kept 1; signalled %(reloadOnChange%) 1: app '
+        .. '%(exec.env changed%)', 15000)
+      p:wait_for('app +| reloaded: v1 env=hi from=one', 15000)
+      -- the env file's content changed: app signalled again, plain restarted with it
+      R.write_file(dir .. '/app.env', 'FROM=two\n')
+      R.write_file(dir .. '/app.conf', 'v2')
+      r = ctl(sock, 'reload')
+      assert.equal(0, r.code, r.err)
+      assert.equal('reloaded: kept 0\nrestarted: plain (the content of exec.envFile changed)\n'
+        .. 'signalled (reloadOnChange): app (the content of exec.envFile changed)\n', r.out)
+      p:wait_for('app +| reloaded: v2 env=hi from=one', 15000)
+      p:wait_for('plain +| started from=two', 15000)
+      local after = pids(p:out())
+      assert.are.equal(before.app, after.app)
+      assert.are_not.equal(before.plain, after.plain)
+      -- nothing changed: nothing is signalled
+      r = ctl(sock, 'reload')
+      assert.equal('reloaded: kept 2\n', r.out)
+      -- the new configuration is the entry's: its next process starts with it
+      assert.equal(0, ctl(sock, 'restart', 'app').code)
+      p:wait_for('app +| started env=hello from=two', 15000)
+      p:signal('TERM')
+      assert.equal(0, p:wait())
+    end)
 end)

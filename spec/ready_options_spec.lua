@@ -41,6 +41,8 @@ insulate('ready and stop options', function()
     accepts({ stopSignal = 'SIGINT', reloadSignal = 'HUP', envFile = '/etc/app.env',
       limits = { memory = '512M', cpu = 1.5, pids = 256, nofile = 4096, core = 0 } })
     accepts({ stopCommand = { 'nginx', '-s', 'quit' } })
+    accepts({ reloadSignal = 'SIGHUP', reloadOnChange = 'signal' })
+    accepts({ reloadOnChange = 'restart' })
     accepts({}, { display = 'Web', notify = true, watchdog = 5000 })
     accepts({}, { display = 'Web', logLine = '^ready on %d+' })
     accepts({}, { display = 'Web', onLine = function() end, fn = ok })
@@ -55,6 +57,11 @@ insulate('ready and stop options', function()
     { { stopCommand = {} }, nil, 'exec.stopCommand', 'stopCommand' },
     { { stopCommand = 'x', stopSignal = 'SIGINT' }, nil, 'exec.stopCommand', 'not both' },
     { { envFile = 42 }, nil, 'exec.envFile', 'must be a path' },
+    { { reloadOnChange = 'signal' }, nil, 'exec.reloadOnChange', 'needs exec.reloadSignal' },
+    { { reloadOnChange = 'sginal', reloadSignal = 'HUP' }, nil, 'exec.reloadOnChange',
+      "must be 'restart' or 'signal', got 'sginal' (did you mean signal?)" },
+    { { reloadOnChange = true }, nil, 'exec.reloadOnChange', "must be 'restart' or 'signal'" },
+    { { reloadOnchange = 'signal' }, nil, 'exec.reloadOnchange', 'did you mean reloadOnChange' },
     { { limits = { memroy = '1G' } }, nil, 'exec.limits.memroy', 'did you mean memory' },
     { { limits = { memory = 'lots' } }, nil, 'exec.limits.memory', "such as '512M'" },
     { { limits = { cpu = 0 } }, nil, 'exec.limits.cpu', 'number of CPUs' },
@@ -94,6 +101,17 @@ insulate('ready and stop options', function()
         assert.equal('ready.' .. key, err.field)
         assert.matches('a health check runs none', tostring(err))
       end
+    end)
+
+  it("rejects reloadOnChange = 'signal' on a oneshot, which has no process once done",
+    function()
+      local res, err = validate.check(validate.entry, 'oneshot', {}, 'mig',
+        { exec = { command = 'true', reloadSignal = 'HUP', reloadOnChange = 'signal' },
+          requires = {} })
+      assert.is_nil(res)
+      assert.equal('exec.reloadOnChange', err.field)
+      assert.matches("'mig'", tostring(err))
+      assert.matches('not for a oneshot', tostring(err))
     end)
 
   it('parses memory sizes', function()

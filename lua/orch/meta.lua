@@ -64,6 +64,7 @@ function Abort:onAbort(cb) end
 ---@field stopSignal? string see orch.Exec
 ---@field stopCommand? orch.Command see orch.Exec
 ---@field reloadSignal? string see orch.Exec
+---@field reloadOnChange? 'restart'|'signal' see orch.Exec
 ---@field envFile? string see orch.Exec
 ---@field limits? orch.Limits see orch.Exec
 
@@ -92,6 +93,7 @@ function Abort:onAbort(cb) end
 ---@field stopSignal? string the signal a stop sends first (default 'SIGTERM'), e.g. 'SIGINT'
 ---@field stopCommand? orch.Command run instead of the stop signal ($MAINPID set), within sigtermTimeout
 ---@field reloadSignal? string sent by `orch signal <id> reload`, e.g. 'SIGHUP'
+---@field reloadOnChange? 'restart'|'signal' on a reload that changed only env/envFile: restart (default) or send reloadSignal to the running process
 ---@field envFile? string NAME=value lines (# comments) merged under `env`; read at each spawn
 ---@field limits? orch.Limits resource limits of each incarnation
 

@@ -530,6 +530,23 @@ function Daemon:recycle(why)
   end
 end
 
+--- Whether the running process was spawned with an `exec.envFile` that now says something
+-- else (a reload restarts it, or signals it with `reloadOnChange = 'signal'`).
+function Daemon:env_file_changed()
+  local inc = self.inc
+  return inc ~= nil and inc:env_file_changed()
+end
+
+--- Take a new `exec` (a reload with `reloadOnChange = 'signal'`): the running process keeps
+-- its own (and is told by its reload signal: its `exec.envFile` as it is now counts as seen);
+-- the next spawn uses this one.
+function Daemon:adopt_exec(exec)
+  self.exec = exec
+  if self.inc then
+    self.inc:env_file_seen(exec.envFile)
+  end
+end
+
 --- Send `sig` to the current process group (operator control); returns the pid, or nil and
 -- why not.
 function Daemon:signal(sig)

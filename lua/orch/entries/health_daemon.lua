@@ -886,6 +886,25 @@ function HealthDaemon:signal(sig)
   return self.daemon:signal(sig)
 end
 
+--- Reload support (`exec.reloadOnChange = 'signal'`): whether the process runs with an old
+-- `exec.envFile`; and take `exec` as the entry's configuration without restarting it (the
+-- spec is a copy with the new exec: listings and the next reload compare against it).
+function HealthDaemon:env_file_changed()
+  return self.daemon ~= nil and self.daemon:env_file_changed()
+end
+
+function HealthDaemon:adopt_exec(exec)
+  local spec = {}
+  for k, v in pairs(self.spec) do
+    spec[k] = v
+  end
+  spec.exec = exec
+  self.spec = spec
+  if self.daemon then
+    self.daemon:adopt_exec(exec)
+  end
+end
+
 --- A snapshot of the entry's state for the CLI.
 function HealthDaemon:snapshot()
   local d = self.daemon

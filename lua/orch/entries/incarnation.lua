@@ -227,6 +227,7 @@ local function spawn_command(self, exec)
     group = group,
     exec = exec,
     env = opts.env,
+    file_env = file_env, -- exec.envFile as read for this process (a reload compares it)
   }, CommandInc)
   if exec.limits and exec.limits.memory and group and group.cgroup then
     inc.memory_cgroup = group.cgroup -- its memory.events tells an OOM kill from a SIGKILL
@@ -333,6 +334,38 @@ function CommandInc:_stop_command()
   return 0
 end
 
+--- Whether `exec.envFile` now says something else than when this process was spawned (a
+-- file that cannot be read any more counts as changed).
+function CommandInc:env_file_changed()
+  local path = self.env_file_path or self.exec.envFile
+  if not path then
+    return false
+  end
+  local now = env_file.read(path)
+  local was = self.file_env or {}
+  if not now then
+    return true
+  end
+  for k, v in pairs(now) do
+    if was[k] ~= v then
+      return true
+    end
+  end
+  for k in pairs(was) do
+    if now[k] == nil then
+      return true
+    end
+  end
+  return false
+end
+
+--- The process was told to reload (`reloadOnChange = 'signal'`): `path` (the entry's
+-- `exec.envFile` now) as it is now is what the next comparison starts from.
+function CommandInc:env_file_seen(path)
+  self.env_file_path = path
+  self.file_env = path and env_file.read(path) or nil
+end
+
 --- Whether a process of the entry's command runs (what `stop_command` can stop).
 function CommandInc:running_command()
   return not self.cmd.exited.is_set
@@ -436,6 +469,16 @@ function FnInc:term()
     self.done:set()
   end
   return true
+end
+
+function FnInc:env_file_changed()
+  return self.inner ~= nil and self.inner:env_file_changed()
+end
+
+function FnInc:env_file_seen(path)
+  if self.inner then
+    self.inner:env_file_seen(path)
+  end
 end
 
 function FnInc:running_command()

@@ -1,6 +1,7 @@
 --- Validation of the `exec` keys for how a process is stopped, reloaded and bounded:
--- `stopSignal`, `stopCommand`, `reloadSignal`, `envFile`, `limits` (orch.entries.validate_exec
--- calls it). Raises `orch.invalid` failures naming the entry and the field.
+-- `stopSignal`, `stopCommand`, `reloadSignal`, `reloadOnChange`, `envFile`, `limits`
+-- (orch.entries.validate_exec calls it). Raises `orch.invalid` failures naming the entry and
+-- the field.
 -- @module orch.entries.validate_stop
 local util = require 'orch.runtime.util'
 local invalid = require 'orch.runtime.invalid'
@@ -94,6 +95,19 @@ end
 function M.check(exec, ctx, out)
   out.stopSignal = check_signal(exec.stopSignal, ctx, 'exec.stopSignal')
   out.reloadSignal = check_signal(exec.reloadSignal, ctx, 'exec.reloadSignal')
+  local roc = exec.reloadOnChange
+  if roc ~= nil then
+    if roc ~= 'restart' and roc ~= 'signal' then
+      local near = type(roc) == 'string' and util.nearest(roc, { 'restart', 'signal' })
+      fail(ctx, 'exec.reloadOnChange', ("exec.reloadOnChange must be 'restart' or 'signal', got "
+        .. '%s%s'):format(util.show(roc), near and (' (did you mean ' .. near .. '?)') or ''))
+    end
+    if roc == 'signal' and not out.reloadSignal then
+      fail(ctx, 'exec.reloadOnChange', "exec.reloadOnChange = 'signal' needs exec.reloadSignal "
+        .. "(the signal on which the service reloads its configuration, e.g. 'SIGHUP')")
+    end
+    out.reloadOnChange = roc
+  end
   if exec.stopCommand ~= nil then
     local c = exec.stopCommand
     if type(c) == 'string' then

@@ -257,7 +257,7 @@ function M.install(Daemons, shared)
     shared.destroy_subcontainers(self, gone, used)
   end
 
-  local function replace_entries(self, specs, stale)
+  local function replace_entries(self, specs, stale, adopt)
     local old_by_id = self._by_id
     local want = {}
     for _, spec in ipairs(specs) do
@@ -296,6 +296,9 @@ function M.install(Daemons, shared)
     local hds, by_id, entries, ids, index, added = {}, {}, {}, {}, {}, {}
     for i, spec in ipairs(specs) do
       local hd = old_by_id[spec.id]
+      if hd and not stopped[hd] and adopt[spec.id] then
+        hd:adopt_exec(spec.exec) -- reloadOnChange = 'signal': the new exec, the same process
+      end
       if not hd or stopped[hd] then
         local deps = {}
         for _, r in ipairs(spec.requires) do
@@ -333,12 +336,15 @@ function M.install(Daemons, shared)
   -- entries whose ids are keys of `stale`, those absent from `specs`, and everything that
   -- requires them, one at a time, dependents first (DFS post-order); then make `specs` (validated
   -- entries, in declaration order) the chain's entries: an entry still running keeps its actor
-  -- and its spec (old closures included), the others are created and started in order.
+  -- and its spec (old closures included), the others are created and started in order. The
+  -- running entries whose ids are keys of `adopt` take the new spec's exec (`reloadOnChange =
+  -- 'signal'`; the caller signals them).
   -- @tparam {table,...} specs
   -- @tparam table stale set of ids
+  -- @tparam[opt] table adopt set of ids
   -- @treturn {string,...} the ids stopped, in the order they were
   -- @async
-  function Daemons:replaceEntries(specs, stale)
+  function Daemons:replaceEntries(specs, stale, adopt)
     check_self(self, 'replaceEntries')
     if not self._hds then
       error('orch: Daemons:replaceEntries(): the chain is not built', 2)
@@ -350,7 +356,7 @@ function M.install(Daemons, shared)
       error('orch: Daemons:replaceEntries() yields; call it from a task (orch.spawn)', 2)
     end
     return locked(self, 'replaceEntries', function()
-      return replace_entries(self, specs, stale or {})
+      return replace_entries(self, specs, stale or {}, adopt or {})
     end)
   end
 end
