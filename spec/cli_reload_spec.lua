@@ -263,4 +263,38 @@ describe('reload by difference #integration', function()
       p:signal('TERM')
       assert.equal(0, p:wait())
     end)
+
+  it('a chain the script built is stopped when a reload replaces its evaluation, unless it '
+    .. 'was detached (then orch stops it when orch stops)', function()
+      for _, mode in ipairs({ 'plain', 'detach', 'dynamic' }) do
+        local sock = tmpdir() .. '/orch.sock'
+        local p = start({ 'run', '--control', sock, F .. '/detach.lua', mode })
+        p:wait_for('side +| side up', 15000)
+        p:wait_for('main: started', 15000, nil, true)
+        assert.equal(0, ctl(sock, 'reload').code) -- returns once the reload is done
+        if mode == 'plain' then
+          p:wait_for('side +| side got TERM', 15000)
+        end
+        p:signal('TERM')
+        assert.equal(0, p:wait(), mode)
+        local text = p:out()
+        -- stopped exactly once, with SIGTERM: at the reload (plain) or at orch's stop
+        local _, n = text:gsub('side +| side got TERM', '')
+        assert.equal(1, n, mode .. '\n' .. text)
+        local at = assert(text:find('side +| side got TERM'))
+        local stop = assert(text:find('SIGTERM: stopping', 1, true))
+        assert.is_true(mode == 'plain' and at < stop or mode ~= 'plain' and at > stop,
+          mode .. '\n' .. text)
+      end
+    end)
+
+  it('a chain a Daemons.dynamic function built is stopped with SIGTERM when orch stops',
+    function()
+      local p = start({ 'run', '--no-control', F .. '/detach.lua', 'fn' })
+      p:wait_for('side +| side up', 15000)
+      p:wait_for('main: started', 15000, nil, true)
+      p:signal('TERM')
+      assert.equal(0, p:wait())
+      assert.truthy(p:out():find('side +| side got TERM'), p:out())
+    end)
 end)

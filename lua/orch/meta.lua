@@ -294,7 +294,7 @@ function Daemons:signalEntry(id, sig) end
 ---A main whose entries come from `fn(ctx)` (`ctx = {effects, reload, changed, rerun}`), rerun
 ---on demand and on reload and applied by difference: unchanged entries keep running.
 ---@param fn fun(ctx: table): orch.Daemons
----@return table dynamic `build`, `term`, `rerun(info)`, `chain()` and the chain's methods
+---@return table dynamic `build`, `term`, `rerun(info)`, `detach()`, `preview(effects)`, `chain()` and the chain's methods
 function Daemons.dynamic(fn) end
 
 ---The validated entries in declaration order (read only).
@@ -311,6 +311,15 @@ function Daemons:replaceEntries(specs, stale) end
 
 ---SIGKILL every live process group at once.
 function Daemons:kill_all() end
+
+---Upstream's detach(): a chain the script builds while it is evaluated is no longer stopped
+---when a reload replaces that evaluation (orch still stops it when orch stops). Idempotent.
+---@return orch.Daemons self
+function Daemons:detach() end
+
+---Whether detach() was called.
+---@return boolean
+function Daemons:detached() end
 
 ---The runtime entry of `id` in a built chain (its HealthDaemon: `id`, `kind`, `deps`,
 ---`dependents`, `satisfied()`), or nil.

@@ -91,12 +91,19 @@ function M.new_scope(dry)
   return scope
 end
 
---- Stop every chain built in `scope` (yields), latest first.
+--- Stop every chain built in `scope` (yields), latest first. With `keep` (the scope of the
+-- evaluation that replaces it: a reload), the chains the script detached (`chain:detach()`)
+-- are not stopped but handed to `keep`, so that orch stops them when it stops.
 -- @async
-function M.term_scope(scope)
+function M.term_scope(scope, keep)
   local chains = scope and scope.chains or {}
   for i = #chains, 1, -1 do
-    pcall(chains[i].term, chains[i])
+    local c = chains[i]
+    if keep and type(c.detached) == 'function' and c:detached() then
+      keep.built(c)
+    else
+      pcall(c.term, c)
+    end
   end
 end
 

@@ -13,7 +13,8 @@ local KEYS = {
   { 'successThreshold', 'successThreshold %s' },
 }
 
---- The readiness keys set in a validated `ready` table, as text; nil without `ready`.
+--- The readiness keys set in a validated `ready` table, as text; nil without `ready` or when
+-- there is nothing to say.
 -- @tparam table|nil ready
 -- @treturn string|nil
 function M.summary(ready)
@@ -31,7 +32,7 @@ function M.summary(ready)
       parts[#parts + 1] = k[2]:find('%', 1, true) and k[2]:format(v) or k[2]
     end
   end
-  return table.concat(parts, ', ')
+  return #parts > 0 and table.concat(parts, ', ') or nil
 end
 
 return M

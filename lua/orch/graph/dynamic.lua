@@ -90,7 +90,11 @@ function Dynamic:build(opts)
     return self
   end
   opts = opts or {}
-  local live = self._Daemons.of():build(opts)
+  local live = self._Daemons.of()
+  if self._detached then
+    live:detach()
+  end
+  live:build(opts)
   self._live, self._effects = live, opts.effects
   self._rec = reconcile.new(live, { effects = opts.effects, applied = opts.applied })
   self._first = self:rerun()
@@ -134,6 +138,18 @@ function Dynamic:adopt(other)
   return function()
     self._fn = old
   end
+end
+
+--- Upstream's `detach()` (see `Daemons:detach`): a dynamic the script builds itself is not
+-- stopped when the evaluation that built it is left; orch still stops it when orch stops.
+-- Idempotent; before or after `build()`.
+-- @treturn Dynamic self
+function Dynamic:detach()
+  self._detached = true
+  if self._live then
+    self._live:detach()
+  end
+  return self
 end
 
 --- How many runs were made.

@@ -220,6 +220,23 @@ function M.install(Daemons, shared)
     return entry(self, 'signalEntry', id):signal(sig)
   end
 
+  --- Upstream's `detach()`: the chain is no longer stopped when the evaluation that built it
+  -- is left (a chain main.lua builds while it is evaluated is otherwise stopped when a reload
+  -- replaces that evaluation); its owner stops it with `term()`, and orch still stops it when
+  -- orch stops. Idempotent; before or after `build()`. The chain orch runs (the one main.lua
+  -- returns) is orch's own: detaching it changes nothing.
+  -- @treturn Daemons self
+  function Daemons:detach()
+    check_self(self, 'detach')
+    rawset(self, '_detached', true)
+    return self
+  end
+
+  --- Whether `detach()` was called.
+  function Daemons:detached()
+    return rawget(self, '_detached') == true
+  end
+
   --- The validated entries of the chain in declaration order (read only): what
   -- `orch.graph.reconcile` compares.
   function Daemons:specs()
