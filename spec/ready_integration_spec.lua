@@ -47,6 +47,17 @@ describe('ready.notify #integration', function()
     assert.truthy(text:find('db +| pings stopped'))
     p:wait_for('web: stopping', 10000, nil, true)
   end)
+
+  it('with ready.restartAfter a watchdog miss restarts the real process at once', function()
+    local p = start({ 'run', F .. '/notify.lua', 'restart' })
+    local text = p:wait_for('db: restarting: watchdog: no WATCHDOG=1 within 300 ms', 20000,
+      nil, true)
+    local first = assert(tonumber(text:match('db: started %(pid (%d+)%)')))
+    text = p:wait_for('db: started %(pid %d+, restart #1%)', 10000)
+    assert.truthy(text:find(('db: stopped by SIGTERM (pid %d)'):format(first), 1, true))
+    -- the new process is ready again with its own READY=1, and gates web again
+    p:wait_for('db: started %(pid %d+, restart #1%).*db: %w+ %-> success', 10000)
+  end)
 end)
 
 describe('ready.logLine and ready.onLine #integration', function()

@@ -84,6 +84,13 @@ function HealthDaemon.new(spec, deps, opts)
         if self._session then
           self:_set_health(h, true)
         end
+      end,
+      -- a watchdog miss with ready.restartAfter restarts the daemon at once (as systemd's
+      -- WatchdogSec): one silence is one miss, however many failures restartAfter asks for
+      on_watchdog = function(h)
+        if self._session and spec.ready.restartAfter and self.daemon:pid() then
+          self.daemon:recycle(h.message)
+        end
       end })
   end
   if spec.exec then

@@ -44,10 +44,11 @@ local function dir()
 end
 
 --- A pushed-readiness source for entry `id`.
--- `opts`: `ready` (the validated table), `effects`, `on_result(h)` (a health table).
+-- `opts`: `ready` (the validated table), `effects`, `on_result(h)` (a health table), and
+-- `on_watchdog(h)` (optional: told of each watchdog miss after its result).
 function M.new(id, opts)
   return setmetatable({ id = id, ready = opts.ready, effects = opts.effects,
-    on_result = opts.on_result, warned = {} }, Pushed)
+    on_result = opts.on_result, on_watchdog = opts.on_watchdog, warned = {} }, Pushed)
 end
 
 -- Whether `sender` (a pid in orch's namespace, from the kernel) is one of the entry's
@@ -83,8 +84,16 @@ function Pushed:_arm_watchdog(ms)
   sched.spawn(self.id .. ':watchdog', function()
     if not ping:wait(ms) and self._ping == ping then
       self.missed = true
-      self:_result({ result = 'failure',
-        message = ('watchdog: no WATCHDOG=1 within %d ms'):format(ms) })
+      local h = { result = 'failure',
+        message = ('watchdog: no WATCHDOG=1 within %d ms'):format(ms) }
+      self:_result(h)
+      if self.on_watchdog then -- the owner's liveness (ready.restartAfter)
+        local ok, err = pcall(self.on_watchdog, h)
+        if not ok then
+          util.log(self.effects, 'error', ('%s: watchdog: %s'):format(self.id,
+            util.error_message(err)))
+        end
+      end
     end
   end)
 end
