@@ -242,6 +242,24 @@ describe('orch.cli formatting', function()
     assert.matches('\nplain +daemon +%- +Plain +always', t)
   end)
 
+  it('shows the stop and reload signals and the limits beside the restart policy (RESTART)',
+    function()
+      local orch = require 'orch'
+      local chain = orch.Daemons.of{}
+        :addDaemon('a', { requires = {}, exec = { command = 'a', stopSignal = 'SIGINT',
+          reloadSignal = 'HUP', reloadOnChange = 'signal',
+          limits = { memory = '512M', cpu = 1.5, pids = 64, nofile = 1024, core = 0 } } })
+        :addDaemon('b', { requires = {}, exec = { command = 'b', stopCommand = 'b stop',
+          restart = 'on-failure', reloadSignal = 'SIGUSR1', limits = { memory = 1000 } } })
+        :addOneshot('c', { requires = {}, exec = { command = 'c' } })
+      local t = cli.format_entries(chain:entries())
+      assert.matches('\na +daemon .- always, stop SIGINT, reload SIGHUP on change, limits '
+        .. 'memory=512M cpu=1.5 pids=64 nofile=1024 core=0 +a\n', t)
+      assert.matches('\nb +daemon .- on%-failure, stopCommand, reload SIGUSR1, limits '
+        .. 'memory=1000 +b\n', t)
+      assert.matches('\nc +oneshot .- on%-failure +c\n', t)
+    end)
+
   it('marks a readiness check without display as hidden', function()
     local t = cli.format_entries({
       { id = 'x', kind = 'daemon', requires = {}, ready = true, exec = 'sleep 1' },

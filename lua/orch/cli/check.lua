@@ -60,7 +60,7 @@ function M.format_entries(entries)
       e.kind or '?',
       requires ~= '' and requires or '-',
       ready,
-      e.restart or '-',
+      e.stop and ('%s, %s'):format(e.restart or '-', e.stop) or e.restart or '-',
       (e.exec and e.exec ~= '') and tostring(e.exec):gsub('\n', ' ') or '-',
     }
   end

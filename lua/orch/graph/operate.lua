@@ -8,6 +8,7 @@ local util = require 'orch.runtime.util'
 local HealthDaemon = require 'orch.entries.health_daemon'
 local Daemon = require 'orch.entries.daemon'
 local ready_summary = require 'orch.entries.ready_summary'
+local vstop = require 'orch.entries.validate_stop'
 
 local M = {}
 
@@ -41,6 +42,7 @@ function M.install(Daemons, shared)
         exec = Daemon.summary(spec.exec),
         log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
         restart = Daemon.policy_summary(spec.exec, spec.kind),
+        stop = vstop.summary(spec.exec), -- stop/reload signals and limits, for orch check
         ready = spec.ready ~= nil,
         readiness = ready_summary.summary(spec.ready), -- the ready keys set, for orch check
       }
