@@ -433,5 +433,40 @@ insulate('Daemons.dynamic and the reconciler (group H)', function()
           dyn:term()
         end, 60000)
       end)
+
+    it('detach() as upstream: idempotent, before or after build, returns the main; preview() '
+      .. 'runs fn once without building anything', function()
+        local runs = 0
+        local function fn(ctx)
+          runs = runs + 1
+          assert.is_function(ctx.effects.constRetry)
+          if runs == 1 then
+            ctx.effects.constRetry() -- the preview's: does nothing
+          end
+          return graph('80')
+        end
+        local early = Daemons.dynamic(fn)
+        assert.are.equal(early, early:detach())
+        assert.are.equal(early, early:detach())
+        local late = Daemons.dynamic(fn)
+        local preview = late:preview(fx)
+        assert.are.same({ 't1', 't2', 't3', 'u' }, preview.ids)
+        assert.are.equal(1, runs)
+        assert.are.same({}, fx.events(nil, 'spawn')) -- nothing was built
+        H.run(function()
+          early:build({ effects = fx })
+          late:build({ effects = fx })
+          assert.is_true(early:chain():detached())
+          assert.is_false(late:chain():detached())
+          assert.are.equal(late, late:detach())
+          assert.is_true(late:chain():detached())
+          local plain = graph('81')
+          assert.is_false(plain:detached())
+          assert.are.equal(plain, plain:detach())
+          assert.is_true(plain:detached())
+          early:term()
+          late:term()
+        end, 60000)
+      end)
   end)
 end)
