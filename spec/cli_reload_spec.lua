@@ -221,4 +221,80 @@ describe('reload by difference #integration', function()
       p:signal('TERM')
       assert.equal(0, p:wait())
     end)
+
+  it("reloadOnChange = 'signal': an env or env-file change sends exec.reloadSignal to the "
+    .. 'same process; an entry without it restarts on an env-file change', function()
+      local dir = tmpdir()
+      R.write_file(dir .. '/main.lua', R.read_file(F .. '/reload_signal.lua'))
+      conf(dir, { greeting = 'hi' })
+      R.write_file(dir .. '/app.env', 'FROM=one\n')
+      R.write_file(dir .. '/app.conf', 'v1')
+      local sock = dir .. '/orch.sock'
+      local p = start({ 'run', '--control', sock, dir .. '/main.lua' })
+      p:wait_for('app +| started env=hi from=one', 15000)
+      p:wait_for('plain +| started from=one', 15000)
+      local before = pids(p:out())
+      -- exec.env changed: signalled; the process keeps its environment
+      conf(dir, { greeting = 'hello' })
+      local r = ctl(sock, 'reload')
+      assert.equal(0, r.code, r.err)
+      assert.equal('reloaded: kept 1\nsignalled (reloadOnChange): app (exec.env changed)\n', r.out)
+      p:wait_for('reloaded: 2 entries %(2 daemons%); kept 1; signalled %(reloadOnChange%) 1: app '
+        .. '%(exec.env changed%)', 15000)
+      p:wait_for('app +| reloaded: v1 env=hi from=one', 15000)
+      -- the env file's content changed: app signalled again, plain restarted with it
+      R.write_file(dir .. '/app.env', 'FROM=two\n')
+      R.write_file(dir .. '/app.conf', 'v2')
+      r = ctl(sock, 'reload')
+      assert.equal(0, r.code, r.err)
+      assert.equal('reloaded: kept 0\nrestarted: plain (the content of exec.envFile changed)\n'
+        .. 'signalled (reloadOnChange): app (the content of exec.envFile changed)\n', r.out)
+      p:wait_for('app +| reloaded: v2 env=hi from=one', 15000)
+      p:wait_for('plain +| started from=two', 15000)
+      local after = pids(p:out())
+      assert.are.equal(before.app, after.app)
+      assert.are_not.equal(before.plain, after.plain)
+      -- nothing changed: nothing is signalled
+      r = ctl(sock, 'reload')
+      assert.equal('reloaded: kept 2\n', r.out)
+      -- the new configuration is the entry's: its next process starts with it
+      assert.equal(0, ctl(sock, 'restart', 'app').code)
+      p:wait_for('app +| started env=hello from=two', 15000)
+      p:signal('TERM')
+      assert.equal(0, p:wait())
+    end)
+
+  it('a chain the script built is stopped when a reload replaces its evaluation, unless it '
+    .. 'was detached (then orch stops it when orch stops)', function()
+      for _, mode in ipairs({ 'plain', 'detach', 'dynamic' }) do
+        local sock = tmpdir() .. '/orch.sock'
+        local p = start({ 'run', '--control', sock, F .. '/detach.lua', mode })
+        p:wait_for('side +| side up', 15000)
+        p:wait_for('main: started', 15000, nil, true)
+        assert.equal(0, ctl(sock, 'reload').code) -- returns once the reload is done
+        if mode == 'plain' then
+          p:wait_for('side +| side got TERM', 15000)
+        end
+        p:signal('TERM')
+        assert.equal(0, p:wait(), mode)
+        local text = p:out()
+        -- stopped exactly once, with SIGTERM: at the reload (plain) or at orch's stop
+        local _, n = text:gsub('side +| side got TERM', '')
+        assert.equal(1, n, mode .. '\n' .. text)
+        local at = assert(text:find('side +| side got TERM'))
+        local stop = assert(text:find('SIGTERM: stopping', 1, true))
+        assert.is_true(mode == 'plain' and at < stop or mode ~= 'plain' and at > stop,
+          mode .. '\n' .. text)
+      end
+    end)
+
+  it('a chain a Daemons.dynamic function built is stopped with SIGTERM when orch stops',
+    function()
+      local p = start({ 'run', '--no-control', F .. '/detach.lua', 'fn' })
+      p:wait_for('side +| side up', 15000)
+      p:wait_for('main: started', 15000, nil, true)
+      p:signal('TERM')
+      assert.equal(0, p:wait())
+      assert.truthy(p:out():find('side +| side got TERM'), p:out())
+    end)
 end)

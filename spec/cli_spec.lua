@@ -140,6 +140,29 @@ describe('orch #integration', function()
         assert.equal(l[1]:find('EXEC'), l[3]:find('sh', l[1]:find('EXEC'), true))
       end)
 
+    it('lists what one run of a Daemons.dynamic function produces, and says so', function()
+      local r = R.run({ 'check', F .. '/dynamic_check.lua', '3' })
+      assert.equal(0, r.code, r.err)
+      assert.matches('note: main.lua returns Daemons.dynamic%(fn%): the entries below are what '
+        .. 'one run of fn produces now', r.out)
+      assert.matches('\ndb +daemon +%- +DB %(notifyFd 3%) +always +sleep 600\n', r.out)
+      for i = 1, 3 do
+        assert.matches(('\nworker%d +daemon +db +when running'):format(i), r.out)
+      end
+      assert.matches('dynamic_check%.lua: valid, 4 entries %(4 daemons%) from one run of the '
+        .. 'Daemons.dynamic function\n$', r.out)
+      -- the setup chain fn runs is validated, not run (as for a plain script)
+      assert.matches('note: the script builds a chain of its own while it is evaluated '
+        .. '%(migrate%)', r.out)
+      local g = R.run({ 'graph', F .. '/dynamic_check.lua', '1' })
+      assert.equal(0, g.code, g.err)
+      assert.matches('"db" %-> "worker1";', g.out)
+      -- an error in fn fails the check at its line
+      local bad = R.run({ 'check', F .. '/dynamic_check.lua', 'boom' })
+      assert.equal(1, bad.code)
+      assert.matches('dynamic_check%.lua:12: no workers configured', bad.err)
+    end)
+
     it('passes extra arguments to the function form without starting anything', function()
       local r = R.run({ 'check', F .. '/setup.lua', 'hello' })
       assert.equal(0, r.code, r.err)
@@ -193,6 +216,49 @@ describe('orch.cli formatting', function()
     assert.truthy(mm:find('n2["c"]', 1, true))
     assert.truthy(mm:find('n1 --> n2', 1, true))
   end)
+
+  it('shows the readiness keys an entry sets in READY (orch check)', function()
+    local orch = require 'orch'
+    local ok = function()
+      return { result = 'success' }
+    end
+    local chain = orch.Daemons.of{}
+      :addDaemon('db', { exec = { command = 'db' }, requires = {},
+        ready = { display = 'DB', notify = true, watchdog = 300, fn = ok, restartAfter = 3 } })
+      :addDaemon('s6', { exec = { command = 's6' }, requires = {},
+        ready = { display = 'S6', notifyFd = 3, gracePeriod = 0, failureThreshold = 2 } })
+      :addDaemon('log', { exec = { command = 'log' }, requires = {},
+        ready = { display = false, logLine = '^up$', timeout = 100, successThreshold = 2 } })
+      :addDaemon('web', { exec = { command = 'web' }, requires = {},
+        ready = { display = 'Web', fn = ok, trigger = orch.trigger.cooldownTrigger(10) } })
+      :addDaemon('plain', { exec = { command = 'plain' }, requires = {},
+        ready = { display = 'Plain', fn = ok } })
+    local t = cli.format_entries(chain:entries())
+    assert.matches('\ndb +daemon +%- +DB %(fn, notify, watchdog 300 ms, restartAfter 3%) ', t)
+    assert.matches('\ns6 +daemon +%- +S6 %(notifyFd 3, grace 0 ms, failureThreshold 2%) ', t)
+    assert.matches('\nlog +daemon +%- +yes %(hidden%) %(logLine "%^up%$", timeout 100 ms, '
+      .. 'successThreshold 2%) ', t)
+    assert.matches('\nweb +daemon +%- +Web %(trigger%) ', t)
+    assert.matches('\nplain +daemon +%- +Plain +always', t)
+  end)
+
+  it('shows the stop and reload signals and the limits beside the restart policy (RESTART)',
+    function()
+      local orch = require 'orch'
+      local chain = orch.Daemons.of{}
+        :addDaemon('a', { requires = {}, exec = { command = 'a', stopSignal = 'SIGINT',
+          reloadSignal = 'HUP', reloadOnChange = 'signal',
+          limits = { memory = '512M', cpu = 1.5, pids = 64, nofile = 1024, core = 0 } } })
+        :addDaemon('b', { requires = {}, exec = { command = 'b', stopCommand = 'b stop',
+          restart = 'on-failure', reloadSignal = 'SIGUSR1', limits = { memory = 1000 } } })
+        :addOneshot('c', { requires = {}, exec = { command = 'c' } })
+      local t = cli.format_entries(chain:entries())
+      assert.matches('\na +daemon .- always, stop SIGINT, reload SIGHUP on change, limits '
+        .. 'memory=512M cpu=1.5 pids=64 nofile=1024 core=0 +a\n', t)
+      assert.matches('\nb +daemon .- on%-failure, stopCommand, reload SIGUSR1, limits '
+        .. 'memory=1000 +b\n', t)
+      assert.matches('\nc +oneshot .- on%-failure +c\n', t)
+    end)
 
   it('marks a readiness check without display as hidden', function()
     local t = cli.format_entries({

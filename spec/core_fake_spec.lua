@@ -9,7 +9,8 @@
 local PARAMS = {
   active_count = 0, cgroup_find = 1, cgroup_kill = 1, cgroup_mkdir = 1,
   cgroup_pids = 1, cgroup_rmdir = 1, cgroup_subdirs = 1, chmod = 2,
-  contain = 1, cwd = 0, environ = 0, exepath = 0, fd_holders = 1, getpgid = 1, getpid = 0,
+  contain = 1, cwd = 0, environ = 0, exepath = 0, fd_holders = 1, fd_pipe = 1, getpgid = 1,
+  getpid = 0,
   getpwnam = 1,
   getuid = 0, host_alive = 1, hrtime = 0, http_get = 3, isatty = 1, kill = 2, lstat = 1,
   mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, port_listening = 2,
@@ -36,6 +37,8 @@ local NO_FAKE = {
   unblock_signals = 'orch run only (cli.lua, cli/run.lua)',
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',
   notify_listen = 'ready.notify socket (entries/pushed.lua), tested on the real core by '
+    .. 'ready_integration_spec',
+  fd_pipe = 'ready.notifyFd pipe (entries/pushed.lua), tested on the real core by '
     .. 'ready_integration_spec',
   -- the terminal of orch ui (cli/ui/terminal.lua), driven in tmux by ui_tmux_spec
   tty = 'orch ui, the progress line of orch run (cli/ui/terminal.lua, cli/run.lua)',

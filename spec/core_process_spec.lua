@@ -147,6 +147,49 @@ describe('core.spawn', function()
     os.remove(script)
   end)
 
+  it('gives the child one extra descriptor at the number asked (opts.fds), and no other',
+    function()
+      -- 3, the descriptor's own number, and the next free numbers (where the spawn's own
+      -- report pipe goes): the child must see the pipe at n and nothing else of orch's
+      local probe = assert(core.fd_pipe(function() end))
+      local w = probe:write_fd()
+      probe:close()
+      for _, n in ipairs({ 3, w, w + 1, w + 2, w + 3, 1023 }) do
+        local got, exited = {}, false
+        local p = assert(core.fd_pipe(function(chunk)
+          got[#got + 1] = chunk or '<end>'
+        end))
+        local src = p:write_fd()
+        local script = ('ls /proc/self/fd | tr "\n" " " >&%d'):format(n)
+        local proc = assert(core.spawn({ 'bash', '-c', script },
+          { fds = { [n] = src }, stdout = 'ignore', stderr = 'inherit' }, function()
+          exited = true
+        end))
+        p:close_write()
+        wait.wait_until(function()
+          return exited and got[#got] == '<end>'
+        end, 5000, 'the child and the end of the pipe')
+        proc:close()
+        p:close()
+        -- 0-2, the fd, and the one `ls` opens on /proc/self/fd
+        local fds = table.concat(got):gsub('<end>$', '')
+        local list = {}
+        for fd in fds:gmatch('%d+') do
+          list[#list + 1] = tonumber(fd)
+        end
+        table.sort(list)
+        assert.equal(5, #list, ('n=%d: %s'):format(n, fds))
+        assert.same({ 0, 1, 2 }, { list[1], list[2], list[3] })
+        assert.truthy(list[4] == n or list[5] == n, fds)
+      end
+      assert.has_error(function()
+        core.spawn({ 'true' }, { fds = { [2] = 5 } }, print)
+      end)
+      assert.has_error(function()
+        core.spawn({ 'true' }, { fds = { [3] = 5, [4] = 6 } }, print)
+      end)
+    end)
+
   it('raises on misuse', function()
     assert.has_error(function()
       core.spawn('ls', {}, print)

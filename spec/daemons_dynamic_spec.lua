@@ -218,6 +218,52 @@ insulate('Daemons.dynamic and the reconciler (group H)', function()
       end, 60000)
     end)
 
+    it("reloadOnChange = 'signal': an env change sends exec.reloadSignal, not a restart",
+      function()
+        fake.program('sig', { on_term = 'die' })
+        -- t1 (signal) <- t2; u restarts on an env change as always
+        local function chain(port, cmd)
+          return Daemons.of{ effects = fx }
+            :addDaemon('t1', { requires = {}, exec = { command = { cmd or 'sig' },
+              env = { PORT = port }, reloadSignal = 'SIGHUP', reloadOnChange = 'signal' },
+              ready = { display = 'T1', fn = ready_fn } })
+            :addDaemon('t2', { exec = { command = { 't2' } }, requires = { 't1' } })
+            :addDaemon('u', { requires = {}, exec = { command = { 'u' }, env = { PORT = port } } })
+        end
+        local live = chain('80')
+        H.run(function()
+          live:build()
+          H.wait_until(all_running(live, { 't1', 't2', 'u' }), 5000)
+          local before, t0 = pids(live), orch.now()
+          local rec = reconcile.new(live, { effects = fx })
+          local r = rec:apply(chain('81'):specs())
+          assert.are.same({ 't1' }, r.signalled)
+          assert.are.same({ 'u' }, r.restarted)
+          assert.are.same({ 't2' }, r.kept) -- its requirement did not stop
+          assert.are.same({ 'u' }, exits_since(t0))
+          assert.are.same({ sig = 'SIGHUP', t = t0 }, fake.procs('sig')[1].signals[1])
+          assert.are.equal(before.t1, pids(live).t1)
+          assert.are.equal(before.t2, pids(live).t2)
+          assert.matches('signalled %(reloadOnChange%) 1: t1 %(exec.env changed%)',
+            reconcile.describe(r))
+          -- the new exec is the entry's now: the same specs again change nothing
+          assert.are.equal('81', live:specs()[1].exec.env.PORT)
+          r = rec:apply(chain('81'):specs())
+          assert.are.same({ 't1', 't2', 'u' }, r.kept)
+          assert.are.equal(1, #fake.procs('sig')[1].signals)
+          -- ... and its next process gets it
+          live:restartEntry('t1')
+          H.wait_until(all_running(live, { 't1' }), 5000)
+          local env = '\n' .. table.concat(fake.procs('sig')[2].opts.env, '\n') .. '\n'
+          assert.truthy(env:find('\nPORT=81\n', 1, true), env)
+          -- a change beyond env restarts it (and its dependent) as without the option
+          r = rec:apply(chain('82', 'sig2'):specs())
+          assert.are.same({ 't1', 't2', 'u' }, r.restarted)
+          assert.are.same({}, r.signalled)
+          live:term()
+        end, 60000)
+      end)
+
     it('a reload clears an entry that gave up, though its configuration did not change',
       function()
         fake.program('giveup', { exit = 10, code = 1 })
@@ -385,6 +431,41 @@ insulate('Daemons.dynamic and the reconciler (group H)', function()
           dyn:rerun():wait()
           H.wait_until(all_running(dyn:chain(), { 't1', 't2', 't3', 'u' }), 5000)
           dyn:term()
+        end, 60000)
+      end)
+
+    it('detach() as upstream: idempotent, before or after build, returns the main; preview() '
+      .. 'runs fn once without building anything', function()
+        local runs = 0
+        local function fn(ctx)
+          runs = runs + 1
+          assert.is_function(ctx.effects.constRetry)
+          if runs == 1 then
+            ctx.effects.constRetry() -- the preview's: does nothing
+          end
+          return graph('80')
+        end
+        local early = Daemons.dynamic(fn)
+        assert.are.equal(early, early:detach())
+        assert.are.equal(early, early:detach())
+        local late = Daemons.dynamic(fn)
+        local preview = late:preview(fx)
+        assert.are.same({ 't1', 't2', 't3', 'u' }, preview.ids)
+        assert.are.equal(1, runs)
+        assert.are.same({}, fx.events(nil, 'spawn')) -- nothing was built
+        H.run(function()
+          early:build({ effects = fx })
+          late:build({ effects = fx })
+          assert.is_true(early:chain():detached())
+          assert.is_false(late:chain():detached())
+          assert.are.equal(late, late:detach())
+          assert.is_true(late:chain():detached())
+          local plain = graph('81')
+          assert.is_false(plain:detached())
+          assert.are.equal(plain, plain:detach())
+          assert.is_true(plain:detached())
+          early:term()
+          late:term()
         end, 60000)
       end)
   end)

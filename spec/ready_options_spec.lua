@@ -41,9 +41,13 @@ insulate('ready and stop options', function()
     accepts({ stopSignal = 'SIGINT', reloadSignal = 'HUP', envFile = '/etc/app.env',
       limits = { memory = '512M', cpu = 1.5, pids = 256, nofile = 4096, core = 0 } })
     accepts({ stopCommand = { 'nginx', '-s', 'quit' } })
+    accepts({ reloadSignal = 'SIGHUP', reloadOnChange = 'signal' })
+    accepts({ reloadOnChange = 'restart' })
     accepts({}, { display = 'Web', notify = true, watchdog = 5000 })
     accepts({}, { display = 'Web', logLine = '^ready on %d+' })
     accepts({}, { display = 'Web', onLine = function() end, fn = ok })
+    accepts({}, { display = 'Web', notifyFd = 3 })
+    accepts({}, { display = 'Web', notifyFd = 1023, notify = true, logLine = 'up', fn = ok })
   end)
 
   local CASES = {
@@ -53,6 +57,11 @@ insulate('ready and stop options', function()
     { { stopCommand = {} }, nil, 'exec.stopCommand', 'stopCommand' },
     { { stopCommand = 'x', stopSignal = 'SIGINT' }, nil, 'exec.stopCommand', 'not both' },
     { { envFile = 42 }, nil, 'exec.envFile', 'must be a path' },
+    { { reloadOnChange = 'signal' }, nil, 'exec.reloadOnChange', 'needs exec.reloadSignal' },
+    { { reloadOnChange = 'sginal', reloadSignal = 'HUP' }, nil, 'exec.reloadOnChange',
+      "must be 'restart' or 'signal', got 'sginal' (did you mean signal?)" },
+    { { reloadOnChange = true }, nil, 'exec.reloadOnChange', "must be 'restart' or 'signal'" },
+    { { reloadOnchange = 'signal' }, nil, 'exec.reloadOnchange', 'did you mean reloadOnChange' },
     { { limits = { memroy = '1G' } }, nil, 'exec.limits.memroy', 'did you mean memory' },
     { { limits = { memory = 'lots' } }, nil, 'exec.limits.memory', "such as '512M'" },
     { { limits = { cpu = 0 } }, nil, 'exec.limits.cpu', 'number of CPUs' },
@@ -67,6 +76,12 @@ insulate('ready and stop options', function()
     { {}, { display = 'Web', logLine = 'x', onLine = ok }, 'ready.onLine', 'not both' },
     { {}, { display = 'Web', notfy = true, fn = ok }, 'ready.notfy', 'did you mean notify' },
     { {}, { display = 'Web' }, 'ready.fn', 'or ready.notify' },
+    { {}, { display = 'Web' }, 'ready.fn', 'ready.notifyFd' },
+    { {}, { display = 'Web', notifyFd = 1 }, 'ready.notifyFd', 'from 3 to 1023' },
+    { {}, { display = 'Web', notifyFd = 1024 }, 'ready.notifyFd', 'from 3 to 1023' },
+    { {}, { display = 'Web', notifyFd = 3.5 }, 'ready.notifyFd', 'an integer' },
+    { {}, { display = 'Web', notifyFd = '3' }, 'ready.notifyFd', 'got string' },
+    { {}, { display = 'Web', notifyfd = 3 }, 'ready.notifyfd', 'did you mean notifyFd' },
   }
   for _, c in ipairs(CASES) do
     it(('rejects %s (%s)'):format(c[3], c[4]), function()
@@ -77,13 +92,27 @@ insulate('ready and stop options', function()
     end)
   end
 
-  it('rejects ready.notify on a health check, which runs no process', function()
-    local res, err = validate.check(validate.entry, 'health', {}, 'hc',
-      { ready = { display = 'HC', notify = true }, requires = {} })
-    assert.is_nil(res)
-    assert.equal('ready.notify', err.field)
-    assert.matches('a health check runs none', tostring(err))
-  end)
+  it('rejects ready.notify and ready.notifyFd on a health check, which runs no process',
+    function()
+      for _, key in ipairs({ 'notify', 'notifyFd' }) do
+        local res, err = validate.check(validate.entry, 'health', {}, 'hc',
+          { ready = { display = 'HC', [key] = key == 'notify' or 3 }, requires = {} })
+        assert.is_nil(res)
+        assert.equal('ready.' .. key, err.field)
+        assert.matches('a health check runs none', tostring(err))
+      end
+    end)
+
+  it("rejects reloadOnChange = 'signal' on a oneshot, which has no process once done",
+    function()
+      local res, err = validate.check(validate.entry, 'oneshot', {}, 'mig',
+        { exec = { command = 'true', reloadSignal = 'HUP', reloadOnChange = 'signal' },
+          requires = {} })
+      assert.is_nil(res)
+      assert.equal('exec.reloadOnChange', err.field)
+      assert.matches("'mig'", tostring(err))
+      assert.matches('not for a oneshot', tostring(err))
+    end)
 
   it('parses memory sizes', function()
     assert.equal(512 * 1024 * 1024, vstop.parse_size('512M'))

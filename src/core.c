@@ -280,6 +280,7 @@ int luaopen_orch_core(lua_State *L)
   orch_probe_net_open(L);
   orch_notify_open(L);
   orch_notify_recv_open(L);
+  orch_fd_pipe_open(L);
   orch_contain_open(L);
   orch_probe_http_open(L);
   orch_stream_open(L);

@@ -94,6 +94,7 @@ void orch_process_open(lua_State *L);
 void orch_probe_net_open(lua_State *L);
 void orch_notify_open(lua_State *L);
 void orch_notify_recv_open(lua_State *L);
+void orch_fd_pipe_open(lua_State *L);
 void orch_contain_open(lua_State *L);
 void orch_probe_http_open(lua_State *L);
 void orch_stream_open(lua_State *L);

@@ -130,6 +130,27 @@ static void report_host_pid(int host_proc_fd, int report_fd)
   (void)n;
 }
 
+/* Close the descriptors [lo, hi] (close_range, else one by one when hi is finite). */
+static void close_from_to(int lo, unsigned hi)
+{
+  if (lo < 0 || (unsigned)lo > hi)
+    return;
+  if (syscall(SYS_close_range, (unsigned)lo, hi, 0U) != 0 && hi != ~0U)
+    for (unsigned fd = (unsigned)lo; fd <= hi; fd++)
+      close((int)fd);
+}
+
+/* Close every descriptor from 3 up but `a` and `b` (the report pipe, an opts.fds target). */
+static void close_all_but(int a, int b)
+{
+  int lo = a < b ? a : b, hi = a < b ? b : a;
+  if (lo >= 3)
+    close_from_to(3, (unsigned)lo - 1);
+  if (hi > lo)
+    close_from_to(lo + 1, (unsigned)hi - 1);
+  close_from_to(hi + 1, ~0U);
+}
+
 /* What the child needs: its request, the pipe its failures go to, orch's pid, the signal mask
  * to exec with. */
 typedef struct child_args {
@@ -178,11 +199,22 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
       child_fail(report_fd, ST_MOUNT);
   }
+  int extra = req->extra_fd;
+  if (req->extra_target >= 3 && extra < 3 && (extra = fcntl(extra, F_DUPFD_CLOEXEC, 3)) < 0)
+    child_fail(report_fd, ST_STDIO); /* the stdio dup2 below would overwrite it */
   if (dup2(req->stdin_fd, 0) < 0)
     child_fail(report_fd, ST_STDIO);
   for (int fd = 1; fd < 3; fd++)
     if (req->child_fd[fd] >= 0 && dup2(req->child_fd[fd], fd) < 0)
       child_fail(report_fd, ST_STDIO);
+  if (req->extra_target >= 3) { /* opts.fds: a descriptor the child keeps at a fixed number */
+    if (report_fd == req->extra_target &&
+        (report_fd = fcntl(report_fd, F_DUPFD_CLOEXEC, req->extra_target + 1)) < 0)
+      _exit(127); /* the report pipe itself is lost: orch sees the exit */
+    if (extra == req->extra_target ? fcntl(extra, F_SETFD, 0) != 0
+                                   : dup2(extra, req->extra_target) < 0)
+      child_fail(report_fd, ST_STDIO);
+  }
   /* Before the credentials change: raising a hard limit needs orch's privileges. */
   if (req->set_nofile) {
     struct rlimit r = { (rlim_t)req->rlim_nofile, (rlim_t)req->rlim_nofile };
@@ -217,10 +249,7 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
   if (req->host_proc_fd >= 0) /* orch is contained: tell it the pid the host sees */
     report_host_pid(req->host_proc_fd, report_fd);
   /* No descriptor of orch's leaks into the child, whatever opened it without O_CLOEXEC. */
-  if (report_fd > 3 && syscall(SYS_close_range, 3U, (unsigned)report_fd - 1, 0U) != 0)
-    for (int fd = 3; fd < report_fd; fd++)
-      close(fd);
-  syscall(SYS_close_range, (unsigned)report_fd + 1, ~0U, 0U);
+  close_all_but(report_fd, req->extra_target >= 3 ? req->extra_target : report_fd);
   sigprocmask(SIG_SETMASK, a->unblocked, NULL);
   if (req->join_pid != 0) /* the program is found inside the subcontainer */
     orch_spawn_ns_exec(req, req->envp ? req->envp : environ);

@@ -22,6 +22,8 @@ typedef struct orch_spawn_req {
   unsigned long long rlim_nofile;
   unsigned long long rlim_core;
   int child_fd[3];    /* stdin/out/err for the child, -1 = /dev/null (stdin) or inherit */
+  int extra_fd;       /* opts.fds: a descriptor of orch's (borrowed) the child gets ... */
+  int extra_target;   /* ... as this number (>= 3; 0: none) */
   int stdin_fd;       /* internal: child_fd[0] or the shared /dev/null (not owned) */
   int host_proc_fd;   /* a procfs of the host's PID namespace when orch is contained, or -1 */
   int cgroup_dir_fd;  /* the cgroup the child starts in (v2: born in it, clone3), or -1 */

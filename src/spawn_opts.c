@@ -243,6 +243,33 @@ static void read_ns(lua_State *L, int opts, orch_spawn_req *req)
   lua_pop(L, 3);
 }
 
+/* opts.fds = {[n] = fd}: one descriptor of orch's the child gets as number n (>= 3), e.g. the
+ * write end of a core.fd_pipe. The descriptor stays orch's to close.   [-0, +0, v] */
+static void read_fds(lua_State *L, int opts, orch_spawn_req *req)
+{
+  lua_getfield(L, opts, "fds");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_checktype(L, -1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    int ok_n, ok_fd;
+    lua_Integer n = lua_tointegerx(L, -2, &ok_n);
+    lua_Integer fd = lua_tointegerx(L, -1, &ok_fd);
+    if (!ok_n || !ok_fd || lua_type(L, -2) != LUA_TNUMBER || n < 3 || n > 1023 || fd < 0 ||
+        fd > INT32_MAX)
+      luaL_error(L, "bad option 'fds' to 'spawn' ({[n] = fd}, n from 3 to 1023 expected)");
+    if (req->extra_target != 0)
+      luaL_error(L, "bad option 'fds' to 'spawn' (one descriptor at most)");
+    req->extra_target = (int)n;
+    req->extra_fd = (int)fd;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 void orch_spawn_opts_read(lua_State *L, orch_spawn_req *req)
 {
   read_ns(L, 2, req);
@@ -263,6 +290,7 @@ void orch_spawn_opts_read(lua_State *L, orch_spawn_req *req)
   req->cgroup = opt_path(L, 2, "cgroup");
   read_user(L, 2, req);
   read_rlimits(L, 2, req);
+  read_fds(L, 2, req);
 }
 
 int orch_spawn_stdio(lua_State *L, int opts, const char *field, int *ref, int *child_fd,

@@ -11,7 +11,7 @@
 /* 'inherit', 'ignore': the stdio modes besides a chunk callback. */
 extern const char *const ORCH_STDIO_MODES[];
 
-/* Read argv (table at 1) and opts (table at 2): argv, env, cwd, setsid, pidns, cgroup, uid,
+/* Read argv (table at 1) and opts (table at 2): argv, env, cwd, setsid, pidns, cgroup, fds, uid,
  * gid and groups_of (strings borrowed from the tables). Raises on misuse:
  * NUL bytes in argv, env, cwd, cgroup or groups_of; a uid or gid that is not an integer from 0
  * to 2^32 - 2; a bad stdio mode. Pushes argv's and envp's arrays (or nil).   [-0, +2, v] */

@@ -65,6 +65,7 @@ function Abort:onAbort(cb) end
 ---@field stopSignal? string see orch.Exec
 ---@field stopCommand? orch.Command see orch.Exec
 ---@field reloadSignal? string see orch.Exec
+---@field reloadOnChange? 'restart'|'signal' see orch.Exec
 ---@field envFile? string see orch.Exec
 ---@field limits? orch.Limits see orch.Exec
 
@@ -93,6 +94,7 @@ function Abort:onAbort(cb) end
 ---@field stopSignal? string the signal a stop sends first (default 'SIGTERM'), e.g. 'SIGINT'
 ---@field stopCommand? orch.Command run instead of the stop signal ($MAINPID set), within sigtermTimeout
 ---@field reloadSignal? string sent by `orch signal <id> reload`, e.g. 'SIGHUP'
+---@field reloadOnChange? 'restart'|'signal' on a reload that changed only env/envFile: restart (default) or send reloadSignal to the running process
 ---@field envFile? string NAME=value lines (# comments) merged under `env`; read at each spawn
 ---@field limits? orch.Limits resource limits of each incarnation
 
@@ -119,7 +121,7 @@ function Abort:onAbort(cb) end
 ---`ready`: how the entry's readiness is probed and shown.
 ---@class orch.Ready
 ---@field display string|false the name users see; false hides the check
----@field fn? fun(): orch.HealthResult the probe (may yield); optional with notify/logLine/onLine
+---@field fn? fun(): orch.HealthResult the probe (may yield); optional with notify/notifyFd/logLine/onLine
 ---@field gracePeriod? integer ms after a start when a failure reads `starting` (default 5000)
 ---@field trigger? orch.Trigger when probes run (default orch.trigger.defaultTrigger)
 ---@field timeout? integer ms a `fn` call may run (default 60000; 0: no limit)
@@ -127,6 +129,7 @@ function Abort:onAbort(cb) end
 ---@field failureThreshold? integer failures in a row before the result becomes failure (default 1)
 ---@field successThreshold? integer successes in a row before the result becomes success (default 1)
 ---@field notify? boolean readiness by sd_notify: a private NOTIFY_SOCKET; READY=1 is success
+---@field notifyFd? integer readiness by s6's notification-fd: the service writes a newline to this descriptor (3 to 1023) when ready
 ---@field watchdog? integer ms within which a WATCHDOG=1 must come after READY=1 (needs notify)
 ---@field logLine? string a Lua pattern: the first output line matching it means ready
 ---@field onLine? fun(stream: 'stdout'|'stderr', line: string): orch.HealthResult|orch.Result|nil
@@ -292,7 +295,7 @@ function Daemons:signalEntry(id, sig) end
 ---A main whose entries come from `fn(ctx)` (`ctx = {effects, reload, changed, rerun}`), rerun
 ---on demand and on reload and applied by difference: unchanged entries keep running.
 ---@param fn fun(ctx: table): orch.Daemons
----@return table dynamic `build`, `term`, `rerun(info)`, `chain()` and the chain's methods
+---@return table dynamic `build`, `term`, `rerun(info)`, `detach()`, `preview(effects)`, `chain()` and the chain's methods
 function Daemons.dynamic(fn) end
 
 ---The validated entries in declaration order (read only).
@@ -309,6 +312,15 @@ function Daemons:replaceEntries(specs, stale) end
 
 ---SIGKILL every live process group at once.
 function Daemons:kill_all() end
+
+---Upstream's detach(): a chain the script builds while it is evaluated is no longer stopped
+---when a reload replaces that evaluation (orch still stops it when orch stops). Idempotent.
+---@return orch.Daemons self
+function Daemons:detach() end
+
+---Whether detach() was called.
+---@return boolean
+function Daemons:detached() end
 
 ---The runtime entry of `id` in a built chain (its HealthDaemon: `id`, `kind`, `deps`,
 ---`dependents`, `satisfied()`), or nil.

@@ -44,6 +44,9 @@ function M.format_entries(entries)
     local ready = '-'
     if e.ready then
       ready = (e.display and e.display ~= '') and e.display or 'yes (hidden)'
+      if e.readiness and e.readiness ~= '' then
+        ready = ('%s (%s)'):format(ready, e.readiness)
+      end
     elseif e.kind == 'daemon' then
       ready = 'when running' -- no readiness check
     end
@@ -59,7 +62,7 @@ function M.format_entries(entries)
       e.kind or '?',
       requires ~= '' and requires or '-',
       ready,
-      e.restart or '-',
+      e.stop and ('%s, %s'):format(e.restart or '-', e.stop) or e.restart or '-',
       (e.exec and e.exec ~= '') and tostring(e.exec):gsub('\n', ' ') or '-',
     }
   end
@@ -130,8 +133,13 @@ local function cmd_check(opts, script, args)
         table.concat(ids, ', ')))
     end
   end
+  if scope.dynamic then
+    out('note: main.lua returns Daemons.dynamic(fn): the entries below are what one run of fn '
+      .. 'produces now (ctx.reload = 0); later runs may produce others\n')
+  end
   out(M.format_entries(entries))
-  out(('%s: valid, %s\n'):format(script, count_kinds(entries)))
+  out(('%s: valid, %s%s\n'):format(script, count_kinds(entries),
+    scope.dynamic and ' from one run of the Daemons.dynamic function' or ''))
   return 0
 end
 

@@ -5,6 +5,7 @@
 local sched = require 'orch.runtime.sched'
 local locate = require 'orch.graph.locate'
 local util = require 'orch.runtime.util'
+local Dynamic = require 'orch.graph.dynamic'
 local err = require('orch.cli.args').err
 
 local M = {}
@@ -90,12 +91,19 @@ function M.new_scope(dry)
   return scope
 end
 
---- Stop every chain built in `scope` (yields), latest first.
+--- Stop every chain built in `scope` (yields), latest first. With `keep` (the scope of the
+-- evaluation that replaces it: a reload), the chains the script detached (`chain:detach()`)
+-- are not stopped but handed to `keep`, so that orch stops them when it stops.
 -- @async
-function M.term_scope(scope)
+function M.term_scope(scope, keep)
   local chains = scope and scope.chains or {}
   for i = #chains, 1, -1 do
-    pcall(chains[i].term, chains[i])
+    local c = chains[i]
+    if keep and type(c.detached) == 'function' and c:detached() then
+      keep.built(c)
+    else
+      pcall(c.term, c)
+    end
   end
 end
 
@@ -189,6 +197,15 @@ function M.evaluate(script, args, ctx, scope)
     what = "the script's function(ctx)"
     res = table.pack(in_eval_task(scope, locator, handler, res[2], ctx))
   end
+  -- orch check on a Daemons.dynamic main: list what one run of its function produces
+  if res[1] and scope.dry and Dynamic.is(res[2]) and res.n <= 2 then
+    local dyn = res[2]
+    res = table.pack(in_eval_task(scope, locator, handler, dyn.preview, dyn, ctx and ctx.effects))
+    if res[1] then
+      scope.dynamic = res[2]:entries()
+      res = table.pack(true, dyn)
+    end
+  end
   if not res[1] then
     return fail(message_of(res[2]))
   end
@@ -213,6 +230,9 @@ function M.evaluate(script, args, ctx, scope)
       what, desc)
   end
   local ok, entries = xpcall(res.entries, traceback_handler, res)
+  if ok and scope.dynamic then
+    entries = scope.dynamic
+  end
   if not ok then
     M.term_scope(scope)
     return nil, entries

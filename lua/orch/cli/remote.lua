@@ -384,6 +384,7 @@ local function cmd_reload(opts, pos)
     list('restarted', reply.restarted, true)
     list('added', reply.added)
     list('removed', reply.removed)
+    list('signalled (reloadOnChange)', reply.signalled, true)
     return 0
   end)
 end

@@ -474,7 +474,8 @@ function Run:main()
     self.reconciler:close() -- a reconcile in flight ends before the shutdown
   end
   self.chain:term()
-  evaluate.term_scope(self.scope) -- chains the script built and left running
+  evaluate.term_scope(self.scope) -- chains the script built and left running (detached too)
+  evaluate.term_scope(self.dyn_scope) -- and those a Daemons.dynamic function built
   self:set_phase('stopped')
   if self.forced then
     self:log('stopped (forced)', 'warning')

@@ -78,7 +78,8 @@ function M.install(Run)
     self.new_scope = nil
     if ok then
       self.reloads = self.reloads + 1
-      evaluate.term_scope(self.scope) -- the chains the previous evaluation left running
+      -- the chains the previous evaluation left running (the detached ones go on)
+      evaluate.term_scope(self.scope, scope)
       self.scope = scope
     else
       evaluate.term_scope(scope)
@@ -96,8 +97,12 @@ function M.install(Run)
   -- inherit: with --watch, the files they read are recorded there (`self.dyn_reads`), and the
   -- chains they build get orch's effects and tracker.
   function Run:in_dynamic_scope(fn)
-    self.dyn_scope = self.dyn_scope or { reads = self.opts.watch and {} or nil,
-      effects = self.sink, tracker = self.opts.tracker }
+    if not self.dyn_scope then
+      -- chains the runs build (other than the dynamic's own) are recorded: stopped with orch
+      local s = evaluate.new_scope()
+      s.reads, s.effects, s.tracker = self.opts.watch and {} or nil, self.sink, self.opts.tracker
+      self.dyn_scope = s
+    end
     local res
     local task = sched.start({ name = 'dynamic', scope = self.dyn_scope }, function()
       res = table.pack(fn())
@@ -247,7 +252,13 @@ function M.install(Run)
     end
     self.new_chain = chain
     self.chain:term()
-    evaluate.term_scope(self.scope) -- the chains the previous evaluation left running
+    -- the chains the previous evaluation (and a Daemons.dynamic function) left running; the
+    -- detached ones go on
+    evaluate.term_scope(self.scope, scope)
+    if self.dyn_scope then
+      evaluate.term_scope(self.dyn_scope, scope)
+      self.dyn_scope = nil
+    end
     if self.stop_requested then
       self.new_chain = nil
       evaluate.term_scope(scope)

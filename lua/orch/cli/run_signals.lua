@@ -111,6 +111,7 @@ function M.install(Run, shared)
     end
     evaluate.kill_scope(self.scope)
     evaluate.kill_scope(self.new_scope)
+    evaluate.kill_scope(self.dyn_scope)
     self.wake:set()
   end
 

@@ -331,7 +331,8 @@ function HANDLERS.reload(conn, r)
   end
   conn:send({ ok = true, type = 'reloaded', kept = json.array(res.kept),
     restarted = json.array(res.restarted), added = json.array(res.added),
-    removed = json.array(res.removed), why = next(res.why) and res.why or nil })
+    removed = json.array(res.removed), signalled = json.array(res.signalled or {}),
+    why = next(res.why) and res.why or nil })
 end
 
 -- A request line decoded and checked: the request, or nil, code and message.

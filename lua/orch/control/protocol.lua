@@ -17,7 +17,8 @@
 --   shutdown                           -> {ok, type="stopping"}; the connection closes when orch
 --                                         has stopped
 --   reload  [full]                     -> once done, {ok, type="reloaded", kept, restarted, added,
---                                         removed, why} (with full: {ok, type, full, message});
+--                                         removed, signalled, why} (with full: {ok, type, full,
+--                                         message});
 --                                         error `reload-failed` when the script does not load
 --
 -- Errors: `{"v":1, "ok":false, "error":{"code":..., "message":...}}` with code `bad-json`,

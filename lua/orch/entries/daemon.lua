@@ -162,7 +162,8 @@ end
 --   idle       start        spawn      running    spawn the first incarnation
 --   running    exit         collect    exiting    a task waits for the leftovers, reports
 --   running    spawn_error  collect    exiting    (the same, for a spawn that failed)
---   running    recycle      recycle    running    liveness: TERM now, KILL after the timeout;
+--   running    recycle      recycle    running    liveness: stop signal or stopCommand now,
+--                                                  KILL after the timeout;
 --                                                  the exit is then a failure (backoff)
 --   exiting    exited       decide     exiting    record + report the exit; fire the verdict
 --   exiting    restart      back_off   backoff    sleep 0, 1000, 2000 ... 30000 ms
@@ -382,14 +383,26 @@ function Daemon:_cancel_kill_timer()
   end
 end
 
--- running: liveness restarts the daemon. The stop signal (`exec.stopSignal`, SIGTERM) to the
--- group now and SIGKILL if the process is still there after `sigtermTimeout`; its exit then
--- takes the normal path (collect, decide: a failure, restarted with the backoff).
+-- running: liveness restarts the daemon, stopping it as a stop does: `exec.stopCommand` when
+-- set (SIGKILL if the process outlives it and `sigtermTimeout`), else the stop signal
+-- (`exec.stopSignal`, SIGTERM) to the group now and SIGKILL if the process is still there after
+-- `sigtermTimeout`; its exit then takes the normal path (collect, decide: a failure, restarted
+-- with the backoff).
 function ACTIONS.recycle(self, why)
   local inc = self.inc
   local sig = self.exec.stopSignal or 'SIGTERM'
   self.recycling = why
   emit(self, { event = 'restart', pid = inc.pid, message = 'restarting: ' .. why })
+  if self.exec.stopCommand and inc:running_command() then
+    -- not the kill timer: the exit (decide) must not cancel the command half-way
+    sched.spawn(self.id .. ':recycle', function()
+      if not inc:stop_command() and self.inc == inc and self.state == 'running' then
+        emit(self, { event = 'kill', pid = inc.pid, signal = 'SIGKILL' })
+        inc:kill_now()
+      end
+    end)
+    return
+  end
   if not inc:signal(sig) then
     inc:kill_now() -- an exec.fn that has not returned a command: abort it
     return
@@ -514,6 +527,23 @@ end
 function Daemon:recycle(why)
   if not self.recycling then -- once per incarnation
     fire(self, 'recycle', why)
+  end
+end
+
+--- Whether the running process was spawned with an `exec.envFile` that now says something
+-- else (a reload restarts it, or signals it with `reloadOnChange = 'signal'`).
+function Daemon:env_file_changed()
+  local inc = self.inc
+  return inc ~= nil and inc:env_file_changed()
+end
+
+--- Take a new `exec` (a reload with `reloadOnChange = 'signal'`): the running process keeps
+-- its own (and is told by its reload signal: its `exec.envFile` as it is now counts as seen);
+-- the next spawn uses this one.
+function Daemon:adopt_exec(exec)
+  self.exec = exec
+  if self.inc then
+    self.inc:env_file_seen(exec.envFile)
   end
 end
 

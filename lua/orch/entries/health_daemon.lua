@@ -84,6 +84,13 @@ function HealthDaemon.new(spec, deps, opts)
         if self._session then
           self:_set_health(h, true)
         end
+      end,
+      -- a watchdog miss with ready.restartAfter restarts the daemon at once (as systemd's
+      -- WatchdogSec): one silence is one miss, however many failures restartAfter asks for
+      on_watchdog = function(h)
+        if self._session and spec.ready.restartAfter and self.daemon:pid() then
+          self.daemon:recycle(h.message)
+        end
       end })
   end
   if spec.exec then
@@ -884,6 +891,25 @@ function HealthDaemon:signal(sig)
     return nil, ('%s is a health check: it has no process'):format(self.id)
   end
   return self.daemon:signal(sig)
+end
+
+--- Reload support (`exec.reloadOnChange = 'signal'`): whether the process runs with an old
+-- `exec.envFile`; and take `exec` as the entry's configuration without restarting it (the
+-- spec is a copy with the new exec: listings and the next reload compare against it).
+function HealthDaemon:env_file_changed()
+  return self.daemon ~= nil and self.daemon:env_file_changed()
+end
+
+function HealthDaemon:adopt_exec(exec)
+  local spec = {}
+  for k, v in pairs(self.spec) do
+    spec[k] = v
+  end
+  spec.exec = exec
+  self.spec = spec
+  if self.daemon then
+    self.daemon:adopt_exec(exec)
+  end
 end
 
 --- A snapshot of the entry's state for the CLI.

@@ -168,6 +168,7 @@ local function spawn_command(self, exec)
     rlimits = exec.limits and (exec.limits.nofile or exec.limits.core)
       and { nofile = exec.limits.nofile, core = exec.limits.core } or nil,
     sigterm_timeout = sigterm_timeout(self, exec),
+    fds = self.pushed and self.pushed:fds() or nil, -- ready.notifyFd
     name = self.id,
     log = function(level, msg)
       util.log(self.effects, level, msg)
@@ -186,12 +187,18 @@ local function spawn_command(self, exec)
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
   -- the chain was built with (none: the process group only).
   local tracker, group, cmd = self.tracker, nil, nil
+  local function failed(...)
+    if opts.fds then
+      self.pushed:spawn_failed()
+    end
+    return ...
+  end
   for _ = 1, 2 do
     if tracker then
       local gerr, gcode
       group, gerr, gcode = tracker:group(self.id)
       if not group then
-        return nil, ("spawn '%s': %s"):format(tostring(argv[1]), tostring(gerr)), gcode
+        return failed(nil, ("spawn '%s': %s"):format(tostring(argv[1]), tostring(gerr)), gcode)
       end
       opts.env[track.ENV] = group.id
       opts.cgroup, opts.tag = group.cgroup, group.tag
@@ -212,7 +219,7 @@ local function spawn_command(self, exec)
         if group and tracker then
           tracker:spawn_failed(group, lerr, 'EINVAL', 'limits')
         end
-        return nil, lerr, 'EINVAL'
+        return failed(nil, lerr, 'EINVAL')
       end
     end
     local msg, code, stage
@@ -222,7 +229,7 @@ local function spawn_command(self, exec)
     end
     -- A refused cgroup join makes the tracker fall back to /proc: once more without it.
     if not (group and tracker:spawn_failed(group, msg, code, stage)) then
-      return nil, msg, code
+      return failed(nil, msg, code)
     end
   end
   local inc = setmetatable({
@@ -233,6 +240,7 @@ local function spawn_command(self, exec)
     group = group,
     exec = exec,
     env = opts.env,
+    file_env = file_env, -- exec.envFile as read for this process (a reload compares it)
   }, CommandInc)
   if exec.limits and exec.limits.memory and group and group.cgroup then
     inc.memory_cgroup = group.cgroup -- its memory.events tells an OOM kill from a SIGKILL
@@ -337,6 +345,50 @@ function CommandInc:_stop_command()
   end
   -- still running when the stop command's time is up: SIGKILL (its stop signal was the command)
   return 0
+end
+
+--- Whether `exec.envFile` now says something else than when this process was spawned (a
+-- file that cannot be read any more counts as changed).
+function CommandInc:env_file_changed()
+  local path = self.env_file_path or self.exec.envFile
+  if not path then
+    return false
+  end
+  local now = env_file.read(path)
+  local was = self.file_env or {}
+  if not now then
+    return true
+  end
+  for k, v in pairs(now) do
+    if was[k] ~= v then
+      return true
+    end
+  end
+  for k in pairs(was) do
+    if now[k] == nil then
+      return true
+    end
+  end
+  return false
+end
+
+--- The process was told to reload (`reloadOnChange = 'signal'`): `path` (the entry's
+-- `exec.envFile` now) as it is now is what the next comparison starts from.
+function CommandInc:env_file_seen(path)
+  self.env_file_path = path
+  self.file_env = path and env_file.read(path) or nil
+end
+
+--- Whether a process of the entry's command runs (what `stop_command` can stop).
+function CommandInc:running_command()
+  return not self.cmd.exited.is_set
+end
+
+--- Stop with `exec.stopCommand` (yields; liveness): true when the process is gone within
+-- `sigtermTimeout`, false when it still runs (the caller SIGKILLs it).
+function CommandInc:stop_command()
+  self:_stop_command()
+  return self.cmd.exited.is_set
 end
 
 function CommandInc:kill_now()
@@ -471,6 +523,24 @@ function FnInc:term()
     self.done:set()
   end
   return true
+end
+
+function FnInc:env_file_changed()
+  return self.inner ~= nil and self.inner:env_file_changed()
+end
+
+function FnInc:env_file_seen(path)
+  if self.inner then
+    self.inner:env_file_seen(path)
+  end
+end
+
+function FnInc:running_command()
+  return self.inner ~= nil and self.inner:running_command()
+end
+
+function FnInc:stop_command()
+  return self.inner:stop_command()
 end
 
 function FnInc:kill_now()

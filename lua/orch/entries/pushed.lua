@@ -1,7 +1,8 @@
 --- Readiness pushed by the service instead of polled: sd_notify (`ready.notify`, a private
--- `NOTIFY_SOCKET` per entry, with `ready.watchdog`) and output lines (`ready.logLine`, a Lua
--- pattern, or `ready.onLine(stream, line) -> result|nil`). Results go to `on_result(h)`; the
--- owner (orch.entries.health_daemon) decides what they mean for the session.
+-- `NOTIFY_SOCKET` per entry, with `ready.watchdog`), s6's notification fd (`ready.notifyFd`:
+-- a newline written to that descriptor), and output lines (`ready.logLine`, a Lua pattern, or
+-- `ready.onLine(stream, line) -> result|nil`). Results go to `on_result(h)`; the owner
+-- (orch.entries.health_daemon) decides what they mean for the session.
 -- @module orch.entries.pushed
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
@@ -15,8 +16,8 @@ Pushed.__index = Pushed
 
 --- Whether a validated `ready` table asks for pushed readiness.
 function M.wanted(ready)
-  return ready ~= nil and (ready.notify or ready.logLine ~= nil or ready.onLine ~= nil) and true
-    or false
+  return ready ~= nil and (ready.notify or ready.notifyFd ~= nil or ready.logLine ~= nil
+    or ready.onLine ~= nil) and true or false
 end
 
 -- The private directory of this orch's notify sockets (0700), made once.
@@ -43,10 +44,11 @@ local function dir()
 end
 
 --- A pushed-readiness source for entry `id`.
--- `opts`: `ready` (the validated table), `effects`, `on_result(h)` (a health table).
+-- `opts`: `ready` (the validated table), `effects`, `on_result(h)` (a health table), and
+-- `on_watchdog(h)` (optional: told of each watchdog miss after its result).
 function M.new(id, opts)
   return setmetatable({ id = id, ready = opts.ready, effects = opts.effects,
-    on_result = opts.on_result, warned = {} }, Pushed)
+    on_result = opts.on_result, on_watchdog = opts.on_watchdog, warned = {} }, Pushed)
 end
 
 -- Whether `sender` (a pid in orch's namespace, from the kernel) is one of the entry's
@@ -82,8 +84,16 @@ function Pushed:_arm_watchdog(ms)
   sched.spawn(self.id .. ':watchdog', function()
     if not ping:wait(ms) and self._ping == ping then
       self.missed = true
-      self:_result({ result = 'failure',
-        message = ('watchdog: no WATCHDOG=1 within %d ms'):format(ms) })
+      local h = { result = 'failure',
+        message = ('watchdog: no WATCHDOG=1 within %d ms'):format(ms) }
+      self:_result(h)
+      if self.on_watchdog then -- the owner's liveness (ready.restartAfter)
+        local ok, err = pcall(self.on_watchdog, h)
+        if not ok then
+          util.log(self.effects, 'error', ('%s: watchdog: %s'):format(self.id,
+            util.error_message(err)))
+        end
+      end
     end
   end)
 end
@@ -157,9 +167,62 @@ function Pushed:env()
   return { NOTIFY_SOCKET = self.path }
 end
 
+--- The descriptors to add to a spawn: `{[ready.notifyFd] = fd}`, the write end of a new pipe
+-- for this incarnation (s6's notification-fd), or nil. Raises with a message naming the entry
+-- when the pipe cannot be made. Call `spawned` (or `spawn_failed`) after the spawn.
+function Pushed:fds()
+  local n = self.ready.notifyFd
+  if not n then
+    return nil
+  end
+  self:_close_fd_pipe() -- the previous incarnation's: what it writes now counts no more
+  local p, err
+  p, err = core.fd_pipe(function(chunk)
+    if self._fd_pipe ~= p then
+      return
+    end
+    if chunk == nil then -- closed by every holder without a newline: never ready this way
+      self:_close_fd_pipe()
+      if not self.ready_seen then
+        util.log(self.effects, 'warning', ('%s: ready.notifyFd: fd %d was closed without a '
+          .. 'newline; the service never said it is ready'):format(self.id, n))
+      end
+      return
+    end
+    if not chunk:find('\n', 1, true) then
+      return -- what comes before the newline means nothing
+    end
+    self:_close_fd_pipe() -- as s6: the first newline is the notification, the rest is not read
+    self.ready_seen = true
+    self:_result({ result = 'success' })
+  end)
+  if not p then
+    error(('%s: ready.notifyFd: %s'):format(self.id, tostring(err)), 0)
+  end
+  self._fd_pipe = p
+  return { [n] = p:write_fd() }
+end
+
+function Pushed:_close_fd_pipe()
+  local p = self._fd_pipe
+  self._fd_pipe = nil
+  if p then
+    p:close()
+  end
+end
+
+--- The spawn `fds` was made for failed: close the pipe.
+function Pushed:spawn_failed()
+  self:_close_fd_pipe()
+end
+
 --- A new incarnation was spawned (`leader`: its pid in orch's namespace): forget its
--- predecessor's state (the watchdog runs again from its READY=1).
+-- predecessor's state (the watchdog runs again from its READY=1); orch's copy of the
+-- notification fd's write end is closed (the child has its own).
 function Pushed:spawned(leader)
+  if self._fd_pipe then
+    self._fd_pipe:close_write()
+  end
   self:_disarm()
   self.leader = leader
   self.ready_seen, self.status, self.missed = false, nil, false
@@ -211,9 +274,10 @@ function Pushed:_line(stream, line)
   end
 end
 
---- Stop listening (the socket file is removed).
+--- Stop listening (the socket file is removed, the notification pipe closed).
 function Pushed:close()
   self:_disarm()
+  self:_close_fd_pipe()
   if self.listener then
     self.listener:close()
     os.remove(self.path)

@@ -17,7 +17,7 @@ local check_string_list = invalid.check_string_list
 local EXEC_KEYS = {
   'command', 'fn', 'env', 'cwd', 'user', 'sigtermTimeout', 'runAsInit', 'onStdout', 'onStderr',
   'log', 'restart', 'maxRestarts', 'restartWindow', 'backoff', -- policy: validate_policy
-  'stopSignal', 'stopCommand', 'reloadSignal', 'envFile', 'limits',
+  'stopSignal', 'stopCommand', 'reloadSignal', 'reloadOnChange', 'envFile', 'limits',
 }
 local FN_EXEC_KEYS = { fn = true, sigtermTimeout = true, log = true, restart = true,
   maxRestarts = true, restartWindow = true, backoff = true }

@@ -1,7 +1,7 @@
 --- Validation of the restart policy of an `exec` table: `restart`, `maxRestarts`,
 -- `restartWindow` and `backoff` (issue 14). `orch.entries.validate_exec` calls `M.exec` for
 -- every exec table; the checks that depend on the entry's kind (a oneshot cannot restart
--- `always`) are `M.kind`'s, called by `orch.graph.validate`.
+-- `always`, has no process to signal on a reload) are `M.kind`'s, called by `orch.graph.validate`.
 -- @module orch.entries.validate_policy
 local invalid = require 'orch.runtime.invalid'
 local util = require 'orch.runtime.util'
@@ -107,6 +107,10 @@ function M.kind(kind, exec, ctx)
   if kind == 'oneshot' and exec and exec.restart == 'always' then
     fail(ctx, 'exec.restart', "exec.restart = 'always' is not for a oneshot (it is done after "
       .. "its first clean exit); use 'on-failure' (the default) or 'never'")
+  end
+  if kind == 'oneshot' and exec and exec.reloadOnChange == 'signal' then
+    fail(ctx, 'exec.reloadOnChange', "exec.reloadOnChange = 'signal' is not for a oneshot (once "
+      .. "done it has no process to signal; a reload runs it again)")
   end
 end
 

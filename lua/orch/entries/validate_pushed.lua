@@ -1,5 +1,5 @@
 --- Validation of the `ready` keys for readiness the service pushes (orch.entries.pushed):
--- `notify`, `watchdog`, `logLine`, `onLine`.
+-- `notify`, `notifyFd`, `watchdog`, `logLine`, `onLine`.
 -- @module orch.entries.validate_pushed
 local invalid = require 'orch.runtime.invalid'
 
@@ -24,6 +24,13 @@ function M.check(ready, ctx, out, kind)
       needs_process('ready.notify')
     end
     out.notify = ready.notify or nil
+  end
+  if ready.notifyFd ~= nil then
+    local n = ready.notifyFd
+    expect(n, math.type(n) == 'integer' and n >= 3 and n <= 1023, ctx, 'ready.notifyFd',
+      'an integer from 3 to 1023 (0, 1 and 2 are the standard streams)')
+    needs_process('ready.notifyFd')
+    out.notifyFd = n
   end
   if ready.watchdog ~= nil then
     check_ms(ready.watchdog, ctx, 'ready.watchdog')

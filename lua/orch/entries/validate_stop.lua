@@ -1,6 +1,7 @@
 --- Validation of the `exec` keys for how a process is stopped, reloaded and bounded:
--- `stopSignal`, `stopCommand`, `reloadSignal`, `envFile`, `limits` (orch.entries.validate_exec
--- calls it). Raises `orch.invalid` failures naming the entry and the field.
+-- `stopSignal`, `stopCommand`, `reloadSignal`, `reloadOnChange`, `envFile`, `limits`
+-- (orch.entries.validate_exec calls it). Raises `orch.invalid` failures naming the entry and
+-- the field.
 -- @module orch.entries.validate_stop
 local util = require 'orch.runtime.util'
 local invalid = require 'orch.runtime.invalid'
@@ -90,10 +91,61 @@ local function check_limits(limits, ctx)
   return next(out) and out or nil
 end
 
+--- The stop/reload/limit keys a validated `exec` sets, in a line for `orch check` (`stop
+-- SIGINT, reload SIGHUP on change, limits memory=512M pids=64`); nil when none.
+function M.summary(exec)
+  if exec == nil then
+    return nil
+  end
+  local parts = {}
+  if exec.stopSignal then
+    parts[#parts + 1] = 'stop ' .. exec.stopSignal
+  elseif exec.stopCommand then
+    parts[#parts + 1] = 'stopCommand'
+  end
+  if exec.reloadSignal then
+    parts[#parts + 1] = 'reload ' .. exec.reloadSignal
+      .. (exec.reloadOnChange == 'signal' and ' on change' or '')
+  end
+  local l = exec.limits
+  if l then
+    local kv = {}
+    for _, k in ipairs({ 'memory', 'cpu', 'pids', 'nofile', 'core' }) do
+      local v = l[k]
+      if k == 'memory' and v then -- bytes, shown as the largest unit that divides them
+        for _, u in ipairs({ { 2 ^ 30, 'G' }, { 2 ^ 20, 'M' }, { 2 ^ 10, 'K' } }) do
+          if v % u[1] == 0 then
+            v = ('%d%s'):format(v // u[1], u[2])
+            break
+          end
+        end
+      end
+      if v ~= nil then
+        kv[#kv + 1] = ('%s=%s'):format(k, tostring(v))
+      end
+    end
+    parts[#parts + 1] = 'limits ' .. table.concat(kv, ' ')
+  end
+  return #parts > 0 and table.concat(parts, ', ') or nil
+end
+
 --- Check the stop/reload/limit keys of `exec` into `out` (the normalised exec table).
 function M.check(exec, ctx, out)
   out.stopSignal = check_signal(exec.stopSignal, ctx, 'exec.stopSignal')
   out.reloadSignal = check_signal(exec.reloadSignal, ctx, 'exec.reloadSignal')
+  local roc = exec.reloadOnChange
+  if roc ~= nil then
+    if roc ~= 'restart' and roc ~= 'signal' then
+      local near = type(roc) == 'string' and util.nearest(roc, { 'restart', 'signal' })
+      fail(ctx, 'exec.reloadOnChange', ("exec.reloadOnChange must be 'restart' or 'signal', got "
+        .. '%s%s'):format(util.show(roc), near and (' (did you mean ' .. near .. '?)') or ''))
+    end
+    if roc == 'signal' and not out.reloadSignal then
+      fail(ctx, 'exec.reloadOnChange', "exec.reloadOnChange = 'signal' needs exec.reloadSignal "
+        .. "(the signal on which the service reloads its configuration, e.g. 'SIGHUP')")
+    end
+    out.reloadOnChange = roc
+  end
   if exec.stopCommand ~= nil then
     local c = exec.stopCommand
     if type(c) == 'string' then

@@ -92,6 +92,23 @@ function Dynamic:_drop_new_subcontainers(specs)
   end
 end
 
+--- One run of `fn` without building anything (yields when `fn` does): the chain it returns,
+-- for `orch check`, which lists what one run produces. `ctx` as for a run (`effects`,
+-- `reload` 0, `changed` empty; `rerun` and `effects.constRetry` do nothing). Raises what `fn`
+-- raises, or when it returns no chain.
+-- @tparam[opt] table effects
+-- @treturn table the chain (not built)
+function Dynamic:preview(effects)
+  local function rerun() end
+  local chain = self._fn({ effects = setmetatable({ constRetry = rerun }, { __index = effects }),
+    reload = 0, changed = {}, rerun = rerun })
+  if getmetatable(chain) ~= self._Daemons then
+    error(('Daemons.dynamic: the function returned %s; it must return a Daemons chain'):format(
+      chain == nil and 'nothing' or ('a ' .. type(chain))), 0)
+  end
+  return chain
+end
+
 --- Start the empty chain and the first run of `fn` (returns at once; idempotent).
 -- @tparam[opt] table opts those of `Daemons:build`, and `applied(report)`, called after each run
 -- @treturn Dynamic self
@@ -100,7 +117,11 @@ function Dynamic:build(opts)
     return self
   end
   opts = opts or {}
-  local live = self._Daemons.of():build(opts)
+  local live = self._Daemons.of()
+  if self._detached then
+    live:detach()
+  end
+  live:build(opts)
   self._live, self._effects = live, opts.effects
   self._rec = reconcile.new(live, { effects = opts.effects, applied = opts.applied })
   self._first = self:rerun()
@@ -144,6 +165,18 @@ function Dynamic:adopt(other)
   return function()
     self._fn = old
   end
+end
+
+--- Upstream's `detach()` (see `Daemons:detach`): a dynamic the script builds itself is not
+-- stopped when the evaluation that built it is left; orch still stops it when orch stops.
+-- Idempotent; before or after `build()`.
+-- @treturn Dynamic self
+function Dynamic:detach()
+  self._detached = true
+  if self._live then
+    self._live:detach()
+  end
+  return self
 end
 
 --- How many runs were made.

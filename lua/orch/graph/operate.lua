@@ -7,6 +7,8 @@ local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
 local HealthDaemon = require 'orch.entries.health_daemon'
 local Daemon = require 'orch.entries.daemon'
+local ready_summary = require 'orch.entries.ready_summary'
+local vstop = require 'orch.entries.validate_stop'
 
 local M = {}
 
@@ -26,7 +28,7 @@ function M.install(Daemons, shared)
   --- The recorded entries in declaration order, for listings:
   -- `{id, kind, requires, edges = {[id] = {onUnhealthy, after}} or nil, display,
   -- exec = <summary>, log = <exec.log>, restart = <the restart policy in a line>,
-  -- ready = <has a readiness check>}`.
+  -- ready = <has a readiness check>, readiness = <its ready keys in a line>}`.
   function Daemons:entries()
     local out = {}
     for i, spec in ipairs(self._entries) do
@@ -40,7 +42,9 @@ function M.install(Daemons, shared)
         exec = Daemon.summary(spec.exec),
         log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
         restart = Daemon.policy_summary(spec.exec, spec.kind),
+        stop = vstop.summary(spec.exec), -- stop/reload signals and limits, for orch check
         ready = spec.ready ~= nil,
+        readiness = ready_summary.summary(spec.ready), -- the ready keys set, for orch check
       }
     end
     return out
@@ -218,6 +222,23 @@ function M.install(Daemons, shared)
     return entry(self, 'signalEntry', id):signal(sig)
   end
 
+  --- Upstream's `detach()`: the chain is no longer stopped when the evaluation that built it
+  -- is left (a chain main.lua builds while it is evaluated is otherwise stopped when a reload
+  -- replaces that evaluation); its owner stops it with `term()`, and orch still stops it when
+  -- orch stops. Idempotent; before or after `build()`. The chain orch runs (the one main.lua
+  -- returns) is orch's own: detaching it changes nothing.
+  -- @treturn Daemons self
+  function Daemons:detach()
+    check_self(self, 'detach')
+    rawset(self, '_detached', true)
+    return self
+  end
+
+  --- Whether `detach()` was called.
+  function Daemons:detached()
+    return rawget(self, '_detached') == true
+  end
+
   --- The validated entries of the chain in declaration order (read only): what
   -- `orch.graph.reconcile` compares.
   function Daemons:specs()
@@ -255,7 +276,7 @@ function M.install(Daemons, shared)
     shared.destroy_subcontainers(self, gone, used)
   end
 
-  local function replace_entries(self, specs, stale)
+  local function replace_entries(self, specs, stale, adopt)
     local old_by_id = self._by_id
     local want = {}
     for _, spec in ipairs(specs) do
@@ -294,6 +315,9 @@ function M.install(Daemons, shared)
     local hds, by_id, entries, ids, index, added = {}, {}, {}, {}, {}, {}
     for i, spec in ipairs(specs) do
       local hd = old_by_id[spec.id]
+      if hd and not stopped[hd] and adopt[spec.id] then
+        hd:adopt_exec(spec.exec) -- reloadOnChange = 'signal': the new exec, the same process
+      end
       if not hd or stopped[hd] then
         local deps = {}
         for _, r in ipairs(spec.requires) do
@@ -331,12 +355,15 @@ function M.install(Daemons, shared)
   -- entries whose ids are keys of `stale`, those absent from `specs`, and everything that
   -- requires them, one at a time, dependents first (DFS post-order); then make `specs` (validated
   -- entries, in declaration order) the chain's entries: an entry still running keeps its actor
-  -- and its spec (old closures included), the others are created and started in order.
+  -- and its spec (old closures included), the others are created and started in order. The
+  -- running entries whose ids are keys of `adopt` take the new spec's exec (`reloadOnChange =
+  -- 'signal'`; the caller signals them).
   -- @tparam {table,...} specs
   -- @tparam table stale set of ids
+  -- @tparam[opt] table adopt set of ids
   -- @treturn {string,...} the ids stopped, in the order they were
   -- @async
-  function Daemons:replaceEntries(specs, stale)
+  function Daemons:replaceEntries(specs, stale, adopt)
     check_self(self, 'replaceEntries')
     if not self._hds then
       error('orch: Daemons:replaceEntries(): the chain is not built', 2)
@@ -348,7 +375,7 @@ function M.install(Daemons, shared)
       error('orch: Daemons:replaceEntries() yields; call it from a task (orch.spawn)', 2)
     end
     return locked(self, 'replaceEntries', function()
-      return replace_entries(self, specs, stale or {})
+      return replace_entries(self, specs, stale or {}, adopt or {})
     end)
   end
 end

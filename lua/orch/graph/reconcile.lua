@@ -10,27 +10,60 @@ local config_hash = require 'orch.graph.config_hash'
 
 local M = {}
 
---- What applying `new` (specs) to `old` (specs) does: `{stale = set of ids to stop, why =
--- {id = reason}}`, reasons being the changed fields (`'exec.env changed'`) or `'removed'`;
--- the dependents stopped with them are found by the chain.
-function M.plan(old, new)
+-- What may change in an entry that says `exec.reloadOnChange = 'signal'` for it to be
+-- signalled (`exec.reloadSignal`) instead of restarted.
+local SIGNAL_FIELDS = { ['exec.env'] = true, ['exec.envFile'] = true,
+  ['the content of exec.envFile'] = true }
+
+local function signal_only(old, new, fields)
+  if #fields == 0 or not (old.exec and new.exec and old.exec.reloadOnChange == 'signal'
+    and new.exec.reloadOnChange == 'signal') then
+    return false
+  end
+  for _, f in ipairs(fields) do
+    if not SIGNAL_FIELDS[f] then
+      return false
+    end
+  end
+  return true
+end
+
+--- What applying `new` (specs) to `old` (specs) does: `{stale = set of ids to stop, signal =
+-- set of ids to signal, why = {id = reason}}`, reasons being the changed fields (`'exec.env
+-- changed'`) or `'removed'`; the dependents stopped with them are found by the chain. With
+-- `live` (the built chain), a running entry whose `exec.envFile` now says something else than
+-- when its process started counts as changed too. An entry with `exec.reloadOnChange =
+-- 'signal'` whose only changes are `exec.env` and `exec.envFile` is signalled, not stopped.
+function M.plan(old, new, live)
   local by_id = {}
   for _, spec in ipairs(new) do
     by_id[spec.id] = spec
   end
-  local stale, why = {}, {}
+  local stale, signal, why = {}, {}, {}
   for _, spec in ipairs(old) do
     local n = by_id[spec.id]
+    local fields
     if not n then
       stale[spec.id], why[spec.id] = true, 'removed'
     elseif not config_hash.same(spec, n) then
-      stale[spec.id] = true
-      local fields = config_hash.changed(spec, n)
+      fields = config_hash.changed(spec, n)
+    elseif live and n.exec and n.exec.envFile then
+      local hd = live:entry(spec.id)
+      if hd and hd:env_file_changed() then
+        fields = { 'the content of exec.envFile' }
+      end
+    end
+    if fields then
       why[spec.id] = #fields > 0 and (table.concat(fields, ', ') .. ' changed')
         or 'configuration changed'
+      if signal_only(spec, n, fields) then
+        signal[spec.id] = true
+      else
+        stale[spec.id] = true
+      end
     end
   end
-  return { stale = stale, why = why }
+  return { stale = stale, signal = signal, why = why }
 end
 
 -- Classify what happened: kept, restarted (with why), added, removed.
@@ -51,13 +84,16 @@ local function report_of(old, new, plan, stopped)
   for _, spec in ipairs(old) do
     req_of[spec.id] = spec.requires
   end
-  local r = { kept = {}, restarted = {}, added = {}, removed = {}, why = {} }
+  local r = { kept = {}, restarted = {}, added = {}, removed = {}, signalled = {}, why = {} }
   for _, spec in ipairs(new) do
     local id = spec.id
     if not was[id] then
       r.added[#r.added + 1] = id
     elseif stopped_set[id] then
       r.restarted[#r.restarted + 1] = id
+    elseif plan.signal[id] then
+      r.signalled[#r.signalled + 1] = id
+      r.why[id] = why[id]
     else
       r.kept[#r.kept + 1] = id
     end
@@ -96,6 +132,7 @@ function M.describe(r)
     end
   end
   list('restarted', r.restarted, true)
+  list('signalled (reloadOnChange)', r.signalled or {}, true)
   list('added', r.added, false)
   list('removed', r.removed, false)
   list('cleared (had given up)', r.cleared or {}, false)
@@ -114,13 +151,27 @@ function M.new(live, opts)
 end
 
 --- Apply `specs` now (yields; call it from a task): returns the report
--- `{kept, restarted, added, removed, why = {id = reason}}`.
+-- `{kept, restarted, added, removed, signalled, why = {id = reason}}`.
 -- @async
 function Reconciler:apply(specs)
-  local old = self.live:specs()
-  local plan = M.plan(old, specs)
-  local stopped = self.live:replaceEntries(specs, plan.stale)
+  local live = self.live
+  local old = live:specs()
+  local plan = M.plan(old, specs, live)
+  local stopped = live:replaceEntries(specs, plan.stale, plan.signal)
   local r = report_of(old, specs, plan, stopped)
+  -- reloadOnChange = 'signal': the running process gets exec.reloadSignal; one that runs no
+  -- process now (backoff, failed) restarts, with the new configuration
+  local signalled = {}
+  for _, id in ipairs(r.signalled) do
+    local hd = live:entry(id)
+    if hd and hd:signal('reload') then
+      signalled[#signalled + 1] = id
+    else
+      live:restartEntry(id)
+      r.restarted[#r.restarted + 1] = id
+    end
+  end
+  r.signalled = signalled
   -- a reload clears what gave up (issue 14: `orch restart <id>` or a reload), also when its
   -- configuration did not change
   r.cleared = {}

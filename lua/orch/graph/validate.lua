@@ -31,7 +31,7 @@ local ENTRY_KEYS = {
   health = { 'ready', 'requires' },
 }
 local READY_KEYS = { 'display', 'fn', 'gracePeriod', 'trigger', 'timeout', 'restartAfter',
-  'failureThreshold', 'successThreshold', 'notify', 'watchdog', 'logLine', 'onLine' }
+  'failureThreshold', 'successThreshold', 'notify', 'notifyFd', 'watchdog', 'logLine', 'onLine' }
 
 -- Special hints for keys that are valid elsewhere.
 local MISPLACED = {
@@ -77,7 +77,7 @@ local function check_ready(ready, ctx, warnings, kind)
   local pushes = vpushed.check(ready, ctx, out, kind)
   if ready.fn == nil and not pushes then
     fail(ctx, 'ready.fn', 'ready.fn is required (a function returning {result = ..., '
-      .. 'message = ...}), or ready.notify, ready.logLine or ready.onLine')
+      .. 'message = ...}), or ready.notify, ready.notifyFd, ready.logLine or ready.onLine')
   end
   if ready.fn ~= nil then
     expect(ready.fn, type(ready.fn) == 'function', ctx, 'ready.fn', 'a function')

@@ -128,6 +128,7 @@ function M.spawn(command, opts)
     pidns = opts.pidns,
     cgroup = opts.cgroup,
     rlimits = opts.rlimits, -- {nofile =, core =}: setrlimit in the child
+    fds = opts.fds, -- {[n] = fd}: a descriptor the child gets as number n
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
     self:_leader_gone()
