@@ -33,13 +33,10 @@ local NO_FAKE = {
   orphans_reaped = 'orch run only (cli/run.lua)',
   unblock_signals = 'orch run only (cli.lua, cli/run.lua)',
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',
-  notify_listen = 'ready.notify socket (entries/pushed.lua), tested on the real core by '
-    .. 'ready_integration_spec',
   -- the terminal of orch ui (cli/ui/terminal.lua), driven in tmux by ui_tmux_spec
   tty = 'orch ui, the progress line of orch run (cli/ui/terminal.lua, cli/run.lua)',
   tty_reset = 'orch ui (cli/ui/terminal.lua)',
   -- the control socket (control.lua), tested on the real core by control_server_spec
-  mkdir = 'control socket directory (control.lua)',
   chmod = 'control socket directory (control.lua)',
   lstat = 'control socket path (control.lua)',
   readdir = 'control socket directory (control.lua)',
@@ -62,7 +59,6 @@ local NO_FAKE = {
   stop_guard_stopping = 'orch run only (cli/run.lua)',
   -- the status file (status_file.lua), tested on the real core by status_file_spec
   write_new = 'status file (status_file.lua)',
-  random = 'status file temporary names (status_file.lua)',
   fs_watch = 'orch run --watch only (cli/watch_files.lua); core_fs_spec tests it',
 }
 

@@ -74,6 +74,9 @@ function M.main(args)
       return 0
     end
     local cmd, start = first, 2
+    if cmd == 'test' then -- its options are busted's, parsed there
+      return require('orch.cli.test').cmd_test(args, start)
+    end
     if CONTROL_COMMANDS[cmd] then
       local copts, pos = parse_control(cmd, args, start)
       if copts.help then

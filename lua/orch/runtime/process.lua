@@ -116,6 +116,7 @@ function M.spawn(command, opts)
     pidns = opts.pidns,
     cgroup = opts.cgroup,
     rlimits = opts.rlimits, -- {nofile =, core =}: setrlimit in the child
+    name = opts.name, -- the entry: the real core ignores it; orch test's fake core scripts by it
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
     self:_leader_gone()
