@@ -26,6 +26,9 @@ local function merged(a, b)
     if x.t ~= y.t then
       return x.t < y.t
     end
+    if x.seq and y.seq then
+      return x.seq < y.seq
+    end
     return pos[x] < pos[y]
   end)
   return all
@@ -33,13 +36,15 @@ end
 
 --- Record one decoded log record `rec` at virtual time `t`.
 function History:add(rec, t)
-  rec.t = t
+  self.seq = (self.seq or 0) + 1
+  rec.t, rec.seq = t, self.seq
   self.records[#self.records + 1] = rec
 end
 
 --- Record that a simulated process of entry `id` received signal `sig` at `t`.
 function History:signal_received(id, pid, sig, t)
-  local rec = { t = t, id = id, event = 'received', pid = pid, signal = sig }
+  self.seq = (self.seq or 0) + 1
+  local rec = { t = t, seq = self.seq, id = id, event = 'received', pid = pid, signal = sig }
   self.received[#self.received + 1] = rec
 end
 
