@@ -21,7 +21,7 @@
 -- `fake:program_default(behaviour)`; without any a process runs until signalled.
 -- A behaviour is a function `(p)` or a table:
 --   exit = ms, code = n, signal = 'SIGX'   exit after ms (nil: run until signalled)
---   stdout = string|{...}, stderr = ...     written at spawn
+--   stdout = string|{...}, stderr = ...     written at spawn, or `output_after` ms later
 --   listen = port, listen_after = ms        the port counts as listening while alive
 --   on_term = 'die' (default) | 'ignore' | ms   reaction to SIGTERM; with ms, exit ms later
 --     with `term_code` (default 0), or by SIGTERM when term_code is nil and term_signal is set
@@ -650,15 +650,22 @@ function M.new()
         end
         return
       end
-      for _, stream in ipairs { 'stdout', 'stderr' } do
-        local out = b[stream]
-        if type(out) == 'string' then
-          p:write(stream, out)
-        elseif type(out) == 'table' then
-          for _, c in ipairs(out) do
-            p:write(stream, c)
+      local function output()
+        for _, stream in ipairs { 'stdout', 'stderr' } do
+          local out = b[stream]
+          if type(out) == 'string' then
+            p:write(stream, out)
+          elseif type(out) == 'table' then
+            for _, c in ipairs(out) do
+              p:write(stream, c)
+            end
           end
         end
+      end
+      if (b.output_after or 0) > 0 then
+        p:after(b.output_after, output)
+      else
+        output()
       end
       if b.listen then
         if b.listen_after and b.listen_after > 0 then
