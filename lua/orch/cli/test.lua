@@ -158,7 +158,8 @@ function M.cmd_test(args, start)
     out(USAGE.test)
     return 0
   end
-  local argv = table.move(opts.busted, 1, #opts.busted, 1, {})
+  -- busted stays in this process, even when a .busted file names an interpreter (`lua`)
+  local argv = table.move(opts.busted, 1, #opts.busted, 1, { '--ignore-lua' })
   if opts.timeline then
     -- run before the spec files load: the hook that writes each failing test's timeline
     package.loaded['orch.cli.test_timeline'] = nil

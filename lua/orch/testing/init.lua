@@ -27,9 +27,26 @@ M.history = history
 -- fails).
 local made = {}
 
+local function exists(path)
+  local f = io.open(path, 'r')
+  if f then
+    f:close()
+    return true
+  end
+  return false
+end
+
 --- A new simulated world for `script` (see orch.testing.world `new` for `opts`), started:
--- main.lua is evaluated and its graph built at virtual time 0.
+-- main.lua is evaluated and its graph built at virtual time 0. A relative `script` not found
+-- from the current directory is looked for next to the spec that calls this.
 function M.world(script, opts)
+  if type(script) == 'string' and script:sub(1, 1) ~= '/' and not exists(script) then
+    local src = debug.getinfo(2, 'S').source
+    local dir = src:sub(1, 1) == '@' and src:sub(2):match('^(.*)/[^/]*$')
+    if dir and exists(dir .. '/' .. script) then
+      script = dir .. '/' .. script
+    end
+  end
   local w = world.new(script, opts)
   made[#made + 1] = w
   w:start()
@@ -105,9 +122,16 @@ function World:restarted(id, n, opts)
 end
 
 --- Assert that `a` was stopped before `b`: the last process of `a` exited before orch sent
--- `b` its stop signal (or, when `b` was not running, before `b`'s last exit).
+-- `b` its stop signal (or, when `b` was not running, before `b`'s last exit). Both must have
+-- had a process (a health check has none: its stop is not observable).
 function World:stopped_before(a, b)
   local ea, eb = self.history:exits(a), self.history:exits(b)
+  for _, x in ipairs({ { a, ea }, { b, eb } }) do
+    if #x[2] == 0 then
+      fail(self, { a, b }, '%s was not stopped before %s: %s never had a process that exited',
+        a, b, x[1])
+    end
+  end
   local a_gone = ea[#ea] and ea[#ea].t
   local terms = self.history:of(b, 'term')
   local b_stop = terms[#terms] and terms[#terms].t or (eb[#eb] and eb[#eb].t)
