@@ -45,6 +45,7 @@ _orch_options()
             --help" ;;
         check) o="-h --help" ;;
         graph) o="--format -h --help" ;;
+        test) o="--timeline -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
         logs) o="-n --lines -f --follow --json --timestamps --since --reopen --no-color --color
             --control --name -h --help" ;;
@@ -62,7 +63,7 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph status logs stop start restart signal shutdown reload ui'
+    local commands='run check graph test status logs stop start restart signal shutdown reload ui'
     COMPREPLY=()
 
     # The value of an option that takes one.
@@ -74,7 +75,7 @@ _orch()
         --name) mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur"); return ;;
         -n | --lines) mapfile -t COMPREPLY < <(compgen -W 'all 10 100 1000' -- "$cur"); return ;;
         --log-lines | --since) return ;;
-        --log-dir) compopt -o dirnames 2>/dev/null
+        --log-dir | --timeline) compopt -o dirnames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     esac
 
@@ -84,7 +85,7 @@ _orch()
         word=${COMP_WORDS[i]}
         case $word in
             --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
-                | --log-dir | --since)
+                | --log-dir | --since | --timeline)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;
@@ -109,6 +110,8 @@ _orch()
             else
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             fi ;;
+        test) compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -d -- "$cur"; compgen -f -X '!*.lua' -- "$cur") ;;
         status | stop | start | restart)
             [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
