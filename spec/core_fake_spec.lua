@@ -43,13 +43,6 @@ local NO_FAKE = {
   cwd = 'control socket default name (control.lua)',
   unix_listen = 'control socket server (control.lua)',
   unix_connect = 'control socket client (control.lua, cli/remote.lua)',
-  -- process tracking (track.lua), set up by orch run; the fake's processes have no cgroups
-  cgroup_find = 'process tracking (track.lua)',
-  cgroup_kill = 'process tracking (track.lua)',
-  cgroup_mkdir = 'process tracking (track.lua)',
-  cgroup_rmdir = 'process tracking (track.lua)',
-  cgroup_subdirs = 'process tracking (track.lua)',
-  host_alive = 'process tracking (track.lua)',
   -- the watcher and the stop guard of an uncontained orch run (watch.c, signal.c)
   watch = 'the watcher of orch run (cli/run.lua)',
   watch_cgroup = 'the watcher of orch run (cli/run.lua)',

@@ -120,6 +120,32 @@ describe('orch.testing', function()
     w:stop()
   end)
 
+  it('uses N MiB: above exec.limits.memory the OOM killer kills it, as the kernel would',
+    function()
+      local path = os.tmpname()
+      local f = assert(io.open(path, 'w'))
+      f:write([[
+local orch = require 'orch'
+return orch.Daemons.of{}
+  :addDaemon('hog', { exec = { command = { 'hog' }, limits = { memory = '64M' } },
+    ready = { display = 'Hog', fn = function() return { result = 'success' } end },
+    requires = {} })
+]])
+      f:close()
+      local w = testing.world(path, { behaviours = { hog = { runs = {
+        { memory = 100, memory_after = 2000 }, { memory = 32 } } } } })
+      w:advance(10000)
+      local exits = w.history:exits('hog')
+      assert.are.equal(1, #exits)
+      assert.are.equal('SIGKILL', exits[1].signal)
+      assert.are.equal(2000, exits[1].t)
+      assert.matches('killed by the OOM killer: exec.limits.memory %(67108864 bytes%) reached',
+        exits[1].message)
+      w:restarted('hog', 1) -- the second one (32 MiB) stays
+      assert.are.equal(0, w:stop())
+      os.remove(path)
+    end)
+
   it('is deterministic: the same spec gives the same log, line for line', function()
     local function run()
       local w = stack({ db = { listen = 5432, listen_after = 1000, crash_on = 1 } })

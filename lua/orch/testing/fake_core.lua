@@ -32,11 +32,15 @@
 --                                           (default 200 while listening)
 --   notify = ms, notify_message = text      send sd_notify (default READY=1) after ms to the
 --                                           NOTIFY_SOCKET of its environment
---   memory = MiB                            its memory use (`fake:memory(pid)`)
+--   memory = MiB, memory_after = ms         its memory use: above the `memory.max` of its
+--                                           cgroup (exec.limits.memory), the OOM killer
+--                                           SIGKILLs it (ms after the spawn)
 -- The process object `p` has: pid, argv, opts, t0, signals ({sig, t}), alive, n (spawn index of
 -- this name), and methods p:exit(code, signal), p:after(ms, fn), p:write(stream, chunk),
 -- p:listen(port), p:unlisten(port), p.on_signal = function(p, sig) ... end.
 -- @module orch.testing.fake_core
+local fake_cgroup = require 'orch.testing.fake_cgroup'
+
 local M = {}
 
 -- The virtual clock's 0 as wall-clock time (core.time): 2026-01-01T00:00:00Z.
@@ -810,11 +814,15 @@ function M.new()
       return nil, e[1] or ("spawn '" .. argv[1] .. "': no such file or directory"),
         e[2] or 'ENOENT', e[3] or 'exec'
     end
+    local jmsg, jcode = fake._cgroup_join(opts.cgroup)
+    if jmsg then
+      return nil, jmsg, jcode, 'cgroup'
+    end
     st.pid = st.pid + 1
     local p = setmetatable({
       pid = st.pid, argv = table.move(argv, 1, #argv, 1, {}), opts = opts, key = key, n = n,
       t0 = st.now, signals = {}, alive = true, ports = {}, pending = {}, inherited = {},
-      on_exit = on_exit, name = opts.name,
+      on_exit = on_exit, name = opts.name, cgroup = opts.cgroup,
     }, Proc)
     st.procs[#st.procs + 1] = p
     st.by_pid[p.pid] = p
@@ -822,6 +830,8 @@ function M.new()
     if f then
       f(p)
     end
+    fake._cgroup_add(p)
+    fake._memory_check(p, type(behaviour) == 'table' and behaviour.memory_after or nil)
     return setmetatable({ p = p }, Handle)
   end
 
@@ -922,11 +932,6 @@ function M.new()
       end
     end
     return out
-  end
-
-  --- A cgroup holds no fake process once it exited (fake processes leave nothing behind).
-  function fake.cgroup_pids(_)
-    return {}
   end
 
   --- No process holds a fake pipe.
@@ -1118,6 +1123,9 @@ function M.new()
   function fake.port_checks()
     return st.port_checks or 0
   end
+
+  -- the cgroup v2 tree of process tracking and exec.limits (none until `cgroup_root`)
+  fake_cgroup.install(fake)
 
   fake.is_fake = true
   return fake

@@ -14,6 +14,10 @@ local World = {}
 World.__index = World
 M.World = World
 
+--- The root of the simulated cgroup v2 tree (it exists only in the world: io.open is routed
+-- to it there).
+M.CGROUP_ROOT = '/sys/fs/cgroup/orch.testing'
+
 -- Events at one virtual instant past which the world is declared stuck (a busy loop).
 local MAX_EVENTS_AT_ONCE = 200000
 
@@ -70,6 +74,8 @@ function M.new(script, opts)
   if opts.default ~= nil then
     fake.program_default(opts.default)
   end
+  -- process tracking in cgroups, as orch run as root on cgroup v2 does (exec.limits need it)
+  fake.cgroup_root(M.CGROUP_ROOT)
   fake.on_receive(function(p, sig)
     if p.name then
       self.history:signal_received(p.name, p.pid, sig, fake.now())
@@ -99,7 +105,16 @@ function World:_enter()
   package.loaded['orch.core'] = self.fake
   self._saved = saved
   self._globals = { exit = os.exit, getenv = os.getenv, arg = rawget(_G, 'arg'),
-    path = package.path, searchers = package.searchers }
+    path = package.path, searchers = package.searchers, open = io.open }
+  local real_open, fake = io.open, self.fake
+  -- luacheck: ignore 122 (io.open: the simulated cgroup tree's files, the real others)
+  io.open = function(path, mode)
+    local f, e, c = fake.open(path, mode)
+    if f == false then
+      return real_open(path, mode)
+    end
+    return f, e, c
+  end
   -- the world's own searchers: orch.cli.require_cycle adds one per copy of the module
   package.searchers = self.searchers or table.move(package.searchers, 1, #package.searchers, 1,
     {})
@@ -128,6 +143,7 @@ function World:_leave()
   self.os_exit, self.arg, self.path = os.exit, rawget(_G, 'arg'), package.path
   self.searchers = package.searchers
   os.exit, os.getenv, package.path = g.exit, g.getenv, g.path -- luacheck: ignore
+  io.open = g.open -- luacheck: ignore 122
   package.searchers = g.searchers
   rawset(_G, 'arg', g.arg)
   self._saved, self._globals = nil, nil
@@ -209,8 +225,13 @@ function World:start()
         tostring(e))
     end)
     evaluate.add_script_dir(self.script)
+    local tracker = require('orch.runtime.track').setup({ name = 'orch-1', mode = 'cgroup2' })
+    self.tracker = tracker
     local r = run.Run.new({ log_format = 'json', color = false, timestamps = false,
-      no_control = true }, self.script, self.args)
+      no_control = true, tracker = tracker }, self.script, self.args)
+    tracker.log = function(msg, level)
+      r:log(msg, level)
+    end
     r.write_log = function(_, s)
       self:_log_line(s)
     end
@@ -378,6 +399,7 @@ function World:close()
     self.closed = true
     self:_within(function()
       self.run:close()
+      self.tracker:close()
     end)
   end
   remove_tree(self.data_dir)
