@@ -49,7 +49,11 @@ function M.world(script, opts)
   end
   local w = world.new(script, opts)
   made[#made + 1] = w
-  w:start()
+  local ok, err = pcall(w.start, w)
+  if not ok then
+    w:close() -- its data directory; the log so far stays readable
+    error(err, 0)
+  end
   return w
 end
 
