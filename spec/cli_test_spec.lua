@@ -113,6 +113,17 @@ end }]])
     assert.is_nil(R.read_file(dir .. '/out/graph_passes.jsonl')) -- passing tests: none
   end)
 
+  it('keeps busted inside orch when a .busted file names an interpreter, with options too',
+    function()
+      local dir = project({ ['graph_spec.lua'] = PASS })
+      R.write_file(dir .. '/.busted', "return { _all = { lua = 'lua5.4' } }\n")
+      for _, args in ipairs({ { 'test' }, { 'test', '-o', 'TAP', '--filter', 'waits' } }) do
+        local r = R.run(args, { cwd = dir })
+        assert.are.equal(0, r.code, table.concat(args, ' ') .. ': ' .. r.out .. r.err)
+        assert.matches('1 success', r.out:gsub('ok 1', '1 success'))
+      end
+    end)
+
   it('says what is wrong with its arguments (exit 2)', function()
     local dir = project({})
     local r = R.run({ 'test' }, { cwd = dir })

@@ -159,7 +159,7 @@ function M.cmd_test(args, start)
     return 0
   end
   -- busted stays in this process, even when a .busted file names an interpreter (`lua`)
-  local argv = table.move(opts.busted, 1, #opts.busted, 1, { '--ignore-lua' })
+  local argv = table.move(opts.busted, 1, #opts.busted, 2, { '--ignore-lua' })
   if opts.timeline then
     -- run before the spec files load: the hook that writes each failing test's timeline
     package.loaded['orch.cli.test_timeline'] = nil
