@@ -39,6 +39,21 @@ describe('graph', function()
 end)
 ]]
 
+-- The world made in before_each, the failure in the test.
+local FAIL_BEFORE = [[
+local testing = require 'orch.testing'
+describe('setup', function()
+  local w
+  before_each(function()
+    w = testing.world('main.lua', { behaviours = { db = { exit = 100, code = 1 } } })
+  end)
+  it('app starts (it does not)', function()
+    w:advance(5000)
+    assert.is_truthy(w:ready_at('app'))
+  end)
+end)
+]]
+
 -- A project directory with main.lua and the given spec files.
 local function project(specs)
   local dir = session.tmpdir()
@@ -111,6 +126,12 @@ end }]])
     assert.are.equal(('<svg data-lines="%d"/>'):format(n),
       R.read_file(dir .. '/out/graph_db_is_ready_it_is_not.svg'))
     assert.is_nil(R.read_file(dir .. '/out/graph_passes.jsonl')) -- passing tests: none
+    -- a world made in before_each belongs to the test
+    dir = project({ ['setup_spec.lua'] = FAIL_BEFORE })
+    r = R.run({ 'test', '--timeline', 'out' }, { cwd = dir })
+    assert.are.equal(1, r.code, r.out .. r.err)
+    assert.matches('"id":"db","event":"spawn"',
+      R.read_file(dir .. '/out/setup_app_starts_it_does_not.jsonl') or '')
   end)
 
   it('keeps busted inside orch when a .busted file names an interpreter, with options too',

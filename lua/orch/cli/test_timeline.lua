@@ -65,10 +65,8 @@ end
 function M.install()
   local busted = require 'busted'
   local testing = require 'orch.testing'
-  busted.subscribe({ 'test', 'start' }, function()
-    testing.forget_worlds()
-    return nil, true
-  end)
+  -- the worlds of a test: those made since the previous test ended (its before_each runs
+  -- before busted's 'test start')
   busted.subscribe({ 'test', 'end' }, function(element, _, status)
     local worlds = testing.forget_worlds()
     if status == 'failure' or status == 'error' then
