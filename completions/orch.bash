@@ -64,6 +64,7 @@ _orch_options()
             -h --help" ;;
         import) o="--strict -h --help" ;;
         probe) o="--wait --data -h --help" ;;
+        test) o="--timeline -h --help" ;;
         status) o="--json -w --watch --no-color --color --control --name -h --help" ;;
         logs) o="-n --lines -f --follow --json --timestamps --since --reopen --no-color --color
             --control --name -h --help" ;;
@@ -81,7 +82,7 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph export import probe image status logs stop start restart
+    local commands='run check graph export import probe image test status logs stop start restart
         signal shutdown reload ui'
     COMPREPLY=()
 
@@ -94,7 +95,7 @@ _orch()
         --name) mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur"); return ;;
         -n | --lines) mapfile -t COMPREPLY < <(compgen -W 'all 10 100 1000' -- "$cur"); return ;;
         --log-lines | --since) return ;;
-        --log-dir | --data) compopt -o dirnames 2>/dev/null
+        --log-dir | --data | --timeline) compopt -o dirnames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
         --ref) return ;;
     esac
@@ -106,7 +107,7 @@ _orch()
         case $word in
             --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
                 | --log-dir | --since | --data | --ref | -o | --output | --registry | --host-image \
-                | --orch)
+                | --orch | --timeline)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;
@@ -144,6 +145,8 @@ _orch()
             else
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
             fi ;;
+        test) compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -d -- "$cur"; compgen -f -X '!*.lua' -- "$cur") ;;
         status | stop | start | restart)
             [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;

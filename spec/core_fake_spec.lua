@@ -36,28 +36,18 @@ local NO_FAKE = {
   orphans_reaped = 'orch run only (cli/run.lua)',
   unblock_signals = 'orch run only (cli.lua, cli/run.lua)',
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',
-  notify_listen = 'ready.notify socket (entries/pushed.lua), tested on the real core by '
-    .. 'ready_integration_spec',
   fd_pipe = 'ready.notifyFd pipe (entries/pushed.lua), tested on the real core by '
     .. 'ready_integration_spec',
   -- the terminal of orch ui (cli/ui/terminal.lua), driven in tmux by ui_tmux_spec
   tty = 'orch ui, the progress line of orch run (cli/ui/terminal.lua, cli/run.lua)',
   tty_reset = 'orch ui (cli/ui/terminal.lua)',
   -- the control socket (control.lua), tested on the real core by control_server_spec
-  mkdir = 'control socket directory (control.lua)',
   chmod = 'control socket directory (control.lua)',
   lstat = 'control socket path (control.lua)',
   readdir = 'control socket directory (control.lua)',
   cwd = 'control socket default name (control.lua)',
   unix_listen = 'control socket server (control.lua)',
   unix_connect = 'control socket client (control.lua, cli/remote.lua)',
-  -- process tracking (track.lua), set up by orch run; the fake's processes have no cgroups
-  cgroup_find = 'process tracking (track.lua)',
-  cgroup_kill = 'process tracking (track.lua)',
-  cgroup_mkdir = 'process tracking (track.lua)',
-  cgroup_rmdir = 'process tracking (track.lua)',
-  cgroup_subdirs = 'process tracking (track.lua)',
-  host_alive = 'process tracking (track.lua)',
   -- the watcher and the stop guard of an uncontained orch run (watch.c, signal.c)
   watch = 'the watcher of orch run (cli/run.lua)',
   watch_cgroup = 'the watcher of orch run (cli/run.lua)',
@@ -67,7 +57,6 @@ local NO_FAKE = {
   stop_guard_stopping = 'orch run only (cli/run.lua)',
   -- the status file (status_file.lua), tested on the real core by status_file_spec
   write_new = 'status file (status_file.lua)',
-  random = 'status file temporary names (status_file.lua)',
   fs_watch = 'orch run --watch only (cli/watch_files.lua); core_fs_spec tests it',
 }
 

@@ -2,6 +2,8 @@
 --   <!-- docs-spec: check -->  the fenced lua block after it must pass `orch check`;
 --   <!-- docs-spec: run -->    the same, and `orch run --until-ready` must exit 0 (the tutorial's
 --                              final main.lua; it reads its port from $PORT).
+--   <!-- docs-spec: test -->   a spec for the `run` block's main.lua: `orch test` must pass it
+--                              (it is not a main.lua: orch check does not read it).
 -- Every command of `orch --help` and every option of `orch <command> --help` must be named in
 -- the README.
 local R = require 'fixtures.cli.runner'
@@ -51,7 +53,7 @@ describe('README.md #integration', function()
   it('has marked examples, exactly one of them the run of the tutorial', function()
     local runs, kinds = 0, {}
     for _, b in ipairs(blocks) do
-      assert.truthy(b.kind == 'check' or b.kind == 'run',
+      assert.truthy(b.kind == 'check' or b.kind == 'run' or b.kind == 'test',
         ('README.md:%d: unknown marker docs-spec: %s'):format(b.line, b.kind))
       kinds[b.kind] = true
       if b.kind == 'run' then
@@ -62,7 +64,27 @@ describe('README.md #integration', function()
     assert.is_true(kinds.check)
   end)
 
+  for _, b in ipairs(blocks) do
+    if b.kind == 'test' then
+      it(('the spec of the tutorial (README.md:%d) passes orch test'):format(b.line), function()
+        local main
+        for _, m in ipairs(blocks) do
+          main = m.kind == 'run' and m or main
+        end
+        local dir = script(main.code)
+        R.write_file(dir .. '/main_spec.lua', b.code)
+        local r = R.run({ 'test' }, { cwd = dir, timeout = 40 })
+        assert.equal(0, r.code, ('README.md:%d: orch test failed:\n%s%s'):format(b.line, r.out,
+          r.err))
+        assert.matches('1 success / 0 failures', r.out)
+      end)
+    end
+  end
+
   for i, b in ipairs(blocks) do
+    if b.kind == 'test' then
+      goto continue
+    end
     it(('block %d (README.md:%d) passes orch check'):format(i, b.line), function()
       local dir = script(b.code)
       local r = R.run({ 'check', 'main.lua' }, { cwd = dir })
@@ -70,6 +92,7 @@ describe('README.md #integration', function()
         r.err))
       assert.matches('main.lua: valid, %d+ entr', r.out)
     end)
+    ::continue::
   end
 
   for _, b in ipairs(blocks) do

@@ -265,7 +265,8 @@ insulate('validation', function()
       local p = assert(io.popen('find lua -name "*.lua"'))
       local offenders = {}
       for path in p:lines() do
-        if path ~= 'lua/orch/runtime/util.lua' then
+        -- the simulated core writes the C core's own messages (luaL_argerror's), as the C does
+        if path ~= 'lua/orch/runtime/util.lua' and path ~= 'lua/orch/testing/fake_core.lua' then
           local f = assert(io.open(path))
           local text = f:read('a')
           f:close()

@@ -17,7 +17,7 @@ local LAYERS = {
   { 'subcontainer', {} },
   { 'entries', { 'daemon', 'health_daemon', 'trigger', 'health' } },
   { 'graph', { 'daemons', 'validate', 'locate' } },
-  { 'outside', { 'log', 'status', 'control', 'cli', 'init', 'export' } },
+  { 'outside', { 'log', 'status', 'control', 'cli', 'init', 'export', 'testing', 'timeline' } },
 }
 
 local RANK, BY_NAME = {}, {}

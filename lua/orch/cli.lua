@@ -87,6 +87,9 @@ function M.main(args)
       return 0
     end
     local cmd, start = first, 2
+    if cmd == 'test' then -- its options are busted's, parsed there
+      return require('orch.cli.test').cmd_test(args, start)
+    end
     if OWN_ARGS[cmd] then
       return OWN_ARGS[cmd](args)
     end

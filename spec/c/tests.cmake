@@ -62,6 +62,15 @@ foreach(spec ${ORCH_SPEC_FILES})
   endif()
 endforeach()
 
+# The examples' own specs, as a user runs them: `orch test` on examples/ and the quickstart (the
+# simulated world of orch.testing; busted runs inside the orch binary).
+if(BUSTED)
+  add_test(NAME orch-test-examples
+           COMMAND ${CMAKE_BINARY_DIR}/bin/orch test examples examples/quickstart
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(orch-test-examples PROPERTIES TIMEOUT 120)
+endif()
+
 # The libFuzzer harnesses for 30 s (tools/fuzz_test.sh builds them with clang in its own build
 # directory; skipped, with a message, when clang or libFuzzer is missing). Not under the
 # sanitizer build: the harnesses are sanitized builds already.

@@ -600,5 +600,6 @@ local function cmd_run(opts, script, args)
 end
 
 M.cmd_run = cmd_run
+M.Run = Run -- orch.testing runs the same Run on the simulated core
 
 return M

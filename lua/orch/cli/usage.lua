@@ -14,6 +14,7 @@ Commands:
   import  translate a docker compose file to a main.lua
   probe   run one entry's readiness check once (or until it passes)
   image   import, list and remove the images subcontainers run from (import|ls|rm)
+  test    run the *_spec.lua files next to main.lua with busted, on a simulated world
 
 Control of a running orch (through its control socket):
   status [id]            the state of every entry
@@ -78,6 +79,22 @@ Signals: SIGINT/SIGTERM stop the graph in reverse dependency order (exit 0), a s
 SIGKILLs every process group (exit 1 within 5 s; repeated SIGTERMs are ignored); SIGHUP reloads
 main.lua (as orch reload: only the entries that changed restart); SIGQUIT/SIGUSR1 dump the
 state of every entry to stderr; SIGUSR2 reopens log files.
+]],
+  test = [[
+Usage: orch test [--timeline DIR] [busted options] [paths...]
+
+Run specs with busted inside orch: the *_spec.lua files next to main.lua in the current
+directory, or those given, or those in the given directories, or those next to a given
+main.lua. The specs `require 'orch.testing'` to load a main.lua into a simulated world: no
+process is started, time is virtual, every command is played by a scripted fake process (see
+orch-lua(7), TESTING). Busted's options pass through (-o TAP, -o json, -o junit, --filter...);
+the output and the exit status are busted's.
+
+Options:
+  --timeline DIR   for each failing test, write the log of its simulated run (as
+                   orch run --log-format json writes it) to DIR/<test name>.jsonl, and its
+                   timeline picture to DIR/<test name>.svg
+  -h, --help       show this help
 ]],
   check = [[
 Usage: orch check [options] main.lua [args...]

@@ -129,6 +129,7 @@ function M.spawn(command, opts)
     cgroup = opts.cgroup,
     rlimits = opts.rlimits, -- {nofile =, core =}: setrlimit in the child
     fds = opts.fds, -- {[n] = fd}: a descriptor the child gets as number n
+    name = opts.name, -- the entry: the real core ignores it; orch test's fake core scripts by it
   }, function(exit_code, signal)
     self.code, self.signal = exit_code, signal
     self:_leader_gone()
