@@ -11,7 +11,7 @@ endif
 DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev \
   libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
   procps lua-ldoc lua-markdown \
-  scdoc man-db groff-base mandoc zsh debhelper lintian systemd tmux
+  scdoc man-db groff-base mandoc zsh debhelper lintian systemd tmux chromium
 
 .PHONY: all deps build run test sanitize install deb bench soak fuzz lint layers docblocks docs \
   cppcheck tidy format clean

@@ -52,6 +52,8 @@ _orch_options()
         shutdown) o="--no-wait --json --control --name" ;;
         reload) o="--full --json --control --name" ;;
         ui) o="--control --name -h --help" ;;
+        timeline) o="--format -o --output --width --no-color --color --control --name -h
+            --help" ;;
         '') o="-h --help -V --version" ;;
     esac
     # split on purpose (no glob characters in the list); printf, as echo would take -n
@@ -62,13 +64,20 @@ _orch_options()
 _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands='run check graph status logs stop start restart signal shutdown reload ui'
+    local commands='run check graph status logs stop start restart signal shutdown reload ui
+        timeline'
     COMPREPLY=()
 
     # The value of an option that takes one.
     case $prev in
         --log-format) mapfile -t COMPREPLY < <(compgen -W 'text json' -- "$cur"); return ;;
-        --format) mapfile -t COMPREPLY < <(compgen -W 'dot mermaid' -- "$cur"); return ;;
+        --format)
+            local formats='dot mermaid'
+            [[ ${COMP_WORDS[1]} == timeline ]] && formats='svg term'
+            mapfile -t COMPREPLY < <(compgen -W "$formats" -- "$cur"); return ;;
+        -o | --output) compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+        --width) return ;;
         --control | --status-file) compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
         --name) mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur"); return ;;
@@ -84,7 +93,7 @@ _orch()
         word=${COMP_WORDS[i]}
         case $word in
             --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
-                | --log-dir | --since)
+                | --log-dir | --since | -o | --output | --width)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;
@@ -113,6 +122,8 @@ _orch()
             [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         logs) mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur") ;;
         ui) [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur") ;;
+        timeline) compopt -o filenames 2>/dev/null
+            [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
         signal)
             if [[ $npos -eq 0 ]]; then
                 mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur")

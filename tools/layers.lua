@@ -16,7 +16,7 @@ local LAYERS = {
   { 'runtime', { 'sched', 'process', 'track', 'notify', 'util', 'json', 'time' } },
   { 'entries', { 'daemon', 'health_daemon', 'trigger', 'health' } },
   { 'graph', { 'daemons', 'validate', 'locate' } },
-  { 'outside', { 'log', 'status', 'control', 'cli', 'init' } },
+  { 'outside', { 'log', 'status', 'control', 'cli', 'init', 'timeline' } },
 }
 
 local RANK, BY_NAME = {}, {}
