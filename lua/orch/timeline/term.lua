@@ -102,10 +102,12 @@ function M.render(m, opts)
     return math.max(1, math.min(cols, math.floor((t - t0) / dt) + 1))
   end
   local out = {}
-  out[#out + 1] = paint('1', color, ('orch timeline: %s to %s UTC, %s, %d %s, %d restart%s')
-    :format(os.date('!%Y-%m-%d ', math.floor(t0)) .. model.clock(t0), model.clock(t1),
-      model.duration(t1 - t0), #m.rows, #m.rows == 1 and 'entry' or 'entries', m.restarts,
-      m.restarts == 1 and '' or 's'))
+  local head = ('%s to %s UTC, %s, %d %s, %d restart%s'):format(model.clock(t0),
+    model.clock(t1), model.duration(t1 - t0), #m.rows, #m.rows == 1 and 'entry' or 'entries',
+    m.restarts, m.restarts == 1 and '' or 's')
+  local long = 'orch timeline: ' .. os.date('!%Y-%m-%d ', math.floor(t0)) .. head
+  head = #long <= width and long or fit(head, width):gsub('%s+$', '')
+  out[#out + 1] = paint('1', color, head)
   -- the axis: labels where they fit, a tick mark under each
   local step = axis.step(t1 - t0, math.max(1, cols // 10))
   local labels, marks = {}, {}
