@@ -55,11 +55,11 @@ function M.lines(lines, opts)
   local name = opts and opts.name
   local prefix = name and (name .. ':') or 'line '
   local records, n = {}, 0
-  local iter = type(lines) == 'function' and lines or coroutine.wrap(function()
-    for _, l in ipairs(lines) do
-      coroutine.yield(l)
-    end
-  end)
+  local k = 0
+  local iter = type(lines) == 'function' and lines or function()
+    k = k + 1
+    return lines[k]
+  end
   for l in iter do
     n = n + 1
     if type(l) ~= 'string' then
