@@ -159,6 +159,17 @@ describe('orch.timeline.model', function()
     assert.near(T0 + 5, w.spans[#w.spans].t1, 1e-6)
   end)
 
+  it('keeps only the rows asked for, and the arrows between them', function()
+    local only = assert(timeline.model_from_log_lines(small_run(), { ids = { 'web' } }))
+    assert.equal(1, #only.rows)
+    assert.equal('web', only.rows[1].id)
+    assert.equal(0, #only.arrows)
+    assert.equal(0, only.restarts) -- db's restart is not web's
+    local text = timeline.term_from_log_lines(small_run(), { ids = { 'db' }, width = 60 })
+    assert.is_nil(text:find('\nweb', 1, true))
+    assert.truthy(text:find('\ndb', 1, true))
+  end)
+
   it('works without a graph record (an older log): rows in order of appearance, no arrows',
     function()
       local lines = small_run()

@@ -20,7 +20,8 @@ local M = {
 }
 
 --- The model of JSON-log lines (a list of strings, or an iterator). `opts`: `name` (for
--- errors), `t_end` (seconds: when the picture ends). Nil and `line N: why` on bad input.
+-- errors), `t_end` (seconds: when the picture ends), `ids` (only these entries' rows, e.g. those
+-- a failed test involves). Nil and `line N: why` on bad input.
 function M.model_from_log_lines(lines, opts)
   local records, err = read.lines(lines, opts)
   if not records then
@@ -30,7 +31,7 @@ function M.model_from_log_lines(lines, opts)
 end
 
 --- An SVG document (a string) of the run whose JSON-log lines are `lines` (a list of strings).
--- `opts`: `width` (pixels), `title`, `t_end`. Raises `line N: why` on bad input.
+-- `opts`: `width` (pixels), `title`, `t_end`, `ids`. Raises `line N: why` on bad input.
 function M.svg_from_log_lines(lines, opts)
   local m, err = M.model_from_log_lines(lines, opts)
   if not m then
@@ -40,7 +41,7 @@ function M.svg_from_log_lines(lines, opts)
 end
 
 --- The terminal rendering of `lines` (see `svg_from_log_lines`). `opts`: `width` (columns),
--- `color`, `t_end`. Raises `line N: why` on bad input.
+-- `color`, `t_end`, `ids`. Raises `line N: why` on bad input.
 function M.term_from_log_lines(lines, opts)
   local m, err = M.model_from_log_lines(lines, opts)
   if not m then

@@ -43,7 +43,7 @@ end
 local function new_row(m, id)
   local row = m.by_id[id]
   if not row then
-    row = { id = id, requires = {}, spans = {}, procs = {}, ticks = {} }
+    row = { id = id, requires = {}, spans = {}, procs = {}, ticks = {}, restarts = 0 }
     m.by_id[id] = row
     m.rows[#m.rows + 1] = row
   end
@@ -148,7 +148,7 @@ local function process(m, row, rec)
       if type(rec.delay) == 'number' then
         text = text .. ' after ' .. M.duration(rec.delay / 1000)
       end
-      m.restarts = m.restarts + 1
+      m.restarts, row.restarts = m.restarts + 1, row.restarts + 1
     end
     tick(row, t, 'spawn', text)
   elseif ev == 'exit' then
@@ -184,8 +184,8 @@ local PROCESS_EVENTS = { spawn = true, exit = true, ['spawn-error'] = true, term
   kill = true, signal = true, restart = true, ['gave-up'] = true }
 
 --- The model of `records` (orch.timeline.read). `opts.t_end`: when the picture ends (a live
--- orch's now; default the last record's time).
--- @treturn table `{t0, t1, rows = {{id, kind, name, requires, spans, procs, ticks}},
+-- orch's now; default the last record's time); `opts.ids`: only these entries' rows.
+-- @treturn table `{t0, t1, rows = {{id, kind, name, requires, spans, procs, ticks, restarts}},
 -- arrows, marks = {{t, level, text}}, restarts}`
 function M.build(records, opts)
   local m = { rows = {}, by_id = {}, arrows = {}, marks = {}, restarts = 0 }
@@ -225,6 +225,31 @@ function M.build(records, opts)
     row.result, row.stopping = nil, nil
   end
   m.by_id = nil
+  if opts and opts.ids then
+    M.only(m, opts.ids)
+  end
+  return m
+end
+
+--- Keep only the rows of `ids` (a list) in `m`, in its order, and the arrows between them.
+function M.only(m, ids)
+  local keep = {}
+  for _, id in ipairs(ids) do
+    keep[id] = true
+  end
+  local rows, arrows, restarts = {}, {}, 0
+  for _, row in ipairs(m.rows) do
+    if keep[row.id] then
+      rows[#rows + 1] = row
+      restarts = restarts + row.restarts
+    end
+  end
+  for _, a in ipairs(m.arrows) do
+    if keep[a.from] and keep[a.to] then
+      arrows[#arrows + 1] = a
+    end
+  end
+  m.rows, m.arrows, m.restarts = rows, arrows, restarts
   return m
 end
 
