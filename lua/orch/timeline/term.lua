@@ -125,7 +125,7 @@ function M.render(m, opts)
       free = c + #tk.label + 1
     end
   end
-  out[#out + 1] = string.rep(' ', lw + 2) .. table.concat(labels)
+  out[#out + 1] = (string.rep(' ', lw + 2) .. table.concat(labels)):gsub('%s+$', '')
   out[#out + 1] = string.rep(' ', lw + 2) .. paint('90', color, table.concat(marks))
   -- arrows become marks on the dependent's line
   local ready = {}
