@@ -330,10 +330,29 @@ function M.render(m, opts)
     local y = axis_y + 10
     self:put('<text x="8" y="%d" class="sub" font-style="italic">orch</text>', y + 12)
     local colors = { info = '#57606a', warning = '#bf8700', error = '#d1242f' }
+    local rank = { error = 3, warning = 2 }
+    -- messages closer than 3 px are one dot (the worst level's colour), listed in its tooltip
+    local groups = {}
     for _, mk in ipairs(m.marks) do
-      self:put('<circle cx="%s" cy="%d" r="3" fill="%s"><title>%s %s%s</title></circle>',
-        num(self:x(mk.t)), y + 8, colors[mk.level] or '#57606a', esc(at(m, mk.t)),
-        mk.id and (esc(mk.id) .. ': ') or '', esc(mk.text))
+      local x, g = self:x(mk.t), groups[#groups]
+      local text = ('%s %s%s'):format(model.clock(mk.t), mk.id and (mk.id .. ': ') or '',
+        mk.text)
+      if g and x - g.x < 3 then
+        g.n = g.n + 1
+        if g.n <= 8 then
+          g.texts[#g.texts + 1] = text
+        end
+        if (rank[mk.level] or 1) > (rank[g.level] or 1) then
+          g.level = mk.level
+        end
+      else
+        groups[#groups + 1] = { x = x, n = 1, level = mk.level, texts = { text } }
+      end
+    end
+    for _, g in ipairs(groups) do
+      self:put('<circle cx="%s" cy="%d" r="3" fill="%s"><title>%s%s</title></circle>', num(g.x),
+        y + 8, colors[g.level] or '#57606a', esc(table.concat(g.texts, '\n')),
+        g.n > 8 and esc(('\n... and %d more'):format(g.n - 8)) or '')
     end
   end
   -- the entries
