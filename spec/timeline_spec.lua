@@ -66,6 +66,11 @@ describe('orch.timeline.read', function()
     assert.matches('oops$', err)
   end)
 
+  it('says when the log looks like a text log', function()
+    assert.matches('^line 1: not JSON .*orch | web: started %(pid 3%) %(a text log%? use orch '
+      .. 'run %-%-log%-format json%)$', select(2, read.lines({ 'orch | web: started (pid 3)' })))
+  end)
+
   it('says a cut line is truncated, with its number and file', function()
     local full = rec(0, { id = 'a', event = 'state', result = 'success' })
     local _, err = read.lines({ full, full:sub(1, 30) }, { name = 'run.jsonl' })

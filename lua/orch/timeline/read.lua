@@ -26,7 +26,8 @@ function M.line(s)
     if s:match('^%s*{') and not s:match('}%s*$') then
       return false, ('truncated JSON (%s): %s'):format(why, excerpt(s))
     end
-    return false, ('not JSON (%s): %s'):format(why, excerpt(s))
+    local hint = s:match('^%S+%s+| ') and ' (a text log? use orch run --log-format json)' or ''
+    return false, ('not JSON (%s): %s%s'):format(why, excerpt(s), hint)
   end
   if type(rec) ~= 'table' or json.is_array(rec) and next(rec) ~= nil then
     return false, 'not a JSON object: ' .. excerpt(s)
