@@ -98,6 +98,16 @@ describe('orch.timeline.read', function()
     assert.near(T0 + 1.5, r[1].t, 1e-6)
   end)
 
+  it('counts process output only for the time the run lasts', function()
+    local m = assert(timeline.model_from_log_lines({
+      rec(0, { id = 'a', event = 'state', result = 'success' }),
+      rec(100, { id = 'a', stream = 'stdout', line = 'a "quoted" }{ line' }),
+    }))
+    assert.near(T0 + 100, m.t1, 1e-6)
+    assert.equal(1, #m.rows)
+    assert.equal(1, #m.rows[1].spans)
+  end)
+
   it('svg_from_log_lines raises the message, without a position', function()
     local ok, err = pcall(timeline.svg_from_log_lines, { '{"ts":' })
     assert.is_false(ok)

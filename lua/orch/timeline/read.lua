@@ -15,11 +15,17 @@ local function excerpt(s)
   return s
 end
 
---- One line: the record (with `t`, its time in seconds), nil for a blank line, or false and
--- why (without the line number).
+--- One line: the record (with `t`, its time in seconds); nil for a blank line, or nil and its
+-- time for a line of process output; or false and why (without the line number).
 function M.line(s)
   if s:match('^%s*$') then
     return nil
+  end
+  -- a line of process output, whole (keys come in a fixed order): only its time counts (the
+  -- run lasts until its last line), so it is not decoded
+  local ts = s:match('^{"ts":"([^"]*)","id":"[^"\\]*","stream":"[a-z]+","line":".*"}$')
+  if ts then
+    return nil, time.parse_iso(ts)
   end
   local rec, why = json.decode(s)
   if rec == nil then
@@ -55,7 +61,7 @@ end
 function M.lines(lines, opts)
   local name = opts and opts.name
   local prefix = name and (name .. ':') or 'line '
-  local records, n = {}, 0
+  local records, n, out_t0, out_t1 = {}, 0, nil, nil
   local k = 0
   local iter = type(lines) == 'function' and lines or function()
     k = k + 1
@@ -69,8 +75,15 @@ function M.lines(lines, opts)
     local rec, why = M.line(l)
     if rec == false then
       return nil, ('%s%d: %s'):format(prefix, n, why)
+    elseif rec then
+      records[#records + 1] = rec
+    elseif why then -- output: the first and last times stand for all of it
+      out_t0, out_t1 = math.min(out_t0 or why, why), math.max(out_t1 or why, why)
     end
-    records[#records + 1] = rec or nil
+  end
+  if out_t0 then
+    records[#records + 1] = { t = out_t0 }
+    records[#records + 1] = { t = out_t1 }
   end
   if #records == 0 then
     return nil, ('%s: no record (an empty log: expected the JSON lines of `orch run '
