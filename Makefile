@@ -11,7 +11,8 @@ endif
 DEBIAN_PACKAGES = build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev \
   libcurl4-openssl-dev lua-cjson lua-busted lua-check valgrind python3 openssl util-linux \
   procps lua-ldoc lua-markdown \
-  scdoc man-db groff-base mandoc zsh debhelper lintian systemd tmux docker-compose nodejs
+  scdoc man-db groff-base mandoc zsh debhelper lintian systemd tmux docker-compose nodejs \
+  chromium
 # orch image import (OCI layouts and archives) and the test images of subcontainers;
 # bubblewrap runs subcontainers (the leader of each, see lua/orch/subcontainer/leader.lua)
 DEBIAN_PACKAGES += umoci skopeo busybox-static bubblewrap

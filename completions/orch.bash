@@ -72,6 +72,8 @@ _orch_options()
         shutdown) o="--no-wait --json --control --name" ;;
         reload) o="--full --json --control --name" ;;
         ui) o="--control --name -h --help" ;;
+        timeline) o="--format -o --output --width --no-color --color --control --name -h
+            --help" ;;
         '') o="-h --help -V --version" ;;
     esac
     # split on purpose (no glob characters in the list); printf, as echo would take -n
@@ -83,13 +85,19 @@ _orch()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local commands='run check graph export import probe image test status logs stop start restart
-        signal shutdown reload ui'
+        signal shutdown reload ui timeline'
     COMPREPLY=()
 
     # The value of an option that takes one.
     case $prev in
         --log-format) mapfile -t COMPREPLY < <(compgen -W 'text json' -- "$cur"); return ;;
-        --format) mapfile -t COMPREPLY < <(compgen -W 'dot mermaid' -- "$cur"); return ;;
+        --format)
+            local formats='dot mermaid'
+            [[ ${COMP_WORDS[1]} == timeline ]] && formats='svg term'
+            mapfile -t COMPREPLY < <(compgen -W "$formats" -- "$cur"); return ;;
+        -o | --output) compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+        --width) return ;;
         --control | --status-file) compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
         --name) mapfile -t COMPREPLY < <(compgen -W "$(_orch_names)" -- "$cur"); return ;;
@@ -107,7 +115,7 @@ _orch()
         case $word in
             --log-format | --format | --control | --status-file | --name | --lines | -n | --log-lines \
                 | --log-dir | --since | --data | --ref | -o | --output | --registry | --host-image \
-                | --orch | --timeline)
+                | --orch | --timeline | --width)
                 ((i++)) ;;
             -*) ;;
             *) if [[ -z $cmd ]]; then cmd=$word; else ((npos++)); fi ;;
@@ -168,6 +176,8 @@ _orch()
             elif [[ $sub == rm ]]; then
                 mapfile -t COMPREPLY < <(compgen -W "$(_orch_images)" -- "$cur")
             fi ;;
+        timeline) compopt -o filenames 2>/dev/null
+            [[ $npos -eq 0 ]] && mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
         signal)
             if [[ $npos -eq 0 ]]; then
                 mapfile -t COMPREPLY < <(compgen -W "$(_orch_ids)" -- "$cur")

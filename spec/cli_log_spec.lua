@@ -181,3 +181,52 @@ describe('log.encode', function()
     end
   end)
 end)
+
+describe('the JSON log for timelines', function()
+  local T0 = 1764800000 -- 2025-12-03T22:13:20Z
+  local status = require 'orch.status'
+
+  local function capture_at(format)
+    local out = {}
+    local w = log.new({ format = format, color = false, clock = function()
+      return T0
+    end, out = function(s)
+      out[#out + 1] = s
+    end })
+    return w, out
+  end
+
+  it('writes a graph record when the graph is declared, in JSON only', function()
+    local w, out = capture_at('json')
+    w:declare({ { id = 'a', kind = 'daemon', requires = {}, display = 'A' },
+      { id = 'b', kind = 'oneshot', requires = { 'a' } } })
+    assert.equal('{"ts":"2025-12-03T22:13:20.000Z","id":"orch","event":"graph","entries":['
+      .. '{"id":"a","kind":"daemon","name":"A","requires":[]},{"id":"b","kind":"oneshot",'
+      .. '"requires":["a"]}]}\n', out[1])
+    local t, tout = capture_at('text')
+    t:declare({ { id = 'a', requires = {} } })
+    assert.equal(0, #tout)
+  end)
+
+  it('says the restart delay and a signal sent in text', function()
+    local w, out = capture_at('text')
+    w:event({ event = 'spawn', id = 'a', pid = 3, restarts = 2, delay = 1000 })
+    w:event({ event = 'signal', id = 'a', pid = 3, signal = 'SIGHUP' })
+    assert.equal('orch | a: started (pid 3, restart #2 after 1000 ms)\n', out[1])
+    assert.equal('orch | a: sent SIGHUP to pid 3\n', out[2])
+  end)
+
+  it('keeps the oom, clean and delay of process events (the sink dropped oom and clean)',
+    function()
+      local w, out = capture_at('text')
+      local sink = status.new({ writer = w, wallclock = function()
+        return T0
+      end, now = function()
+        return 0
+      end })
+      sink.onProcess({ id = 'hog', event = 'exit', pid = 9, signal = 'SIGKILL', oom = true,
+        clean = false })
+      assert.equal('orch | hog: killed by the OOM killer (exec.limits.memory reached) (pid 9)\n',
+        out[#out])
+    end)
+end)

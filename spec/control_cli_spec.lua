@@ -241,8 +241,8 @@ describe('orch control #integration', function()
         'too-large', 'bad-request', 'bad-request', 'bad-request', 'bad-signal', 'bad-json',
         'bad-json', 'pong' }, codes)
       assert.equal('request line over 65536 bytes', replies[6].error.message)
-      assert.matches("^unknown command 'frobnicate' %(one of: logs, ping, ", replies[3].error
-        .message)
+      assert.matches("^unknown command 'frobnicate' %(one of: history, logs, ping, ",
+        replies[3].error.message)
       assert.equal(5, status(sock).orch.ready)
     end)
 

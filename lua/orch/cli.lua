@@ -45,6 +45,8 @@ setmetatable(M, {
 -- the clients of a running orch's control socket (the terminal view loaded only for `orch ui`)
 local CONTROL_COMMANDS = { ui = function(...)
   return require('orch.cli.ui').cmd_ui(...)
+end, timeline = function(...) -- a FILE, or the history of a running orch
+  return require('orch.cli.timeline').cmd_timeline(...)
 end }
 for name, fn in pairs(remote.commands) do
   CONTROL_COMMANDS[name] = fn

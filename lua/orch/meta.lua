@@ -176,8 +176,9 @@ function Abort:onAbort(cb) end
 
 ---@class orch.ProcessEvent
 ---@field id string
----@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'|'gave-up'|'restart'
+---@field event 'spawn'|'exit'|'spawn-error'|'term'|'kill'|'gave-up'|'restart'|'signal'
 ---@field pid integer|nil
+---@field delay integer|nil the backoff (ms) waited before this spawn, on a restart
 ---@field code integer|nil
 ---@field signal string|nil
 ---@field message string|nil

@@ -120,9 +120,11 @@ local CONTROL_OPTIONS = {
   shutdown = { ['no-wait'] = 'flag', json = 'flag' },
   reload = { full = 'flag', json = 'flag' },
   ui = {},
+  timeline = { format = 'value', output = 'value', width = 'value', color = 'flag',
+    ['no-color'] = 'flag' },
 }
 
-local CONTROL_SHORT = { n = 'lines', f = 'follow', w = 'watch', h = 'help' }
+local CONTROL_SHORT = { n = 'lines', f = 'follow', w = 'watch', h = 'help', o = 'output' }
 
 -- Options anywhere among the arguments; returns opts and the positional arguments.
 local function parse_control(cmd, args, i)

@@ -405,4 +405,9 @@ M.commands = CONTROL_COMMANDS
 --- Connect to the orch at `where` (in a task): the client, or nil once why not is printed.
 M.control_connect = control_connect
 
+--- Send `req` to the orch `opts` names (`--control`, `--name`) and hand the first reply to
+-- `handle(client, reply, raw)`, which closes the client and gives the exit status (1, said on
+-- stderr, when orch cannot be reached or refuses).
+M.request = request
+
 return M

@@ -26,6 +26,10 @@ Control of a running orch (through its control socket):
   reload [--full]        re-evaluate main.lua; restart only what changed
   ui [NAME]              interactive terminal view: entries, logs, keys to act on them
 
+Pictures of a run:
+  timeline [FILE|-]      draw a JSON log (orch run --log-format json), or the recent events
+                         of a running orch, as a timeline: SVG, or --format term
+
 Options:
   -h, --help     show this help (orch <command> --help for a command)
   -V, --version  print the version
@@ -290,6 +294,30 @@ Keys:
 
 Options:
   --control PATH, --name NAME, -h, --help   as for orch status
+]],
+  timeline = [[
+Usage: orch timeline [FILE|-] [--format svg|term] [-o OUT] [--width N]
+       orch timeline [--control NAME|PATH | --name NAME] [--format svg|term] [-o OUT]
+
+Draw a run as a timeline: one row per entry, coloured spans for its results (starting,
+waiting, success, failure, loading, disabled), a line while a process runs, ticks for spawns,
+exits (code or signal), signals sent and restarts, arrows where a requirement became ready,
+and orch's own messages on a row of their own. The run is read from FILE, the JSON log of
+orch run (its log format json; '-' reads stdin), or, without FILE, from the recent events a
+running orch keeps (the last 10000) through its control socket.
+
+Options:
+  --format FORMAT   svg (default): a self-contained SVG a browser opens, with a tooltip on
+                    everything; term: Unicode blocks for a terminal, coloured on a TTY
+  -o, --output OUT  write to OUT instead of stdout
+  --width N         pixels (svg, default 1200) or columns (term, default: the terminal's)
+  --no-color, --color   for term
+  --control NAME|PATH   the running orch: a name (as --name), or its socket's path (with a /)
+  --name NAME       the running orch's name (default: the name of the current directory)
+  -h, --help        show this help
+
+Exit status: 0 drawn, 1 the input is not a JSON log (the message names the line) or orch
+cannot be reached, 2 usage error.
 ]],
   shutdown = [[
 Usage: orch shutdown [--no-wait] [--json] [--control PATH | --name NAME]

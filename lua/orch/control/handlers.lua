@@ -236,6 +236,16 @@ function HANDLERS.logs(conn, r)
   conn:release()
 end
 
+-- The recent events of the sink (orch.status.history) as lines of the JSON log, oldest first,
+-- for `orch timeline --control`; `now` ends the picture, `dropped` counts the records the ring
+-- no longer holds.
+function HANDLERS.history(conn)
+  local sink = conn.srv.backend.sink
+  local lines, dropped = sink:history()
+  conn:send_big({ ok = true, type = 'history', orch = meta(conn.srv), now = time.iso(
+    sink.wallclock()), dropped = dropped, events = json.array(lines) }, 'events')
+end
+
 -- `orch logs --reopen`: reopen the log files, as SIGUSR2 does.
 function HANDLERS.reopen(conn)
   local reopen = conn.srv.backend.reopen

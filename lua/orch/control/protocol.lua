@@ -11,6 +11,8 @@
 --                                         {type="line", id, seq, ts, stream, line} oldest first
 --                                         (no seq when read from log files), then {type="end"}
 --                                         or, with follow, every new line as it comes
+--   history                            -> {ok, type="history", orch, now, dropped, events}: the
+--                                         recent events as lines of the JSON log, oldest first
 --   reopen                             -> {ok, type="reopened"}: log files closed and reopened
 --   stop|start|restart  id             -> {ok, type="stopped"|"started"|"restarted", id, ids}
 --   signal  id signal                  -> {ok, type="signalled", id, signal, pid}

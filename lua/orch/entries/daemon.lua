@@ -422,6 +422,7 @@ end
 function ACTIONS.back_off(self)
   local b = self.exec.backoff or Daemon.BACKOFF
   local delay = self.backoff or b.initial
+  self.restart_delay = delay -- on the next spawn event (the log's restart delay)
   sched.sleep(delay)
   self.backoff = math.min(math.floor(delay * b.factor + b.step), b.max)
   self.restarts = self.restarts + 1
@@ -493,7 +494,7 @@ end
 --- Start the loop (no-op while one runs). The owner is told of every spawn and exit.
 function Daemon:start()
   if TRANSITIONS[self.state].start then
-    self.backoff = nil
+    self.backoff, self.restart_delay = nil, nil
     fire(self, 'start')
   end
 end
@@ -554,7 +555,12 @@ function Daemon:signal(sig)
   if not inc then
     return nil, ('%s has no process running'):format(self.id)
   end
-  return inc:signal(sig)
+  local pid, err = inc:signal(sig)
+  if pid then -- a signal someone sent (orch signal, a reload): on the log and the timeline
+    emit(self, { event = 'signal', pid = pid,
+      signal = sig == 'reload' and self.exec.reloadSignal or sig })
+  end
+  return pid, err
 end
 
 --- SIGKILL the current process group now (second Ctrl-C); the loop is left to `term()`.

@@ -248,7 +248,9 @@ local function spawn_command(self, exec)
   if self.pushed then
     self.pushed:spawned(cmd:local_pid())
   end
-  emit(self, { event = 'spawn', pid = inc.pid })
+  -- `delay`: the backoff waited before this restart (ms; nil for a first start)
+  emit(self, { event = 'spawn', pid = inc.pid, delay = self.restart_delay })
+  self.restart_delay = nil
   return inc
 end
 

@@ -254,6 +254,9 @@ function M.tee(writer, files)
     self:event(ev)
   end
   function t:declare(entries)
+    if self.main.declare then
+      self.main:declare(entries)
+    end
     self.files:declare(entries)
   end
   function t:reopen()

@@ -125,6 +125,27 @@ function Writer:event(ev)
   self.put(self.fmt:event(ev))
 end
 
+--- The `graph` event of a chain just declared (`chain:entries()`): its `entries` are
+-- `{id, kind, requires, name}` in declaration order (`name`: the `ready.display`), so that a
+-- reader of the log (orch timeline) knows every entry and its requirements.
+function M.graph_event(entries)
+  local list = {}
+  for i, d in ipairs(entries) do
+    local req = d.requires or {}
+    list[i] = { id = d.id, kind = d.kind, requires = json.array(table.move(req, 1, #req, 1, {})),
+      name = type(d.display) == 'string' and d.display or nil }
+  end
+  return { event = 'graph', entries = json.array(list) }
+end
+
+--- Write the `graph` event of a chain just declared (`M.graph_event`), JSON only: the text log
+-- says nothing.
+function Writer:declare(entries)
+  if self.format == 'json' then
+    self:event(M.graph_event(entries))
+  end
+end
+
 --- Write a message of the orchestrator itself (`level`: info, warning, error).
 function Writer:message(msg, level, fields)
   local ev = { event = 'log', level = level or 'info', message = msg }

@@ -91,7 +91,8 @@ function M.describe(ev)
     return s
   elseif e == 'spawn' then
     if ev.restarts and ev.restarts > 0 then
-      return ('%s: started (pid %s, restart #%d)'):format(id, tostring(ev.pid), ev.restarts)
+      return ('%s: started (pid %s, restart #%d%s)'):format(id, tostring(ev.pid), ev.restarts,
+        ev.delay and (' after %d ms'):format(ev.delay) or '')
     end
     return ('%s: started (pid %s)'):format(id, tostring(ev.pid))
   elseif e == 'exit' then
@@ -122,6 +123,8 @@ function M.describe(ev)
   elseif e == 'kill' then
     return ('%s: did not stop in time, sent SIGKILL%s'):format(id,
       ev.pid and (' to pid ' .. tostring(ev.pid)) or '')
+  elseif e == 'signal' then
+    return ('%s: sent %s to pid %s'):format(id, tostring(ev.signal), tostring(ev.pid))
   elseif e == 'health' then
     return ('%s: health %s: %s'):format(id, tostring(ev.result), tostring(ev.message))
   end

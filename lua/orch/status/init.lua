@@ -14,6 +14,7 @@
 -- @module orch.status
 local log = require 'orch.log'
 local output_ring = require 'orch.status.output_ring'
+local history = require 'orch.status.history'
 
 local M = {}
 
@@ -47,7 +48,9 @@ local copy = require('orch.runtime.util').deep_copy
 -- `opts`: `writer` (an `orch.log` Writer; false for no log; default a text writer on stdout),
 -- `ring` (lines kept per entry, default 1000; 0 keeps none), `ring_bytes` (bytes kept per
 -- entry, default 1 MiB), `now` (monotonic ms),
--- `wallclock` (seconds), `max_line` (bytes, default `orch.line_splitter.MAX_LINE`).
+-- `wallclock` (seconds), `max_line` (bytes, default `orch.line_splitter.MAX_LINE`),
+-- `history` (events kept for `history()`, default `orch.status.history.DEFAULT_EVENTS`; 0
+-- keeps none).
 -- @treturn Sink
 function M.new(opts)
   opts = opts or {}
@@ -65,6 +68,7 @@ function M.new(opts)
       max_line = opts.max_line }),
     _subs = {},
   }, Sink)
+  self._history = history.new(opts.history, self.wallclock)
   -- A plain table, as SDK effects are (helpers such as `checkWebUrl(effects, url)` recognise
   -- a leading effects table by that): the methods are copied in, not inherited.
   setmetatable(self, nil)
@@ -112,6 +116,7 @@ function Sink:_emit(ev)
 end
 
 function Sink:_log(ev)
+  self._history:push(ev)
   if self.writer then
     self.writer:event(ev)
   end
@@ -160,6 +165,7 @@ function Sink:declare(entries, opts)
     end
   end
   self._order = order
+  self._history:push(log.graph_event(entries))
   if self.writer then
     self.writer:set_ids(order)
     if self.writer.declare then -- a writer with log files (orch.log.files)
@@ -230,8 +236,8 @@ function Sink:onState(s)
   self:_emit({ type = 'state', id = s.id, old = old, result = s.result, message = s.message })
 end
 
---- A process event of an entry: `{id, event='spawn'|'exit'|'spawn-error'|'term'|'kill', pid,
--- code, signal, message, restarts}`.
+--- A process event of an entry: `{id, event='spawn'|'exit'|'spawn-error'|'term'|'kill'|
+-- 'signal'|'restart'|'gave-up', pid, code, signal, message, restarts, delay, oom, clean}`.
 function Sink:onProcess(p)
   if type(p) ~= 'table' or p.id == nil then
     return
@@ -256,7 +262,7 @@ function Sink:onProcess(p)
     e.pid, e.started = nil, nil
   end
   self:_log({ event = ev, id = p.id, pid = p.pid, code = p.code, signal = p.signal,
-    message = p.message, restarts = p.restarts })
+    message = p.message, restarts = p.restarts, delay = p.delay, oom = p.oom, clean = p.clean })
   self:_emit({ type = 'process', id = p.id, event = ev, pid = p.pid, code = p.code,
     signal = p.signal, message = p.message, restarts = p.restarts })
 end
@@ -282,6 +288,11 @@ end
 --- A message of the orchestrator itself (`level`: info, warning, error); `fields` are added to
 -- the JSON record (for example `id`).
 function Sink:message(msg, level, fields)
+  local ev = { event = 'log', level = level or 'info', message = msg }
+  for k, v in pairs(fields or {}) do
+    ev[k] = v
+  end
+  self._history:push(ev)
   if self.writer then
     self.writer:message(msg, level, fields)
   end
@@ -301,6 +312,12 @@ end
 -- (default all kept).
 function Sink:logs(id, n)
   return self._output:logs(id, n)
+end
+
+--- The recent events (orch.status.history): JSON-log lines oldest first, and how many older
+-- ones were dropped.
+function Sink:history()
+  return self._history:lines()
 end
 
 --- The ids known, in declaration order.
