@@ -203,6 +203,7 @@ function M.evaluate(script, args, ctx, scope)
     res = table.pack(in_eval_task(scope, locator, handler, dyn.preview, dyn, ctx and ctx.effects))
     if res[1] then
       scope.dynamic = res[2]:entries()
+      scope.dynamic_chain = res[2] -- what orch export and orch probe translate
       res = table.pack(true, dyn)
     end
   end

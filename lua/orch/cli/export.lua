@@ -109,19 +109,22 @@ local function cwd()
   return d or '/'
 end
 
---- Evaluate `script` with `args` and return its model (nil and a message on failure).
+--- Evaluate `script` with `args` and return its model (nil and a message on failure), and
+-- whether it is one run of a Daemons.dynamic function (as orch check lists it).
 function M.load_model(script, args, data)
-  local chain, entries = check.load_quiet(script, args, data)
+  local chain, entries, scope = check.load_quiet(script, args, data)
   if not chain then
     return nil, evaluate.message_of(entries)
   end
+  local dynamic = scope and scope.dynamic_chain
+  chain = dynamic or chain
   local model, why = evaluate.run_root(function()
     return model_of.of_chain(chain)
   end)
   if not model then
     return nil, ('orch: export: %s: %s'):format(script, why)
   end
-  return model
+  return model, nil, dynamic ~= nil
 end
 
 --- `orch export FORMAT [options] main.lua [args...]`.
@@ -150,12 +153,16 @@ function M.cmd_export(argv)
   end
   local data = data_dir.resolve('export', opts.data, opts.name
     or control_paths.default_name(script))
-  local model, merr = M.load_model(script, args, data)
+  local model, merr, dynamic = M.load_model(script, args, data)
   if not model then
     err(merr .. '\n')
     return 1
   end
   local loss = Loss.new(format)
+  if dynamic then
+    loss:add(nil, 'Daemons.dynamic', 'the entries of one run of fn (ctx.reload = 0) were '
+      .. 'exported; later runs (reloads) may produce others')
+  end
   local ropts = {
     name = app_name(script, opts),
     registry = opts.registry,

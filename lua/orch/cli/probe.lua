@@ -159,15 +159,13 @@ function M.cmd_probe(args)
     usage_error('probe', "unexpected argument '%s' (script arguments go after --)", pos[3])
   end
   local data = data_dir.resolve('probe', opts.data, control_paths.default_name(script))
-  local chain, entries = check.load_quiet(script, opts.args or {}, data)
+  local chain, entries, scope = check.load_quiet(script, opts.args or {}, data)
   if not chain then
     err(evaluate.message_of(entries) .. '\n')
     return 1
   end
-  if type(chain.specs) ~= 'function' then
-    err('orch: probe: the script returns a dynamic main; its entries exist only once it runs\n')
-    return 1
-  end
+  -- a Daemons.dynamic main: the entries of one run of its function, as orch check lists them
+  chain = scope and scope.dynamic_chain or chain
   local spec
   for _, s in ipairs(chain:specs()) do
     if s.id == id then
