@@ -232,7 +232,22 @@ function M.new()
       s.message, s.spared, s.on_line = opts.message, opts.spared, opts.on_line
     end
     s.deadline, s.preempted = os.clock() * 1000 + ms, false
-    debug.sethook(co, preempt_hook_for(co), s.on_line and 'l' or '', 10000)
+    debug.sethook(co, preempt_hook_for(co), (s.on_line and not s.lines_off) and 'l' or '', 10000)
+  end
+
+  function fake.preempt_lines(co, on)
+    assert(type(co) == 'thread', "bad argument #1 to 'preempt_lines' (coroutine expected)")
+    local s = preempt_states[co]
+    if not s then
+      return false
+    end
+    local was = s.on_line ~= nil and not s.lines_off
+    s.lines_off = not on or nil
+    if not s.preempted then
+      local hook, _, count = debug.gethook(co)
+      debug.sethook(co, hook, (s.on_line and not s.lines_off) and 'l' or '', count)
+    end
+    return was
   end
 
   function fake.preempted(co)

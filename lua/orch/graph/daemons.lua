@@ -176,7 +176,8 @@ local function call_options(loc, paused, options, id, anchor)
 end
 
 local function add_unhooked(self, kind, id, options, loc, paused)
-  local anchor = loc and loc:anchor()
+  -- skip 3 frames: this function, add and the add* method, all called only from there
+  local anchor = loc and loc:anchor(3)
   if type(options) == 'function' then
     local ok, res, at = call_options(loc, paused, options, id, anchor)
     if not ok then
