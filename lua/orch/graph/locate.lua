@@ -66,8 +66,12 @@ function Locator:resume(was_on) -- luacheck: ignore 212
   end
 end
 
+--- The evaluation is over: forget what only its errors needed (the chain keeps the evaluation's
+-- scope, and with it this locator: 1000 recorded calls held ~170 KiB).
 function Locator:stop()
   self.hook = nil
+  self.pending, self.sources, self.starts, self.user_src = {}, {}, {}, {}
+  self.prev_source, self.prev_end = nil, nil
 end
 
 -- The text of a source (`@path`), cached; nil when unreadable.

@@ -23,14 +23,15 @@ function M.install(Daemons, shared)
     return nil
   end
 
-  -- spec -> {exec summary, restart summary}: a spec never changes once validated, and an entry
-  -- a reload keeps keeps its spec, so a reload lists 1000 entries without rebuilding 2000 strings
+  -- spec -> its exec summary: a spec never changes once validated, and an entry a reload keeps
+  -- keeps its spec, so a reload lists 1000 entries without quoting 1000 commands again (a
+  -- string per spec, no table: the cache lives as long as the entries)
   local summaries = setmetatable({}, { __mode = 'k' })
 
-  local function summaries_of(spec)
+  local function summary_of(spec)
     local s = summaries[spec]
     if not s then
-      s = { Daemon.summary(spec.exec), Daemon.policy_summary(spec.exec, spec.kind) }
+      s = Daemon.summary(spec.exec)
       summaries[spec] = s
     end
     return s
@@ -43,7 +44,6 @@ function M.install(Daemons, shared)
   function Daemons:entries()
     local out = {}
     for i, spec in ipairs(self._entries) do
-      local s = summaries_of(spec)
       out[i] = {
         id = spec.id,
         kind = spec.kind,
@@ -51,9 +51,9 @@ function M.install(Daemons, shared)
         edges = spec.edges and util.copy(spec.edges) or nil,
         display = display_of(spec),
         visible = spec.visible,
-        exec = s[1],
+        exec = summary_of(spec),
         log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
-        restart = s[2],
+        restart = Daemon.policy_summary(spec.exec, spec.kind),
         ready = spec.ready ~= nil,
       }
     end
