@@ -93,6 +93,23 @@ local function output_handler(self, stream, cb)
   end
 end
 
+-- effects -> the `log(level, msg)` a Command reports leftovers with: one per effects table (all
+-- entries of a chain share theirs), not a closure per spawn kept by every running process.
+local loggers = setmetatable({}, { __mode = 'k' })
+local NO_EFFECTS = {}
+
+local function logger(fx)
+  local key = fx or NO_EFFECTS
+  local fn = loggers[key]
+  if not fn then
+    fn = function(level, msg)
+      util.log(fx, level, msg)
+    end
+    loggers[key] = fn
+  end
+  return fn
+end
+
 -- The subcontainer's env, then exec.envFile's, then exec.env: each overrides the one before.
 local function merged_env(sub, env, file_env)
   local out = {}
@@ -166,9 +183,7 @@ local function spawn_command(self, exec)
       and { nofile = exec.limits.nofile, core = exec.limits.core } or nil,
     sigterm_timeout = sigterm_timeout(self, exec),
     name = self.id,
-    log = function(level, msg)
-      util.log(self.effects, level, msg)
-    end,
+    log = logger(self.effects),
   }
   -- Tracking (orch.track): a cgroup or an environment tag per incarnation, from the tracker
   -- the chain was built with (none: the process group only).
@@ -219,7 +234,7 @@ local function spawn_command(self, exec)
     rt = self,
     group = group,
     exec = exec,
-    env = opts.env,
+    env = exec.stopCommand and opts.env or nil, -- only exec.stopCommand needs it again
   }, CommandInc)
   if exec.limits and exec.limits.memory and group and group.cgroup then
     inc.memory_cgroup = group.cgroup -- its memory.events tells an OOM kill from a SIGKILL
