@@ -14,7 +14,7 @@ local PARAMS = {
   getpwnam = 1,
   getuid = 0, host_alive = 1, hrtime = 0, http_get = 3, isatty = 1, kill = 2, lstat = 1,
   mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, port_listening = 2,
-  preempt = 3,
+  preempt = 3, preempt_lines = 2,
   preempted = 1, proc_list = 1, random = 1, readdir = 1, run = 1, set_subreaper = 0,
   signal = 0, signame = 1, signum = 1, spawn = 3, stop = 0, stop_guard = 0,
   stop_guard_ack = 0, stop_guard_stopping = 0, tcp_connect = 4, time = 0, timer = 0,

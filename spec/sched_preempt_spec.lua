@@ -133,6 +133,37 @@ local function suite(which, setup)
         assert.is_true(seen[here + 6] and seen[here + 8], table.concat(lines, ','))
       end, { timeout = 20000 })
     end)
+
+    -- orch's own code called by main.lua pauses the reports (sched.trace_lines): a hook firing
+    -- on every line of the library cost half of evaluating 1000 entries
+    it('trace_lines pauses and resumes the reports, across a yield too', function()
+      sched.run(function()
+        local lines = {}
+        local here = debug.getinfo(1, 'l').currentline
+        local t = sched.start({ on_line = function(src, line)
+          if src:find('sched_preempt_spec', 1, true) then
+            lines[#lines + 1] = line
+          end
+        end }, function()
+          local a = 1
+          local was = sched.trace_lines(false)
+          a = a + 1 -- paused (+8)
+          sched.sleep(1)
+          a = a + 1 -- paused after the yield too (+10)
+          sched.trace_lines(was)
+          a = a + 1 -- reported again (+12)
+          return a, was
+        end)
+        assert.same({ true, 4, true }, { t:wait() })
+        local seen = {}
+        for _, l in ipairs(lines) do
+          seen[l] = true
+        end
+        assert.is_true(seen[here + 6] and seen[here + 12], table.concat(lines, ','))
+        assert.is_nil(seen[here + 8] or seen[here + 10], table.concat(lines, ','))
+        assert.is_false(sched.trace_lines(true)) -- not a traced task: nothing to do
+      end, { timeout = 20000 })
+    end)
   end)
 end
 
@@ -145,6 +176,31 @@ insulate('real', function()
       end
     end
     return require 'orch.runtime.sched'
+  end)
+end)
+
+-- Any hook makes Lua trap every instruction of the coroutine: a task whose lines are reported
+-- runs under the line hook alone (no count hook: it doubled the cost of evaluating main.lua),
+-- and under no hook at all while the reports are paused.
+insulate('real core hooks of a traced task', function()
+  it('line hook only; none while paused; a busy loop is still stopped', function()
+    local sched = require 'orch.runtime.sched'
+    sched.run(function()
+      local hooks = {}
+      local t = sched.start({ on_line = function() end }, function()
+        local _, mask, count = debug.gethook()
+        hooks[1] = mask .. '/' .. count
+        sched.trace_lines(false)
+        hooks[2] = debug.gethook() == nil
+        sched.sleep(1) -- re-armed at the resume: still paused
+        hooks[3] = debug.gethook() == nil
+        sched.trace_lines(true)
+        _, mask, count = debug.gethook()
+        hooks[4] = mask .. '/' .. count
+      end)
+      assert.is_true((t:wait()))
+      assert.same({ 'l/0', true, true, 'l/0' }, hooks)
+    end, { timeout = 20000 })
   end)
 end)
 

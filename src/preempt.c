@@ -12,9 +12,10 @@
  * end (or, if library code yields after catching, finds it preempted and closes it).
  * A loop inside a single C call (a huge string.rep) cannot be interrupted.
  *
- * With opts.on_line, the same hook also reports each line run outside spared code to
- * on_line(source, line) (orch.locate's "last line of the script", which needs the one hook a
- * thread has), and checks the deadline at each line too. */
+ * With opts.on_line, the hook is a line hook instead (see mask_of): it reports each line run
+ * outside spared code to on_line(source, line) (orch.locate's "last line of the script", which
+ * needs the one hook a thread has) and checks the deadline there; core.preempt_lines pauses it
+ * while orch's own code runs. */
 #include <string.h>
 
 #include <lauxlib.h>
@@ -28,8 +29,33 @@
 static const char STATES_KEY = 's'; /* registry: weak table thread -> state */
 
 /* State of a coroutine (a table): [1] deadline (ns, uv_hrtime), [2] preempted, [3] message,
- * [4] spared source prefix, [5] on_line function. */
-enum { S_DEADLINE = 1, S_PREEMPTED, S_MESSAGE, S_SPARED, S_ON_LINE };
+ * [4] spared source prefix, [5] on_line function, [6] lines paused (core.preempt_lines). */
+enum { S_DEADLINE = 1, S_PREEMPTED, S_MESSAGE, S_SPARED, S_ON_LINE, S_LINES_OFF };
+
+/* The hook mask the state at index st asks for. Any hook makes Lua 5.4 trap every instruction
+ * of the coroutine (a count hook doubled the cost of evaluating main.lua), so a coroutine with
+ * on_line gets the line hook alone: its code cannot run without line events (a loop jumping
+ * back, a call entering a function: each is one), and the deadline is checked on them. While
+ * its lines are paused (core.preempt_lines: orch's own code runs, which is spared anyway) it
+ * gets no hook at all: code that pauses them must not run script code meanwhile. Without
+ * on_line: the count.   [-0, +0, -] */
+static int mask_of(lua_State *L, int st)
+{
+  int mask = LUA_MASKCOUNT;
+  if (lua_rawgeti(L, st, S_ON_LINE) == LUA_TFUNCTION)
+    mask = lua_rawgeti(L, st, S_LINES_OFF) == LUA_TBOOLEAN ? 0 : LUA_MASKLINE;
+  lua_settop(L, st);
+  return mask;
+}
+
+static void preempt_hook(lua_State *L, lua_Debug *ar);
+
+/* Set the hook of `co` from its state (index st), as mask_of says.   [-0, +0, -] */
+static void set_hook(lua_State *L, lua_State *co, int st)
+{
+  int mask = mask_of(L, st);
+  lua_sethook(co, preempt_hook, mask, (mask & LUA_MASKCOUNT) ? PREEMPT_COUNT : 0);
+}
 
 /* Push the states table (created on first use).   [-0, +1, m] */
 static void push_states(lua_State *L)
@@ -76,8 +102,13 @@ static void preempt_hook(lua_State *L, lua_Debug *ar)
   int preempted = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (ar->event == LUA_HOOKLINE) {
-    if (lua_rawgeti(L, st, S_ON_LINE) == LUA_TFUNCTION && lua_getinfo(L, "S", ar) &&
-        !in_spared_code(L, st, ar)) {
+    if (lua_rawgeti(L, st, S_ON_LINE) == LUA_TFUNCTION) {
+      if (in_spared_code(L, st, ar)) {
+        /* orch's own line: nothing to report, and nothing to enforce (spared); no Lua ran
+         * here, so no count event was lost either */
+        lua_pop(L, 3);
+        return;
+      }
       lua_pushstring(L, ar->source);
       lua_pushinteger(L, ar->currentline);
       lua_call(L, 2, 0);
@@ -176,11 +207,43 @@ static int core_preempt(lua_State *L)
   lua_rawseti(L, st, S_DEADLINE);
   lua_pushboolean(L, 0);
   lua_rawseti(L, st, S_PREEMPTED);
-  int mask = LUA_MASKCOUNT;
-  if (lua_rawgeti(L, st, S_ON_LINE) == LUA_TFUNCTION)
-    mask |= LUA_MASKLINE;
-  lua_sethook(co, preempt_hook, mask, PREEMPT_COUNT);
+  set_hook(L, co, st);
   return 0;
+}
+
+/* core.preempt_lines(co, on) -> boolean: pause (false) or resume (true) the on_line reports of
+ * `co` (a coroutine given an on_line by core.preempt); returns whether they were on. Library
+ * code the script calls pauses them: a line hook firing on every line of orch's own code (which
+ * on_line ignores anyway) cost half of the evaluation of main.lua. Kept across re-arms.
+ * Nothing to do (false) for a coroutine without on_line.   [-0, +1, v] */
+static int core_preempt_lines(lua_State *L)
+{
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co != NULL, 1, "coroutine");
+  int on = lua_toboolean(L, 2);
+  lua_settop(L, 2);
+  push_states(L);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TTABLE) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  int st = lua_gettop(L);
+  int was = (mask_of(L, st) & LUA_MASKLINE) != 0;
+  if (on)
+    lua_pushnil(L);
+  else
+    lua_pushboolean(L, 1);
+  lua_rawseti(L, st, S_LINES_OFF);
+  lua_rawgeti(L, st, S_PREEMPTED);
+  int preempted = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (preempted) /* keep the count of 1 that raises again at each instruction */
+    lua_sethook(co, preempt_hook, LUA_MASKCOUNT | (on ? LUA_MASKLINE : 0), 1);
+  else
+    set_hook(L, co, st);
+  lua_pushboolean(L, was);
+  return 1;
 }
 
 /* core.preempted(co) -> boolean   [-0, +1, v] */
@@ -201,6 +264,7 @@ static int core_preempted(lua_State *L)
 static const luaL_Reg funcs[] = {
   { "preempt", core_preempt },
   { "preempted", core_preempted },
+  { "preempt_lines", core_preempt_lines },
   { NULL, NULL },
 };
 

@@ -150,7 +150,8 @@ end
 -- `runUntilSuccess` chains of its own, which are recorded in `scope` (see `new_scope`; the
 -- caller stops them). On an error the chains it built are stopped before this returns.
 -- @treturn table|nil chain
--- @treturn table|string entries, or the error message (`file:line: message` + traceback)
+-- @treturn table|string entries (nil with `scope.no_entries`), or the error message
+--   (`file:line: message` + traceback)
 function M.evaluate(script, args, ctx, scope)
   local chunk, lerr = loadfile(script)
   if not chunk then
@@ -229,6 +230,9 @@ function M.evaluate(script, args, ctx, scope)
     return nil, ('%s: %s returned %s; it must return a Daemons chain ' ..
       '(orch.Daemons.of{...}:addDaemon(...)) or a function(ctx) returning one'):format(script,
       what, desc)
+  end
+  if scope.no_entries then -- a reload lists the entries once applied (1000 entries: ~5 ms)
+    return res, nil
   end
   local ok, entries = xpcall(res.entries, traceback_handler, res)
   if ok and scope.dynamic then

@@ -33,6 +33,7 @@ function M.install(Run)
     local scope = evaluate.new_scope()
     scope.tracker = self.opts.tracker -- for the chains the script builds itself
     scope.reads = self.opts.watch and {} or nil
+    scope.no_entries = true -- listed once applied (Run:applied), not twice
     self.new_scope = scope
     local cpu0 = os.clock()
     local finished, chain, entries = self:race(function()
@@ -244,6 +245,7 @@ function M.install(Run)
   -- `orch reload --full` (and a reload whose script changed between a chain and
   -- Daemons.dynamic): stop the whole graph, start the new one. Returns ok and a message.
   function Run:reload_full(scope, chain, entries)
+    entries = entries or chain:entries()
     self.new_scope = scope
     self.reloads = self.reloads + 1
     self:set_phase('reloading')

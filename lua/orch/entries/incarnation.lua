@@ -94,6 +94,23 @@ local function output_handler(self, stream, cb)
   end
 end
 
+-- effects -> the `log(level, msg)` a Command reports leftovers with: one per effects table (all
+-- entries of a chain share theirs), not a closure per spawn kept by every running process.
+local loggers = setmetatable({}, { __mode = 'k' })
+local NO_EFFECTS = {}
+
+local function logger(fx)
+  local key = fx or NO_EFFECTS
+  local fn = loggers[key]
+  if not fn then
+    fn = function(level, msg)
+      util.log(fx, level, msg)
+    end
+    loggers[key] = fn
+  end
+  return fn
+end
+
 -- The subcontainer's env, then exec.envFile's, then exec.env: each overrides the one before.
 local function merged_env(sub, env, file_env)
   local out = {}
@@ -170,9 +187,7 @@ local function spawn_command(self, exec)
     sigterm_timeout = sigterm_timeout(self, exec),
     fds = self.pushed and self.pushed:fds() or nil, -- ready.notifyFd
     name = self.id,
-    log = function(level, msg)
-      util.log(self.effects, level, msg)
-    end,
+    log = logger(self.effects),
   }
   if subcontainer.is(sub) then -- the image's env, user and workdir; its namespaces
     local plan, perr = sub:spawn_plan({ env = env, user = exec.user, cwd = exec.cwd,
@@ -239,7 +254,7 @@ local function spawn_command(self, exec)
     rt = self,
     group = group,
     exec = exec,
-    env = opts.env,
+    env = exec.stopCommand and opts.env or nil, -- only exec.stopCommand needs it again
     file_env = file_env, -- exec.envFile as read for this process (a reload compares it)
   }, CommandInc)
   if exec.limits and exec.limits.memory and group and group.cgroup then

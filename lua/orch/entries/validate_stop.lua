@@ -17,7 +17,8 @@ M.SIGNALS = { 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGKILL', 'SIGUSR1', 'S
 --- The keys of `exec.limits`.
 M.LIMIT_KEYS = { 'memory', 'cpu', 'pids', 'nofile', 'core' }
 
-local UNITS = { [''] = 1, K = 1024, M = 1024 ^ 2, G = 1024 ^ 3, T = 1024 ^ 4 }
+-- floats as 1024 ^ k gave, written out: folding `^` calls libm's pow() (~380 KiB of RSS)
+local UNITS = { [''] = 1, K = 1024, M = 1048576.0, G = 1073741824.0, T = 1099511627776.0 }
 
 --- A memory size (`'512M'`, `'1G'`, `'100K'`, a number of bytes) in bytes, or nil.
 function M.parse_size(v)

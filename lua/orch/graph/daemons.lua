@@ -73,8 +73,12 @@ function Daemons.of(options)
   return new(options, {}, {})
 end
 
-local function check_self(self, fname)
+-- `was`: what sched.trace_lines(false) returned on entry (given back before raising).
+local function check_self(self, fname, was)
   if getmetatable(self) ~= Daemons then
+    if was then
+      sched.trace_lines(true)
+    end
     util.bad_argument(1, fname, ('Daemons expected; call it as chain:%s(...)'):format(fname), 3)
   end
 end
@@ -176,7 +180,8 @@ local function call_options(loc, paused, options, id, anchor)
 end
 
 local function add_unhooked(self, kind, id, options, loc, paused)
-  local anchor = loc and loc:anchor()
+  -- skip 3 frames: this function, add and the add* method, all called only from there
+  local anchor = loc and loc:anchor(3)
   if type(options) == 'function' then
     local ok, res, at = call_options(loc, paused, options, id, anchor)
     if not ok then
@@ -190,17 +195,11 @@ local function add_unhooked(self, kind, id, options, loc, paused)
   return add_checked(self, kind, id, options, anchor)
 end
 
-local function add(self, kind, id, options)
-  -- library code: the locator's line hook only needs the script's own lines (with it on, the
-  -- validation of 1000 entries took ten times longer)
+-- `paused`: whether the add* method paused the locator's line hook (see its first line).
+local function add(self, kind, id, options, paused)
   local ev = evaluating()
   local loc = ev and ev.locator
-  local paused = loc and loc:pause()
-  local chain, err, at = add_unhooked(self, kind, id, options, loc, paused)
-  if loc then
-    loc:resume(paused)
-  end
-  return chain, err, at
+  return add_unhooked(self, kind, id, options, loc, paused)
 end
 
 -- Raise a validation error of add<kind>(id): at the located call and field while main.lua is
@@ -219,6 +218,13 @@ local function raise(kind, id, err, anchor)
   error(err, 3)
 end
 
+-- Library code: while main.lua is evaluated, the locator's line hook only needs the script's own
+-- lines, so each add* method pauses it first thing (sched.trace_lines; false outside a traced
+-- evaluation) and resumes it before returning or raising: with it on, each add* call ran ~25
+-- hooked lines of orch's code, and with it on for the whole validation, 1000 entries took ten
+-- times longer.
+local trace_lines = sched.trace_lines
+
 --- Add a long-running daemon.
 -- @string id unique, not empty; a visible entry's id must match `^[a-z0-9]+(-[a-z0-9]+)*$`
 -- @tparam table|function options `{subcontainer = ?, exec = {...} | daemon = Daemon.of(...),
@@ -227,8 +233,12 @@ end
 -- @treturn Daemons a new chain; `self` is not modified
 -- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addDaemon(id, options)
-  check_self(self, 'addDaemon')
-  local chain, err, anchor = add(self, 'daemon', id, options)
+  local was = trace_lines(false) -- see trace_lines below
+  check_self(self, 'addDaemon', was)
+  local chain, err, anchor = add(self, 'daemon', id, options, was)
+  if was then
+    trace_lines(true)
+  end
   if not chain then
     raise('daemon', id, err, anchor)
   end
@@ -242,8 +252,12 @@ end
 -- @treturn Daemons a new chain
 -- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addOneshot(id, options)
-  check_self(self, 'addOneshot')
-  local chain, err, anchor = add(self, 'oneshot', id, options)
+  local was = trace_lines(false) -- see trace_lines below
+  check_self(self, 'addOneshot', was)
+  local chain, err, anchor = add(self, 'oneshot', id, options, was)
+  if was then
+    trace_lines(true)
+  end
   if not chain then
     raise('oneshot', id, err, anchor)
   end
@@ -257,8 +271,12 @@ end
 -- @treturn Daemons a new chain
 -- @raise on an invalid id, requirement or option (level 2)
 function Daemons:addHealthCheck(id, options)
-  check_self(self, 'addHealthCheck')
-  local chain, err, anchor = add(self, 'health', id, options)
+  local was = trace_lines(false) -- see trace_lines below
+  check_self(self, 'addHealthCheck', was)
+  local chain, err, anchor = add(self, 'health', id, options, was)
+  if was then
+    trace_lines(true)
+  end
   if not chain then
     raise('health', id, err, anchor)
   end

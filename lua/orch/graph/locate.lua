@@ -11,6 +11,8 @@
 -- (`orch.validate`'s `field`), never read back from its text. Anything it cannot find falls back
 -- to the anchor line; nothing here can raise.
 -- @module orch.graph.locate
+local sched = require 'orch.runtime.sched'
+
 local M = {}
 
 -- Lua pattern escape.
@@ -27,27 +29,12 @@ Locator.__index = Locator
 -- frames are skipped).
 function M.new(lib_dir)
   return setmetatable({ lib = lib_dir, sources = {}, starts = {}, last = {}, pending = {},
-    source_of = setmetatable({}, { __mode = 'k' }) }, Locator)
+    user_src = {} }, Locator)
 end
 
 function Locator:_user_source(src)
   return type(src) == 'string' and src:sub(1, 1) == '@'
     and (self.lib == nil or src:find(self.lib, 1, true) == nil)
-end
-
--- The source (`@path`) of function `f` running at stack `level` (of the caller) if it is the
--- script's, else false; cached per function (the hook asks for every line).
-function Locator:_source_of(f, level)
-  if not f then
-    return false
-  end
-  local src = self.source_of[f]
-  if src == nil then
-    local info = debug.getinfo(level + 1, 'S')
-    src = info and self:_user_source(info.source) and info.source or false
-    self.source_of[f] = src
-  end
-  return src
 end
 
 --- Start tracking: returns the `on_line(source, line)` function to give the task that
@@ -65,17 +52,26 @@ function Locator:start()
   return self.hook
 end
 
---- Kept for callers: library lines are no longer reported (the scheduler's hook skips orch's
--- modules), so there is nothing to suspend. Returns false.
-function Locator.pause()
-  return false
+--- Stop tracing lines while library code runs (an add* call): the scheduler's hook does not
+-- report orch's own lines, but firing on each of them cost half of a 1000-entry evaluation.
+-- Returns whether tracing was on, for `resume`.
+function Locator:pause() -- luacheck: ignore 212
+  return sched.trace_lines(false)
 end
 
-function Locator.resume()
+--- Trace lines again if `was_on` (what `pause` returned).
+function Locator:resume(was_on) -- luacheck: ignore 212
+  if was_on then
+    sched.trace_lines(true)
+  end
 end
 
+--- The evaluation is over: forget what only its errors needed (the chain keeps the evaluation's
+-- scope, and with it this locator: 1000 recorded calls held ~170 KiB).
 function Locator:stop()
   self.hook = nil
+  self.pending, self.sources, self.starts, self.user_src = {}, {}, {}, {}
+  self.prev_source, self.prev_end = nil, nil
 end
 
 -- The text of a source (`@path`), cached; nil when unreadable.
@@ -121,15 +117,23 @@ local function line_of(starts, pos)
   return lo
 end
 
--- The innermost frame (above the library) in a user file: source, current line.
-function Locator:_anchor()
-  for level = 3, 60 do
-    local info = debug.getinfo(level, 'fl')
+-- The innermost frame (above the library) in a user file: source, current line. `skip`: how
+-- many frames above the caller of `anchor` are known to be the library's (not looked at: each
+-- look costs a debug.getinfo, and every add* call asks).
+function Locator:_anchor(skip)
+  local user = self.user_src
+  for level = 4 + (skip or 0), 60 do
+    local info = debug.getinfo(level, 'Sl')
     if not info then
       break
     end
-    local src = self:_source_of(info.func, level)
-    if src and info.currentline and info.currentline > 0 then
+    local src = info.source
+    local u = user[src]
+    if u == nil then
+      u = self:_user_source(src) or false
+      user[src] = u
+    end
+    if u and info.currentline > 0 then
       return src, info.currentline
     end
   end
@@ -140,9 +144,10 @@ function Locator:_anchor()
 end
 
 --- The anchor of an add* call being entered: the innermost user frame, or the last line run
--- (taken before an options function runs, which would move it).
-function Locator:anchor()
-  local ok, source, line = pcall(self._anchor, self)
+-- (taken before an options function runs, which would move it). `skip`: the number of library
+-- frames between the caller and the script (see `_anchor`).
+function Locator:anchor(skip)
+  local ok, source, line = pcall(self._anchor, self, skip)
   if ok and source then
     return { source = source, line = line }
   end
@@ -152,8 +157,9 @@ end
 --- `file:line` for an error of `add<kind>(id, ...)` about `field` (may be nil), from `anchor`
 -- (see `anchor`; nil: now), or nil when there is no user frame to point at.
 function Locator:position(kind, id, field, anchor)
-  for _, p in ipairs(self.pending) do
-    pcall(self._find, self, p[1], p[2], nil, p[3])
+  local p = self.pending
+  for i = 1, #p, 3 do
+    pcall(self._find, self, p[i], p[i + 1], nil, p[i + 2])
   end
   self.pending = {}
   local ok, source, line = pcall(self._find, self, kind, id, field, anchor)
@@ -168,7 +174,7 @@ function Locator:_find(kind, id, field, at)
   if at then
     source, anchor = at.source, at.line
   else
-    source, anchor = self:_anchor()
+    source, anchor = self:_anchor(-1)
   end
   if not source then
     return nil
@@ -228,7 +234,9 @@ end
 function Locator:seen(kind, id, anchor)
   -- Recorded only: the searches run when an error needs a position (`position` replays them
   -- first), so a valid script pays nothing for them.
-  self.pending[#self.pending + 1] = { kind, id, anchor }
+  local p = self.pending -- flat: kind, id, anchor, ... (no table per entry)
+  local n = #p
+  p[n + 1], p[n + 2], p[n + 3] = kind, id, anchor or false
 end
 
 --- An error the Lua VM raised inside one of orch's own frames while the script ran, moved to

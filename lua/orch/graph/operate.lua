@@ -25,6 +25,20 @@ function M.install(Daemons, shared)
     return nil
   end
 
+  -- spec -> its exec summary: a spec never changes once validated, and an entry a reload keeps
+  -- keeps its spec, so a reload lists 1000 entries without quoting 1000 commands again (a
+  -- string per spec, no table: the cache lives as long as the entries)
+  local summaries = setmetatable({}, { __mode = 'k' })
+
+  local function summary_of(spec)
+    local s = summaries[spec]
+    if not s then
+      s = Daemon.summary(spec.exec)
+      summaries[spec] = s
+    end
+    return s
+  end
+
   --- The recorded entries in declaration order, for listings:
   -- `{id, kind, requires, edges = {[id] = {onUnhealthy, after}} or nil, display,
   -- exec = <summary>, log = <exec.log>, restart = <the restart policy in a line>,
@@ -39,7 +53,7 @@ function M.install(Daemons, shared)
         edges = spec.edges and util.copy(spec.edges) or nil,
         display = display_of(spec),
         visible = spec.visible,
-        exec = Daemon.summary(spec.exec),
+        exec = summary_of(spec),
         log = spec.exec and spec.exec.log, -- exec.log, validated (orch.entries.validate_log)
         restart = Daemon.policy_summary(spec.exec, spec.kind),
         stop = vstop.summary(spec.exec), -- stop/reload signals and limits, for orch check

@@ -61,18 +61,27 @@ end
 
 --- Fail on the first key of `t` (sorted) not in `valid`, naming the nearest valid key, or the
 -- hint `misplaced[key]`; `path` prefixes the key in the message and the field (`exec.`).
+-- valid list -> set of its keys (the lists are constants of the validating modules; building the
+-- set on every call was 7% of evaluating 1000 entries)
+local key_sets = setmetatable({}, { __mode = 'k' })
+
 function M.unknown_keys(t, valid, ctx, path, misplaced)
-  local set = {}
-  for _, k in ipairs(valid) do
-    set[k] = true
+  local set = key_sets[valid]
+  if not set then
+    set = {}
+    for _, k in ipairs(valid) do
+      set[k] = true
+    end
+    key_sets[valid] = set
   end
-  local bad = {}
+  local bad
   for k in pairs(t) do
     if not set[k] then
+      bad = bad or {}
       bad[#bad + 1] = k
     end
   end
-  if #bad == 0 then
+  if not bad then
     return
   end
   table.sort(bad, function(a, b)

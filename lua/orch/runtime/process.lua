@@ -108,7 +108,9 @@ function M.spawn(command, opts)
   -- Only what differs from the defaults is stored (Command holds them): 1000 daemons keep 1000
   -- of these, and a table's hash part is sized by the fields it is built with.
   local self = setmetatable({ argv = argv, exited = sched.event(), _open = 0 }, Command)
-  self.sigterm_timeout = opts.sigterm_timeout
+  if opts.sigterm_timeout ~= Command.sigterm_timeout then -- most are the default: 8 fields fit
+    self.sigterm_timeout = opts.sigterm_timeout                -- 8 hash slots, 9 take 16
+  end
   self.name = opts.name
   self.log = opts.log
   self._cgroup = opts.cgroup

@@ -199,6 +199,17 @@ function M.start(opts, fn, ...)
   return task
 end
 
+--- Pause (`on` false) or resume the `on_line` reports of the running task (see `start`);
+-- returns whether they were on (false outside a task with `on_line`). Library code called by a
+-- traced script pauses them while it runs: the hook would otherwise fire on its every line.
+function M.trace_lines(on)
+  local co, is_main = coroutine.running()
+  if is_main or not by_co[co] then
+    return false
+  end
+  return core.preempt_lines(co, on)
+end
+
 --- The scope of the running task (see `start`), or nil.
 function M.scope()
   local task = by_co[coroutine.running()]

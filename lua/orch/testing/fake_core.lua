@@ -354,7 +354,7 @@ function M.new()
         return
       end
       s.preempted, s.hook_preempted = true, true
-      debug.sethook(co, hook, s.on_line and 'l' or '', 1)
+      debug.sethook(co, hook, (s.on_line and not s.lines_off) and 'l' or '', 1)
     elseif spared then
       return
     end
@@ -381,11 +381,29 @@ function M.new()
     end
     s.ms, s.t0, s.preempted = ms, nil, false
     -- the hook is set again only when it changed (a re-arm at each resume is the common case)
-    local mask = s.on_line and 'l' or ''
+    local mask = (s.on_line and not s.lines_off) and 'l' or ''
     if not s.set or s.mask ~= mask or s.hook_preempted or debug.gethook(co) ~= hook then
       s.set, s.mask, s.hook_preempted = true, mask, false
       debug.sethook(co, hook, mask, 10000)
     end
+  end
+
+  -- core.preempt_lines(co, on): pause (false) or resume (true) the on_line reports of `co`;
+  -- returns whether they were on.
+  function fake.preempt_lines(co, on)
+    assert(type(co) == 'thread', "bad argument #1 to 'preempt_lines' (coroutine expected)")
+    local s = preempt_states[co]
+    if not s then
+      return false
+    end
+    local was = s.on_line ~= nil and not s.lines_off
+    s.lines_off = not on or nil
+    if not s.preempted then
+      local mask = (s.on_line and not s.lines_off) and 'l' or ''
+      s.set, s.mask, s.hook_preempted = true, mask, false
+      debug.sethook(co, hook, mask, 10000)
+    end
+    return was
   end
 
   function fake.preempted(co)
