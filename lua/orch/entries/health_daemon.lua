@@ -19,7 +19,7 @@
 -- @classmod orch.HealthDaemon
 local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
-local results = require 'orch.entries.results'
+local health_result = require 'orch.entries.health_result'
 local trigger = require 'orch.entries.trigger'
 local Daemon = require 'orch.entries.daemon'
 local pushed = require 'orch.entries.pushed'
@@ -35,9 +35,7 @@ HealthDaemon.DEFAULT_GRACE_PERIOD = 5000
 HealthDaemon.DEFAULT_PROBE_TIMEOUT = 60000
 
 --- Longest health message kept (bytes); a longer one is cut and marked.
-HealthDaemon.MAX_MESSAGE = 4096
-
-local RESERVED = { id = true, name = true, result = true, message = true }
+HealthDaemon.MAX_MESSAGE = health_result.MAX_MESSAGE
 
 -- Shared by every entry without dependencies or dependents (read only).
 local NONE = setmetatable({}, { __newindex = function()
@@ -295,86 +293,6 @@ local function waiting_message(waiting_on)
   return table.concat(names, ', ')
 end
 
--- The message of any value `ready.fn` raised, without raising itself (a `__tostring` that
--- fails, or returns no string, is reported as such).
-local function raised_message(e)
-  local text, t, why = util.error_text(e)
-  if text == nil then
-    if t == 'nil' or t == 'boolean' then
-      return ('ready.fn raised %s'):format(tostring(e))
-    elseif why then
-      return ('ready.fn raised a %s value whose __tostring failed: %s'):format(t, why)
-    end
-    return ('ready.fn raised a %s value'):format(t)
-  end
-  text = util.strip_position(text)
-  if text == '' then
-    return 'ready.fn raised an empty error message'
-  end
-  return text
-end
-
-local function cut(msg)
-  if type(msg) == 'string' and #msg > HealthDaemon.MAX_MESSAGE then
-    return msg:sub(1, HealthDaemon.MAX_MESSAGE) .. ('... (%d bytes cut)'):format(
-      #msg - HealthDaemon.MAX_MESSAGE)
-  end
-  return msg
-end
-
-local normalise_result
-
--- Map what ready.fn produced (pcall results) to a health table; never raises: a result orch
--- cannot even read (a metatable that raises) is a failure too.
-local function normalise(ok, r)
-  local okn, h = pcall(normalise_result, ok, r)
-  if not okn then
-    h = { result = 'failure',
-      message = 'ready.fn returned a value that cannot be read: ' .. raised_message(h) }
-  end
-  h.message = cut(h.message)
-  return h
-end
-
-function normalise_result(ok, r)
-  if not ok then
-    return { result = 'failure', message = raised_message(r) }
-  end
-  local rt = type(r) == 'table' and type(r.result)
-  if rt == 'table' or rt == 'function' or rt == 'thread' or rt == 'userdata' then
-    return { result = 'failure', message = ("invalid health result (a %s)"):format(
-      type(r.result)) }
-  end
-  if type(r) ~= 'table' then
-    return { result = 'failure', message = ("invalid health result '%s'"):format(tostring(r)) }
-  end
-  if not results.RESULT_SET[r.result] then
-    return { result = 'failure',
-      message = ("invalid health result '%s'"):format(tostring(r.result)) }
-  end
-  local msg = r.message
-  if msg ~= nil and type(msg) ~= 'string' then
-    local mt = getmetatable(msg)
-    if type(msg) == 'number' or type(msg) == 'boolean'
-      or (type(mt) == 'table' and rawget(mt, '__tostring')) then
-      msg = tostring(msg)
-    else
-      msg = ('(a %s message)'):format(type(msg))
-    end
-  end
-  if msg == nil and (r.result == 'failure' or r.result == 'loading') then
-    msg = ''
-  end
-  local extras
-  for k, v in pairs(r) do
-    if not RESERVED[k] then
-      extras = extras or {}
-      extras[k] = v
-    end
-  end
-  return { result = r.result, message = msg, extras = extras }
-end
-
 -- Cancels the probe call's task when the probe loop ends (stop, timeout, or an error).
 local CALL_GUARD = { __close = function(g)
   if not g.task:finished() then
@@ -434,7 +352,7 @@ function HealthDaemon:_probe_loop(session)
     if not fire then
       return
     end
-    local h = normalise(self:_call_probe())
+    local h = health_result.normalise(self:_call_probe())
     if self._session ~= session then
       return
     end
