@@ -4,11 +4,13 @@
 -- `effects.setHealth` (visible entries only, at the upstream call sites of reference 2.15) and
 -- tells its dependents when its result changes.
 --
--- One file over the size guide on purpose, for now: the transition table, the probe loop (with
--- thresholds and liveness counting) and the pushed-readiness hooks all read and write the
--- actor's private session state (session number, dirty flags, raw and reported results, failure
--- counts); split across modules they would read each other's private fields, which the layering
--- rule forbids. Result normalisation, the one pure part, is the piece to move out first.
+-- The actor is one class in five files, one concept each; the parts add their methods to the
+-- class (`include` at the bottom) and share only the actor's own state:
+--   health_daemon.lua   creation, health kept and reported, dependents told, term, snapshot
+--   health_machine.lua  the state machine: hold/release, events, TRANSITIONS, actions, actor
+--   health_probe.lua    the readiness probe loop: ready.fn with its timeout, thresholds
+--   health_exits.lua    what the process supervisor reports: spawned, exited, finished, failed
+--   health_result.lua   what ready.fn produced as a health table (pure, no actor state)
 --
 -- Transitions are serialised: notifications only mark the actor dirty and wake it; the actor
 -- task processes them one at a time, so a start requested while a stop is in progress runs
@@ -37,8 +39,7 @@ local NONE = setmetatable({}, { __newindex = function()
   error('HealthDaemon: the shared empty list is read only', 2)
 end })
 
--- Health tables are never modified once set, so the common ones are shared.
-local RUNNING = { result = 'success', message = 'running' }
+-- Health tables are never modified once set, so the common one is shared.
 local WAITING = { result = 'waiting' }
 
 --- Create the actor for `spec` (a validated entry) with its dependency actors.
@@ -243,83 +244,6 @@ function HealthDaemon:satisfied()
   return self.state == 'up' and self.health.result == 'success'
 end
 
-local function oneshot_failure(id, info)
-  if info.spawn_error then
-    return ('%s failed to start: %s'):format(id, tostring(info.message))
-  end
-  if info.signal then
-    return ('%s exited with signal %s'):format(id, info.signal)
-  end
-  if info.code then
-    return ('%s exited with code %s'):format(id, tostring(info.code))
-  end
-  return ('%s failed: %s'):format(id, tostring(info.message))
-end
-
---- The daemon's incarnation exited (Daemon calls it, never after its `term()`).
-function HealthDaemon:daemon_exited(ok, info)
-  if self.state ~= 'up' or self.terminated then
-    return
-  end
-  if self.kind == 'oneshot' then
-    if ok then
-      self:_set_health({ result = 'success' }, false)
-    else
-      self:_set_health({ result = 'failure', message = oneshot_failure(self.id, info) }, false)
-    end
-    return
-  end
-  local msg
-  if info.recycled then
-    msg = ('%s daemon restarting: %s'):format(self.id, info.recycled)
-  elseif info.spawn_error then
-    msg = ('%s daemon crashed: %s'):format(self.id, tostring(info.message))
-  elseif ok then
-    msg = self.id .. ' daemon exited'
-  else
-    msg = self.id .. ' daemon crashed'
-  end
-  self:_set_health({ result = 'failure', message = msg }, true)
-end
-
--- Cancel the probe loop (the daemon ended for good: its check has nothing left to say).
-local function end_probe(self)
-  local probe = self._probe
-  self._probe, self._session = nil, nil
-  if probe then
-    probe:cancel()
-  end
-end
-
---- The daemon exited cleanly and its policy does not restart it (`exec.restart =
--- 'on-failure'` or `'never'`): it reports `success "exited cleanly"` and stays down.
-function HealthDaemon:daemon_finished()
-  if self.state ~= 'up' or self.terminated then
-    return
-  end
-  end_probe(self)
-  self:_set_health({ result = 'success', message = 'exited cleanly' }, true)
-end
-
---- The daemon gave up (restart limit, or `restart = 'never'` after a failure): the entry is
--- failed until `orch restart` (hold + release) or a reload; its dependents are blocked.
-function HealthDaemon:daemon_failed(why)
-  if self.state ~= 'up' or self.terminated then
-    return
-  end
-  end_probe(self)
-  self._failed = why
-  self:_set_health({ result = 'failure', message = why }, true)
-  self:_poke()
-  for _, d in ipairs(self.dependents) do
-    d:_poke()
-  end
-  local obs = self.observer
-  if obs then
-    obs:entry_changed(self)
-  end
-end
-
 --- The id of the failed entry that keeps this one from ever starting (itself when it is
 -- failed, a requirement's when it is blocked), or nil.
 function HealthDaemon:blocker()
@@ -332,19 +256,6 @@ end
 --- Why the entry is failed (the message of its give-up), or nil.
 function HealthDaemon:failed()
   return self._failed
-end
-
---- The daemon spawned an incarnation: without a readiness check, a daemon is ready as soon as
--- its process runs.
-function HealthDaemon:daemon_spawned()
-  local ready = self:ready()
-  if ready and ready.restartAfter then
-    self._spawned, self._fails = sched.now(), nil
-  end
-  if self.state == 'up' and not self.terminated and self.kind == 'daemon'
-    and not self:ready() then
-    self:_set_health(RUNNING, false)
-  end
 end
 
 --- The first pass at build time (synchronous: it only starts or reports waiting).
@@ -443,5 +354,6 @@ local function include(methods)
 end
 include(require 'orch.entries.health_machine')
 include(require 'orch.entries.health_probe')
+include(require 'orch.entries.health_exits')
 
 return HealthDaemon
