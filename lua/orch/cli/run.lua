@@ -19,6 +19,7 @@ local control_paths = require 'orch.control.paths'
 local control_server = require 'orch.control.server'
 local track = require 'orch.runtime.track'
 local run_setup = require 'orch.cli.run_setup'
+local run_options = require 'orch.cli.run_options'
 
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
@@ -29,7 +30,7 @@ local Dynamic = require 'orch.graph.dynamic'
 local progress = util.lazy('orch.cli.progress')
 local ui = util.lazy('orch.cli.ui')
 
-local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
+local out, err = cli_args.out, cli_args.err
 local check_script = cli_args.check_script
 local message_of, traceback_handler = evaluate.message_of, evaluate.traceback_handler
 local strip_lib_position, run_root = evaluate.strip_lib_position, evaluate.run_root
@@ -493,72 +494,7 @@ local function cmd_run(opts, script, args)
   -- heap has grown by half (the default waits until it doubles). 1000 daemons: peak RSS 23.8 ->
   -- 19.6 MiB for 11% more CPU at start-up.
   collectgarbage('incremental', 150, 200)
-  local ropts = { watch = opts.watch and true or nil }
-  if opts['until-ready'] then
-    ropts.until_ready = true
-    local v = opts['until-ready']
-    if v == true then
-      ropts.until_ready_ms = M.DEFAULT_UNTIL_READY
-    else
-      local n = tonumber(v)
-      if not n or n < 0 or n ~= math.floor(n) then
-        usage_error('run', "--until-ready takes milliseconds, got '%s'", v)
-      end
-      ropts.until_ready_ms = n > 0 and math.tointeger(n) or nil
-    end
-  end
-  local fmt = opts['log-format'] or 'text'
-  if fmt ~= 'text' and fmt ~= 'json' then
-    usage_error('run', "unknown log format '%s' (text or json)", fmt)
-  end
-  ropts.log_format = fmt
-  if opts['no-color'] then
-    ropts.color = false
-  elseif opts.color then
-    ropts.color = true
-  end
-  ropts.timestamps = opts.timestamps and true or false
-  if opts['status-file'] then
-    if opts['status-file'] == '' then
-      usage_error('run', '--status-file needs a path')
-    end
-    ropts.status_file = opts['status-file']
-  end
-  if opts['log-dir'] then
-    ropts.log_dir = M.log_dir(opts['log-dir'])
-  end
-  if opts['log-lines'] then
-    local n = tonumber(opts['log-lines'])
-    if not n or n < 0 or n ~= math.floor(n) then
-      usage_error('run', "--log-lines takes a count, got '%s'", opts['log-lines'])
-    end
-    ropts.log_lines = math.tointeger(n)
-  end
-  if opts['no-control'] then
-    ropts.no_control = true
-  elseif opts.control or opts.name then
-    ropts.control, ropts.name = opts.control, opts.name
-    local _, cerr = control_paths.resolve({ control = opts.control, name = opts.name })
-    if cerr then
-      usage_error('run', '%s', cerr)
-    end
-  elseif os.getenv('ORCH_CONTROL') == '0' then
-    ropts.no_control = true
-  end
-  if opts.ui then
-    local why = ui.unusable()
-    if why then
-      usage_error('run', '--ui: %s', why)
-    elseif ropts.no_control then
-      usage_error('run', '--ui needs the control socket (it cannot go with --no-control or '
-        .. 'ORCH_CONTROL=0)')
-    elseif ropts.until_ready then
-      usage_error('run', '--ui cannot go with --until-ready')
-    end
-    ropts.ui = true
-  elseif fmt == 'text' and core.isatty and core.isatty(1) and core.tty then
-    ropts.progress = true -- the start-up progress line, on a terminal only
-  end
+  local ropts = run_options.parse(opts, M.DEFAULT_UNTIL_READY)
   check_script('run', script)
   add_script_dir(script)
   local contained, relay = run_setup.contain(opts)
