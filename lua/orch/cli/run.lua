@@ -4,8 +4,9 @@
 -- The first SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second
 -- SIGINT SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP
 -- re-evaluates main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump
--- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run, the status file
--- and the control server; reloads, signals and set-up are in cli/run_{reload,signals,setup}.
+-- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run and the status
+-- file; the options, control socket (and --ui), reloads, signals and set-up are in
+-- cli/run_{options,control,reload,signals,setup}.
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
@@ -15,8 +16,6 @@ local log_files = require 'orch.log.files'
 local status = require 'orch.status'
 local status_file = require 'orch.status.file'
 local notify = require 'orch.runtime.notify'
-local control_paths = require 'orch.control.paths'
-local control_server = require 'orch.control.server'
 local track = require 'orch.runtime.track'
 local run_setup = require 'orch.cli.run_setup'
 local run_options = require 'orch.cli.run_options'
@@ -26,9 +25,8 @@ local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
 local count_kinds = require('orch.cli.check').count_kinds
 local Dynamic = require 'orch.graph.dynamic'
--- loaded on first use: most runs have no terminal view and no progress line
+-- loaded on first use: most runs have no progress line
 local progress = util.lazy('orch.cli.progress')
-local ui = util.lazy('orch.cli.ui')
 
 local out, err = cli_args.out, cli_args.err
 local check_script = cli_args.check_script
@@ -139,30 +137,6 @@ function Run:write_log(s)
   pcall(io.stdout.flush, io.stdout)
 end
 
--- orch run --ui: the UI (orch.cli.ui) on orch's own control socket, in a task of orch. q
--- stops orch; an error in the UI leaves orch running with its log on stdout again.
-function Run:start_ui()
-  self.ui_task = sched.spawn(function()
-    local res, uerr = ui.attach(self.where, true)
-    self.ui_task = nil
-    if not res then
-      err(('orch: %s; orch keeps running (orch ui attaches again)\n'):format(tostring(uerr)))
-    elseif res == 'quit' then
-      self:request_stop('ui: quit')
-    end
-  end)
-  self.ui_task.quiet = true
-end
-
--- Orch is stopping: the terminal goes back to the log.
-function Run:stop_ui()
-  local t = self.ui_task
-  self.ui_task = nil
-  if t then
-    t:cancel()
-  end
-end
-
 function Run:log(msg, level)
   self.sink:message(msg, level)
 end
@@ -268,67 +242,7 @@ function Run:request_stop(why)
   self.wake:set()
 end
 
--- Listen on the control socket (orch.control.server); prints why not and returns false.
-function Run:start_control()
-  local o = self.opts
-  if o.no_control then
-    return true
-  end
-  local where, werr = control_paths.resolve({ control = o.control, name = o.name,
-    script = self.script })
-  if not where then
-    err('orch: ' .. werr .. '\n')
-    return false
-  end
-  local name = where.name or control_paths.default_name(self.script)
-  local srv, lerr, note = control_server.listen(where, {
-    sink = self.sink,
-    meta = function()
-      local m = self:meta().orch
-      m.name = name
-      m.uptime = core.now() - self.started_at
-      return m
-    end,
-    chain = function()
-      if self.stop_requested then
-        return nil, 'orch is stopping'
-      elseif self.phase ~= 'running' or not self.chain then
-        return nil, ('orch is %s'):format(self.phase)
-      end
-      return self.chain
-    end,
-    shutdown = function()
-      self:request_stop('shutdown requested')
-    end,
-    log_files = self.files,
-    reopen = function()
-      self:reopen('orch logs --reopen')
-    end,
-    reload = function(full, why)
-      return self:request_reload(full, why)
-    end,
-    log = function(msg, level)
-      self:log(msg, level)
-    end,
-  })
-  if not srv then
-    -- Never run with a socket someone else may answer on in orch's place: say why and stop.
-    if note == 'live' or o.control or o.name then
-      err('orch: ' .. lerr .. '\n')
-    else
-      err(('orch: cannot create the control socket: %s (run with --no-control to go without '
-        .. 'it)\n'):format(lerr))
-    end
-    return false
-  end
-  if note then
-    self:log(note, 'warning')
-  end
-  self.control = srv
-  self.where = where
-  return true
-end
-
+require('orch.cli.run_control').install(Run) -- start_control, start_ui, stop_ui
 require('orch.cli.run_reload').install(Run) -- reload, request_reload, serve_reloads...
 
 function Run:until_ready(chain)
