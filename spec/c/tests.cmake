@@ -52,6 +52,7 @@ if(ORCH_SANITIZE)
   add_library(orch_unpreload SHARED ${CMAKE_SOURCE_DIR}/spec/c/unpreload.c)
   set_target_properties(orch_unpreload PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   list(APPEND ORCH_BUSTED_ENV "LD_PRELOAD=${ORCH_LIBASAN}:$<TARGET_FILE:orch_unpreload>"
+       "ORCH_ASAN_PRELOAD=${ORCH_LIBASAN}"
        "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" "UBSAN_OPTIONS=halt_on_error=1")
   find_program(LUA54 lua5.4)
   set(ORCH_BUSTED ${LUA54} ${BUSTED} --ignore-lua)
