@@ -11,7 +11,8 @@ local PARAMS = {
   cgroup_pids = 1, cgroup_rmdir = 1, cgroup_subdirs = 1, chmod = 2,
   contain = 1, cwd = 0, environ = 0, fd_holders = 1, getpgid = 1, getpid = 0, getpwnam = 1,
   getuid = 0, host_alive = 1, hrtime = 0, http_get = 3, isatty = 1, kill = 2, lstat = 1,
-  mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, port_listening = 2,
+  mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, outbuf = 2,
+  port_listening = 2,
   preempt = 3,
   preempted = 1, proc_list = 1, random = 1, readdir = 1, run = 1, set_subreaper = 0,
   signal = 0, signame = 1, signum = 1, spawn = 3, stop = 0, stop_guard = 0,
@@ -31,6 +32,7 @@ local NO_FAKE = {
   contain = 'PID namespace of orch run (cli/run.lua)',
   set_subreaper = 'orch run only (cli/run.lua)',
   orphans_reaped = 'orch run only (cli/run.lua)',
+  outbuf = 'orch run only: its own stdout (cli/run_stdout.lua), cli_slow_reader_spec',
   unblock_signals = 'orch run only (cli.lua, cli/run.lua)',
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',
   notify_listen = 'ready.notify socket (entries/pushed.lua), tested on the real core by '

@@ -97,6 +97,7 @@ void orch_notify_recv_open(lua_State *L);
 void orch_contain_open(lua_State *L);
 void orch_probe_http_open(lua_State *L);
 void orch_stream_open(lua_State *L);
+void orch_outbuf_open(lua_State *L);
 void orch_fs_open(lua_State *L);
 void orch_fswatch_open(lua_State *L);
 void orch_tty_open(lua_State *L);

@@ -75,6 +75,7 @@ function Run.new(opts, script, args)
     reloads = 0,
     started_at = core.now(),
   }, Run)
+  self:open_stdout()
   -- Log files (--log-dir, exec.log): the writer also writes each entry's own file; a file
   -- that fails is reported once, through the sink (merged stream and orch.log).
   self.files = log_files.new({
@@ -95,8 +96,7 @@ function Run.new(opts, script, args)
   self.sink = status.new({ writer = self.writer, ring = opts.log_lines })
   if opts.progress then
     self.progress = progress.new(function(s)
-      pcall(io.stdout.write, io.stdout, s)
-      pcall(io.stdout.flush, io.stdout)
+      self:put_stdout(s)
     end, self.sink, function()
       -- the width, asked of the terminal at most once a second
       if not self.cols_at or core.now() - self.cols_at >= 1000 then
@@ -133,8 +133,7 @@ function Run:write_log(s)
   elseif self.progress and not self.progress.done then
     return self.progress.write(s)
   end
-  pcall(io.stdout.write, io.stdout, s)
-  pcall(io.stdout.flush, io.stdout)
+  self:put_stdout(s)
 end
 
 function Run:log(msg, level)
@@ -205,6 +204,7 @@ function Run:close()
     self.status_file:close() -- writes what is pending
   end
   self.files:close()
+  self:close_stdout()
 end
 
 function Run:meta()
@@ -242,6 +242,7 @@ function Run:request_stop(why)
   self.wake:set()
 end
 
+require('orch.cli.run_stdout').install(Run) -- open_stdout, put_stdout, close_stdout
 require('orch.cli.run_control').install(Run) -- start_control, start_ui, stop_ui
 require('orch.cli.run_reload').install(Run) -- reload, request_reload, serve_reloads...
 
