@@ -1,14 +1,17 @@
 /* outbuf.c: core.outbuf(fd, bound), orch's own stdout written by a thread of its own through a
- * bounded buffer, so that a consumer that reads slowly (or not at all) never stops the loop,
- * and with it the reading of every daemon's pipes.
+ * bounded buffer, so that a consumer that stops reading never stops the loop, and with it the
+ * reading of every daemon's pipes.
  *
- * ob:write(s) copies s into the buffer and returns at once; when s does not fit in what is
- * left of `bound` bytes, it is dropped whole and counted (lines and bytes): orch's log is
- * written in whole lines, so what is dropped is whole lines too. The writer thread does the
- * blocking write(2)s (also to a terminal or a file: nothing of the fd's mode changes, so a
- * shell sharing the terminal is not affected). After a write error (EPIPE: nobody reads any
- * more) everything is dropped. ob:close(ms) waits up to ms for the buffer to drain, then stops
- * the thread. Policy (when to say that lines were dropped, and where) is Lua's. */
+ * ob:write(s, wait_ms) copies s into the buffer. When it does not fit, it waits up to wait_ms
+ * for room while the consumer makes progress (back-pressure: a slow reader slows the writers
+ * down, nothing is lost); when the consumer wrote nothing in that time it is stalled: s is
+ * dropped whole and counted (lines and bytes), and so is everything after it, at once, until
+ * the consumer takes something again. orch's log is written in whole lines, so what is dropped
+ * is whole lines too. The writer thread does the blocking write(2)s (also to a terminal or a
+ * file: nothing of the fd's mode changes, so a shell sharing the terminal is not affected).
+ * After a write error (EPIPE: nobody reads any more) everything is dropped. ob:close(ms) waits
+ * up to ms for the buffer to drain, then stops the thread. Policy (when to say that lines were
+ * dropped, and where) is Lua's. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -25,13 +28,15 @@
 
 typedef struct orch_outbuf {
   int fd;
-  int stopping;     /* the thread ends once the buffer is empty, or at once with `abandon` */
-  int abandon;      /* stop without writing what is left */
-  int err;          /* the first failed write (negative UV_E*), then everything is dropped */
-  char *buf;        /* ring of `cap` bytes */
-  size_t cap, head; /* head: the oldest byte */
-  size_t len;       /* bytes queued */
-  size_t inflight;  /* bytes the thread is writing now (still counted in len) */
+  int stopping; /* the thread ends once the buffer is empty, or at once with `abandon` */
+  int abandon;  /* stop without writing what is left */
+  int err;      /* the first failed write (negative UV_E*), then everything is dropped */
+  int stalled;  /* the consumer took nothing while a write waited: drop without waiting */
+  unsigned long long stalled_at; /* written_bytes when it stalled */
+  char *buf;                     /* ring of `cap` bytes */
+  size_t cap, head;              /* head: the oldest byte */
+  size_t len;                    /* bytes queued */
+  size_t inflight;               /* bytes the thread is writing now (still counted in len) */
   unsigned long long dropped_lines, dropped_bytes, written_bytes;
   uv_mutex_t mu;
   uv_cond_t more;    /* signalled to the thread: data, or stopping */
@@ -141,18 +146,38 @@ static unsigned long long count_lines(const char *s, size_t n)
   return k;
 }
 
-/* ob:write(s) -> true | false: queued, or dropped (no room, the fd failed, or closed).
- * [-0, +1, v] */
+/* ob:write(s[, wait_ms]) -> true | false: queued, or dropped (the consumer is stalled, the fd
+ * failed, or closed). Waits up to wait_ms (default 0) for room while the consumer makes
+ * progress.   [-0, +1, v] */
 static int outbuf_write(lua_State *L)
 {
   orch_outbuf *ob = check_outbuf(L);
   size_t n;
   const char *s = luaL_checklstring(L, 2, &n);
+  lua_Integer wait_ms = luaL_optinteger(L, 3, 0);
   if (ob == NULL) {
     lua_pushboolean(L, 0);
     return 1;
   }
   uv_mutex_lock(&ob->mu);
+  if (ob->stalled && ob->written_bytes != ob->stalled_at)
+    ob->stalled = 0; /* it reads again */
+  if (n > ob->cap - ob->len && ob->err == 0 && n <= ob->cap && !ob->stalled && wait_ms > 0) {
+    uint64_t deadline = uv_hrtime() + (uint64_t)wait_ms * 1000000u;
+    unsigned long long before = ob->written_bytes;
+    while (n > ob->cap - ob->len && ob->err == 0) {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline || uv_cond_timedwait(&ob->drained, &ob->mu, deadline - now) != 0) {
+        if (ob->written_bytes == before) { /* nothing taken in wait_ms: stalled */
+          ob->stalled = 1;
+          ob->stalled_at = ob->written_bytes;
+          break;
+        }
+        before = ob->written_bytes; /* slow but moving: wait on */
+        deadline = uv_hrtime() + (uint64_t)wait_ms * 1000000u;
+      }
+    }
+  }
   int ok = ob->err == 0 && n <= ob->cap - ob->len;
   if (ok && n > 0) {
     size_t tail = (ob->head + ob->len) % ob->cap;

@@ -1,9 +1,10 @@
 --- orch run's own stdout (the log, the progress line), written by a thread of the core
--- (core.outbuf) through a buffer of `BUFFER` bytes, so that a consumer that reads slowly, or
--- not at all, never stops orch's loop and with it the reading of every daemon's output. What
--- does not fit is dropped in whole lines and counted; once there is room again a warning says
--- how many lines were lost (on stdout and in orch.log). Installed as methods of orch.cli.run's
--- Run.
+-- (core.outbuf) through a buffer of `BUFFER` bytes, so that a consumer that stops reading never
+-- stops orch's loop and with it the reading of every daemon's output. A full buffer waits for
+-- a consumer that reads, however slowly (back-pressure, nothing lost); one that took nothing
+-- for `STALL_MS` is stalled: lines are dropped whole and counted, without waiting, until it
+-- reads again, and then a warning says how many were lost (on stdout and in orch.log).
+-- Installed as methods of orch.cli.run's Run.
 -- @module orch.cli.run_stdout
 local core = require 'orch.core'
 
@@ -11,6 +12,9 @@ local M = {}
 
 --- Bytes of orch's stdout held while its consumer does not keep up.
 M.BUFFER = 4 * 1024 * 1024
+
+--- A consumer that takes nothing for this long while the buffer is full is stalled (ms).
+M.STALL_MS = 250
 
 --- How long orch waits at exit for what is still held to be written (ms).
 M.CLOSE_MS = 2000
@@ -48,12 +52,12 @@ function Run:put_stdout(s)
     if st.error then
       return ob:write(s) -- nobody reads any more: counted, never said
     elseif st.queued + #s + 256 > M.BUFFER then
-      ob:write(s) -- still no room: dropped and counted
+      ob:write(s, M.STALL_MS) -- queued if it reads again, else dropped and counted at once
       return
     end
     self:_tell_dropped(st)
   end
-  if not ob:write(s) then
+  if not ob:write(s, M.STALL_MS) then
     self.dropping = true
   end
 end
