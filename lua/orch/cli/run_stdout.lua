@@ -22,12 +22,20 @@ M.CLOSE_MS = 2000
 -- The methods this file adds (`install` copies them onto the class).
 local Run = {}
 
---- Open the writer of fd 1 (without core.outbuf: plain blocking writes).
+--- Open the writer of fd 1. Without one (no core.outbuf, or no thread: a seccomp filter that
+-- fails clone3, as spawn_cgroup_spec sets up) orch writes its stdout itself, blocking, and says
+-- so on stderr.
 function Run:open_stdout()
-  if core.outbuf then
-    self.stdout = assert(core.outbuf(1, M.BUFFER))
-    self.told_lines, self.told_bytes = 0, 0
+  if not core.outbuf then
+    return
   end
+  local ob, why = core.outbuf(1, M.BUFFER)
+  if not ob then
+    io.stderr:write(('orch: warning: %s: stdout is written directly (a reader that stops '
+      .. 'reading stops orch)\n'):format(tostring(why)))
+    return
+  end
+  self.stdout, self.told_lines, self.told_bytes = ob, 0, 0
 end
 
 -- Say once, when there is room again, how much was dropped since the last time.
