@@ -25,6 +25,12 @@
  *   helper waitport PORT [MARKER...]
  *       Poll 127.0.0.1:PORT with connect() every 5 ms until it accepts, then exit 0. Used as
  *       the dependency gate of peers that have no readiness mechanism (supervisord).
+ *   helper chatty GOFILE BYTES LINELEN BLOCK [exit] [MARKER...]
+ *       The chatty daemon of the throughput scenario: wait (1 ms polls) until GOFILE exists,
+ *       then write BYTES bytes of LINELEN-byte lines (newline included) to stdout in writes of
+ *       BLOCK bytes (4096: what stdio's full buffering does on a pipe; LINELEN: a line-buffered
+ *       logger), then sleep until killed (an exit would be restarted and write again), or exit
+ *       with `exit` (the floor's, whose reader ends at EOF).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -297,6 +303,26 @@ static int cmd_waitport(int port) {
   }
 }
 
+static int cmd_chatty(const char *go, long long bytes, int linelen, int block, int quit) {
+  if (linelen < 2) linelen = 2;
+  if (block < linelen) block = linelen;
+  block -= block % linelen; /* whole lines per write */
+  char *buf = malloc((size_t)block);
+  if (buf == NULL) return 1;
+  for (int i = 0; i < block; i++)
+    buf[i] = (i % linelen == linelen - 1) ? '\n' : (char)('a' + (i % linelen) % 26);
+  while (access(go, F_OK) != 0) sleep_ms(1);
+  while (bytes > 0) {
+    size_t n = bytes < block ? (size_t)bytes : (size_t)block;
+    ssize_t w = write(1, buf, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return 1;
+    bytes -= w;
+  }
+  if (quit) return 0;
+  for (;;) pause();
+}
+
 static int cmd_crash(const char *file) {
   char line[32];
   int n = snprintf(line, sizeof line, "%lld\n", now_ns());
@@ -325,7 +351,11 @@ int main(int argc, char **argv) {
     return cmd_listen(atoi(argv[2]), atol(argv[3]), atoi(argv[4]));
   if (argc >= 3 && !strcmp(argv[1], "crash")) return cmd_crash(argv[2]);
   if (argc >= 3 && !strcmp(argv[1], "waitport")) return cmd_waitport(atoi(argv[2]));
+  if (argc >= 6 && !strcmp(argv[1], "chatty"))
+    return cmd_chatty(argv[2], atoll(argv[3]), atoi(argv[4]), atoi(argv[5]),
+                      argc >= 7 && !strcmp(argv[6], "exit"));
   fprintf(stderr, "usage: helper watch PREFIX | scan PREFIX | listen PORT DELAY_MS NOTIFY_FD "
-                  "[MARKER...] | crash FILE [MARKER...] | waitport PORT [MARKER...]\n");
+                  "[MARKER...] | crash FILE [MARKER...] | waitport PORT [MARKER...] | "
+                  "chatty GOFILE BYTES LINELEN BLOCK [MARKER...]\n");
   return 2;
 }

@@ -18,6 +18,8 @@ end
 local function start()
   local out = {}
   local relay = assert(process.spawn({ 'lua5.4', 'spec/fixtures/contain/contained.lua' }, {
+    -- make sanitize: libasan again for the core (spec/c/unpreload.c)
+    env = { LD_PRELOAD = os.getenv('ORCH_ASAN_PRELOAD') },
     stdout = function(c)
       out[#out + 1] = c
     end,
@@ -81,6 +83,8 @@ describe('core.contain', function()
     local r = wait.run(function()
       local out = {}
       local helper = assert(process.spawn({ 'lua5.4', 'spec/fixtures/contain/host_pid.lua' }, {
+        -- make sanitize: libasan again for the core (spec/c/unpreload.c)
+        env = { LD_PRELOAD = os.getenv('ORCH_ASAN_PRELOAD') },
         stdout = function(c)
           out[#out + 1] = c
         end,

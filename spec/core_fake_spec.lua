@@ -13,7 +13,8 @@ local PARAMS = {
   getpid = 0,
   getpwnam = 1,
   getuid = 0, host_alive = 1, hrtime = 0, http_get = 3, isatty = 1, kill = 2, lstat = 1,
-  mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, port_listening = 2,
+  mkdir = 2, notify = 2, notify_listen = 2, now = 0, orphans_reaped = 0, outbuf = 2,
+  port_listening = 2,
   preempt = 3, preempt_lines = 2,
   preempted = 1, proc_list = 1, random = 1, readdir = 1, run = 1, set_subreaper = 0,
   signal = 0, signame = 1, signum = 1, spawn = 3, stop = 0, stop_guard = 0,
@@ -34,6 +35,7 @@ local NO_FAKE = {
   set_subreaper = 'orch run only (cli/run.lua); a subcontainer without root (real core only)',
   exepath = 'where orch-init is, for a subcontainer (real processes only)',
   orphans_reaped = 'orch run only (cli/run.lua)',
+  outbuf = 'orch run only: its own stdout (cli/run_stdout.lua), cli_slow_reader_spec',
   unblock_signals = 'orch run only (cli.lua, cli/run.lua)',
   notify = 'sd_notify socket; orch.notify takes a send function, cli_notify_spec passes one',
   fd_pipe = 'ready.notifyFd pipe (entries/pushed.lua), tested on the real core by '

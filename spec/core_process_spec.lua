@@ -216,6 +216,8 @@ describe('core.spawn', function()
     wait.run(function()
       local out = {}
       local helper = assert(process.spawn({ 'lua5.4', script }, {
+        -- make sanitize: libasan again for the core (spec/c/unpreload.c)
+        env = { LD_PRELOAD = os.getenv('ORCH_ASAN_PRELOAD') },
         stdout = function(c)
           out[#out + 1] = c
         end,

@@ -3,7 +3,8 @@
 -- gone, whose number may belong to someone else by then) and the processes carrying the tag.
 local R = require 'fixtures.cli.runner'
 
-local RELAY = R.ROOT .. '/build/bin/orch-relay'
+-- the relay of the build under test (ORCH_BIN: build-asan's under `make sanitize`)
+local RELAY = R.ORCH:gsub('orch$', 'orch-relay')
 
 local function alive(pid)
   return R.alive(pid)
@@ -35,7 +36,9 @@ echo "$A $B $C $T $U" >"$1"
 { echo "+$A"; echo "+$B"; echo "-$B"; echo "t %s."; echo "+$C"; echo "bogus"; } | %s --watch
 ]]):format(tag, tag, tag, R.quote(RELAY))
     local dir = R.tmpdir()
-    os.execute(('sh -c %s sh %s >/dev/null 2>&1'):format(R.quote(script), R.quote(dir .. '/pids')))
+    -- without libasan in LD_PRELOAD (make sanitize): ps deadlocks at start with it
+    os.execute(('%ssh -c %s sh %s >/dev/null 2>&1'):format(R.NO_PRELOAD, R.quote(script),
+      R.quote(dir .. '/pids')))
     local out = R.read_file(dir .. '/pids') or ''
     R.cleanup(dir)
     local pids = {}

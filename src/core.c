@@ -284,6 +284,7 @@ int luaopen_orch_core(lua_State *L)
   orch_contain_open(L);
   orch_probe_http_open(L);
   orch_stream_open(L);
+  orch_outbuf_open(L);
   orch_track_open(L);
   orch_preempt_open(L);
   orch_fs_open(L);

@@ -23,7 +23,7 @@ typedef struct orch_ctx {
   lua_State *L;          /* main thread; callbacks run on it */
   int running;           /* inside core.run() */
   int error_ref;         /* registry ref of the first error escaping a callback, or LUA_NOREF */
-  uv_signal_t *sigchld;  /* owned by process.c; freed in its close callback */
+  uv_signal_t *sigchld;  /* owned by reap.c; freed in its close callback */
   int live_procs;        /* processes not yet reaped; keeps sigchld referenced */
   unsigned long orphans; /* orphans reaped so far (not started by us) */
   int host_proc_fd;      /* O_PATH fd of the host's /proc once contained (contain.c), else -1 */
@@ -98,6 +98,7 @@ void orch_fd_pipe_open(lua_State *L);
 void orch_contain_open(lua_State *L);
 void orch_probe_http_open(lua_State *L);
 void orch_stream_open(lua_State *L);
+void orch_outbuf_open(lua_State *L);
 void orch_fs_open(lua_State *L);
 void orch_fswatch_open(lua_State *L);
 void orch_tty_open(lua_State *L);

@@ -1,13 +1,14 @@
-/* stream.c: core.unix_listen() and core.unix_connect(), Unix-domain stream sockets on uv_pipe_t
- * for the local control API. One type, orch.stream, for both a listening server (only close)
- * and a connection (read, write, shutdown, peercred, close).
+/* stream.c: core.unix_connect(), Unix-domain stream sockets on uv_pipe_t for the local control
+ * API. One type, orch.stream (stream.h), for both a listening server (only close; listening and
+ * accepting are stream_listen.c's) and a connection (read, write, shutdown, peercred, close).
  *
  * Lifetime: a server stays anchored while open; a connection stays anchored while connecting,
  * reading, or with a write or shutdown in flight, so Lua may drop it after writing a last line.
  * Closing is idempotent and immediate for Lua: pending writes are cancelled by libuv, their
  * requests freed in their callbacks (which find the handle's data NULL), the handle's block in
- * its close callback. Binding is done here, not by uv_pipe_bind, so the errors are the kernel's
- * and closing never unlinks the path: the socket file belongs to the caller. */
+ * its close callback. */
+#include "stream.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -15,9 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -25,16 +24,7 @@
 
 #include "orch.h"
 
-#define ORCH_STREAM_MT "orch.stream"
-
 #define ORCH_STREAM_READ_SIZE 65536 /* bytes per read buffer, as for process pipes */
-#define ORCH_STREAM_BACKLOG   128
-
-/* The libuv block of a connection. */
-typedef struct orch_pipe {
-  uv_pipe_t pipe;       /* first: the block is freed by free() in the close callback */
-  uv_connect_t connect; /* unix_connect's request; completes before the close callback runs */
-} orch_pipe;
 
 /* A write request with its own copy of the bytes (uv_write does not copy). */
 typedef struct orch_write {
@@ -42,22 +32,10 @@ typedef struct orch_write {
   char data[];
 } orch_write;
 
-typedef struct orch_stream {
-  orch_handle base; /* base.uv: a uv_pipe_t (alone, or first in an orch_pipe); base.cb_ref:
-                     * on_connection (server) or the read callback (connection) */
-  int server;       /* a listening socket */
-  int reading;      /* read_start is in effect */
-  int pending;      /* write and shutdown requests in flight */
-  int connect_ref;  /* unix_connect's callback until it runs, or LUA_NOREF */
-  int shutdown_ref; /* shutdown's callback until it runs, or LUA_NOREF */
-  int write_err;    /* the first failed write (negative UV_E*), returned by every later write */
-  char what[128];   /* "connect '<path>'" for unix_connect's message (sun_path is 108 bytes) */
-} orch_stream;
-
 /* Writing to a peer that went away must fail with EPIPE, not kill the process: ignore SIGPIPE
  * unless the host installed a handler (orch's main already ignores it; children get SIG_DFL
  * back in spawn.c).   [-0, +0, -] */
-static void ignore_sigpipe(void)
+void orch_stream_ignore_sigpipe(void)
 {
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
@@ -67,7 +45,7 @@ static void ignore_sigpipe(void)
 }
 
 /* Push a new, closed orch.stream.   [-0, +1, m] */
-static orch_stream *stream_new(lua_State *L, int server)
+orch_stream *orch_stream_new(lua_State *L, int server)
 {
   orch_stream *s = (orch_stream *)orch_handle_new(L, ORCH_STREAM_MT, sizeof *s);
   s->server = server;
@@ -113,7 +91,7 @@ static void push_take_ref(lua_State *L, int *ref)
 
 /* The path argument at `idx`; raises on an empty path or one with a NUL byte (abstract sockets
  * are not supported). Sets *too_long when it does not fit in sun_path.   [-0, +0, v] */
-static const char *path_check(lua_State *L, int idx, int *too_long)
+const char *orch_stream_path_check(lua_State *L, int idx, int *too_long)
 {
   struct sockaddr_un sun;
   size_t len;
@@ -380,12 +358,12 @@ static void on_connect(uv_connect_t *req, int status)
 static int core_unix_connect(lua_State *L)
 {
   int too_long;
-  const char *path = path_check(L, 1, &too_long);
+  const char *path = orch_stream_path_check(L, 1, &too_long);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (too_long)
     return orch_pushfail(L, UV_ENAMETOOLONG, lua_pushfstring(L, "connect '%s'", path));
-  ignore_sigpipe();
-  orch_stream *s = stream_new(L, 0);
+  orch_stream_ignore_sigpipe();
+  orch_stream *s = orch_stream_new(L, 0);
   snprintf(s->what, sizeof s->what, "connect '%s'", path);
   orch_pipe *p = malloc(sizeof *p);
   if (p == NULL)
@@ -396,142 +374,6 @@ static int core_unix_connect(lua_State *L)
   lua_pushvalue(L, 2);
   s->connect_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   stream_anchor(L, s, -1);
-  return 1;
-}
-
-/* Protected: deliver_conn(cb, block) wraps the accepted block in a new orch.stream and calls
- * cb(conn). A memory error before the wrap leaves block->pipe.data NULL.   [-2, +0, e] */
-static int deliver_conn(lua_State *L)
-{
-  orch_pipe *p = lua_touserdata(L, 2);
-  lua_settop(L, 1);
-  orch_stream *c = stream_new(L, 0);
-  orch_handle_attach(&c->base, (uv_handle_t *)&p->pipe);
-  lua_call(L, 1, 0);
-  return 0;
-}
-
-/* Accept a connection into a new block; NULL with *err set on failure.   [-0, +0, -] */
-static orch_pipe *accept_one(uv_stream_t *server, int *err)
-{
-  orch_pipe *p = malloc(sizeof *p);
-  if (p == NULL) {
-    *err = UV_ENOMEM;
-    return NULL;
-  }
-  uv_pipe_init(server->loop, &p->pipe, 0);
-  p->pipe.data = NULL;
-  *err = uv_accept(server, (uv_stream_t *)&p->pipe);
-  if (*err < 0) {
-    uv_close((uv_handle_t *)&p->pipe, (uv_close_cb)free);
-    return NULL;
-  }
-  return p;
-}
-
-/* A client is waiting: on_connection(conn). When accept failed (EMFILE...): on_connection(nil,
- * CODE); the server keeps listening, except after ENOMEM where libuv cannot go on: it is
- * closed. */
-static void on_connection(uv_stream_t *server, int status)
-{
-  orch_stream *s = server->data;
-  if (s == NULL)
-    return;
-  orch_ctx *ctx = s->base.ctx;
-  lua_State *L = ctx->L;
-  int err = status;
-  orch_pipe *p = status < 0 ? NULL : accept_one(server, &err);
-  int base = orch_handle_push_cb(&s->base);
-  if (base < 0) {
-    if (p != NULL)
-      uv_close((uv_handle_t *)&p->pipe, (uv_close_cb)free);
-    return;
-  }
-  if (p == NULL) {
-    if (err == UV_ENOMEM) /* the fd libuv accepted stays pending: it would stop listening */
-      orch_handle_close(L, &s->base); /* the stack keeps the userdata and callback alive */
-    lua_pushnil(L);
-    lua_pushstring(L, uv_err_name(err));
-    orch_call(ctx, 2);
-    lua_settop(L, base);
-    return;
-  }
-  lua_pushcfunction(L, deliver_conn);
-  lua_insert(L, -2);
-  lua_pushlightuserdata(L, p);
-  orch_call(ctx, 2);
-  if (p->pipe.data == NULL && !uv_is_closing((uv_handle_t *)&p->pipe))
-    uv_close((uv_handle_t *)&p->pipe, (uv_close_cb)free); /* deliver_conn failed early */
-  lua_settop(L, base);
-}
-
-/* Bind a new Unix socket at `path` with mode 0600 and listen on it. 0 or a negative UV_E*,
- * with *what naming the step that failed; the path is removed again when it was created here.
- * [-0, +0, -] */
-static int unix_bind(uv_pipe_t *pipe, const char *path, const char **what)
-{
-  struct sockaddr_un sun;
-  memset(&sun, 0, sizeof sun);
-  sun.sun_family = AF_UNIX;
-  memcpy(sun.sun_path, path, strlen(path) + 1);
-  *what = "socket";
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return uv_translate_sys_error(errno);
-  int err = 0;
-  *what = "bind";
-  if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-    err = uv_translate_sys_error(errno);
-    close(fd);
-    return err;
-  }
-  *what = "chmod";
-  if (chmod(path, S_IRUSR | S_IWUSR) != 0) {
-    err = uv_translate_sys_error(errno);
-    goto fail;
-  }
-  *what = "listen";
-  err = uv_pipe_open(pipe, fd);
-  if (err < 0)
-    goto fail;
-  return 0;
-fail:
-  unlink(path);
-  close(fd);
-  return err;
-}
-
-/* core.unix_listen(path, on_connection) -> server | fail: on_connection(conn) per client.
- * The directory and a stale socket are the caller's business: an existing path fails with
- * EADDRINUSE. The socket file gets mode 0600; server:close() leaves it in place.
- * [-0, +(1|3), v] */
-static int core_unix_listen(lua_State *L)
-{
-  int too_long;
-  const char *path = path_check(L, 1, &too_long);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  if (too_long)
-    return orch_pushfail(L, UV_ENAMETOOLONG, lua_pushfstring(L, "listen '%s'", path));
-  ignore_sigpipe();
-  orch_stream *s = stream_new(L, 1);
-  uv_pipe_t *pipe = malloc(sizeof *pipe);
-  if (pipe == NULL)
-    return luaL_error(L, "not enough memory");
-  uv_pipe_init(&s->base.ctx->loop, pipe, 0);
-  orch_handle_attach(&s->base, (uv_handle_t *)pipe);
-  const char *what;
-  int err = unix_bind(pipe, path, &what);
-  if (err == 0) {
-    what = "listen";
-    err = uv_listen((uv_stream_t *)pipe, ORCH_STREAM_BACKLOG, on_connection);
-    if (err < 0)
-      unlink(path); /* the fd is the handle's now: closed with it below */
-  }
-  if (err < 0) {
-    orch_handle_close(L, &s->base);
-    return orch_pushfail(L, err, lua_pushfstring(L, "%s '%s'", what, path));
-  }
-  orch_handle_set_cb(L, &s->base, -1, 2);
   return 1;
 }
 
@@ -550,7 +392,7 @@ static const luaL_Reg stream_meta[] = {
 };
 
 static const luaL_Reg funcs[] = {
-  { "unix_listen", core_unix_listen },
+  { "unix_listen", orch_stream_unix_listen },
   { "unix_connect", core_unix_connect },
   { NULL, NULL },
 };

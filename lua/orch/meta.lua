@@ -5,6 +5,7 @@
 -- lua/orch/init.lua); README "Editor support" says how to point an editor at it. The option keys
 -- are those of lua/orch/validate.lua (ENTRY_KEYS, EXEC_KEYS, READY_KEYS, SUB_KEYS) and README
 -- "Lua API reference"; keep them in step.
+-- Over the size guide on purpose: declarations only, no code, one place for the whole API.
 
 -- Results -----------------------------------------------------------------------------------
 

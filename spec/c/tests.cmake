@@ -41,17 +41,27 @@ target_compile_definitions(test_http_nocurl PRIVATE
 # The busted suite, one ctest entry per spec file, against this build's core module.
 find_program(BUSTED busted)
 set(ORCH_BUSTED_ENV "ORCH_BIN=${CMAKE_BINARY_DIR}/bin/orch")
+set(ORCH_BUSTED ${BUSTED} --lua=lua5.4)
 if(ORCH_SANITIZE)
   execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
                   OUTPUT_VARIABLE ORCH_LIBASAN OUTPUT_STRIP_TRAILING_WHITESPACE)
-  list(APPEND ORCH_BUSTED_ENV "LD_PRELOAD=${ORCH_LIBASAN}"
+  # libasan first for the instrumented core.so, then unpreload.so, which takes LD_PRELOAD out
+  # of the environment again so that the specs' processes do not inherit it (see the file).
+  # busted runs in lua5.4 directly (--ignore-lua): its launcher would re-exec lua5.4 without
+  # the preload.
+  add_library(orch_unpreload SHARED ${CMAKE_SOURCE_DIR}/spec/c/unpreload.c)
+  set_target_properties(orch_unpreload PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  list(APPEND ORCH_BUSTED_ENV "LD_PRELOAD=${ORCH_LIBASAN}:$<TARGET_FILE:orch_unpreload>"
+       "ORCH_ASAN_PRELOAD=${ORCH_LIBASAN}"
        "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" "UBSAN_OPTIONS=halt_on_error=1")
+  find_program(LUA54 lua5.4)
+  set(ORCH_BUSTED ${LUA54} ${BUSTED} --ignore-lua)
 endif()
 file(GLOB ORCH_SPEC_FILES RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
 foreach(spec ${ORCH_SPEC_FILES})
   get_filename_component(name ${spec} NAME_WE)
   add_test(NAME busted-${name}
-           COMMAND ${BUSTED} --lua=lua5.4 --cpath=${CMAKE_BINARY_DIR}/lib/?.so ${spec}
+           COMMAND ${ORCH_BUSTED} --cpath=${CMAKE_BINARY_DIR}/lib/?.so ${spec}
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(busted-${name} PROPERTIES ENVIRONMENT "${ORCH_BUSTED_ENV}" TIMEOUT 600)
   # The fault specs check that no process of their fixtures is left anywhere on the machine,
@@ -90,7 +100,7 @@ foreach(spec ${ORCH_SPEC_FILES})
   if(soak_tagged)
     get_filename_component(name ${spec} NAME_WE)
     add_test(NAME soak-${name}
-             COMMAND ${BUSTED} --lua=lua5.4 --cpath=${CMAKE_BINARY_DIR}/lib/?.so --tags=soak
+             COMMAND ${ORCH_BUSTED} --cpath=${CMAKE_BINARY_DIR}/lib/?.so --tags=soak
                      --exclude-tags=none ${spec}
              WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(soak-${name} PROPERTIES LABELS soak ENVIRONMENT "${ORCH_BUSTED_ENV}"

@@ -4,8 +4,9 @@
 -- The first SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second
 -- SIGINT SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP
 -- re-evaluates main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump
--- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run, the status file
--- and the control server; reloads, signals and set-up are in cli/run_{reload,signals,setup}.
+-- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run and the status
+-- file; the options, control socket (and --ui), reloads, signals and set-up are in
+-- cli/run_{options,control,reload,signals,setup}.
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
@@ -15,22 +16,20 @@ local log_files = require 'orch.log.files'
 local status = require 'orch.status'
 local status_file = require 'orch.status.file'
 local notify = require 'orch.runtime.notify'
-local control_paths = require 'orch.control.paths'
-local control_server = require 'orch.control.server'
 local track = require 'orch.runtime.track'
 local run_setup = require 'orch.cli.run_setup'
 local data_dir = require 'orch.cli.data_dir'
+local run_options = require 'orch.cli.run_options'
 
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
 local count_kinds = require('orch.cli.check').count_kinds
 local Dynamic = require 'orch.graph.dynamic'
--- loaded on first use: most runs have no terminal view and no progress line
+-- loaded on first use: most runs have no progress line
 local progress = util.lazy('orch.cli.progress')
-local ui = util.lazy('orch.cli.ui')
 
-local out, err, usage_error = cli_args.out, cli_args.err, cli_args.usage_error
+local out, err = cli_args.out, cli_args.err
 local check_script = cli_args.check_script
 local message_of, traceback_handler = evaluate.message_of, evaluate.traceback_handler
 local strip_lib_position, run_root = evaluate.strip_lib_position, evaluate.run_root
@@ -77,6 +76,7 @@ function Run.new(opts, script, args)
     reloads = 0,
     started_at = core.now(),
   }, Run)
+  self:open_stdout()
   -- Log files (--log-dir, exec.log): the writer also writes each entry's own file; a file
   -- that fails is reported once, through the sink (merged stream and orch.log).
   self.files = log_files.new({
@@ -97,8 +97,7 @@ function Run.new(opts, script, args)
   self.sink = status.new({ writer = self.writer, ring = opts.log_lines })
   if opts.progress then
     self.progress = progress.new(function(s)
-      pcall(io.stdout.write, io.stdout, s)
-      pcall(io.stdout.flush, io.stdout)
+      self:put_stdout(s)
     end, self.sink, function()
       -- the width, asked of the terminal at most once a second
       if not self.cols_at or core.now() - self.cols_at >= 1000 then
@@ -135,32 +134,7 @@ function Run:write_log(s)
   elseif self.progress and not self.progress.done then
     return self.progress.write(s)
   end
-  pcall(io.stdout.write, io.stdout, s)
-  pcall(io.stdout.flush, io.stdout)
-end
-
--- orch run --ui: the UI (orch.cli.ui) on orch's own control socket, in a task of orch. q
--- stops orch; an error in the UI leaves orch running with its log on stdout again.
-function Run:start_ui()
-  self.ui_task = sched.spawn(function()
-    local res, uerr = ui.attach(self.where, true)
-    self.ui_task = nil
-    if not res then
-      err(('orch: %s; orch keeps running (orch ui attaches again)\n'):format(tostring(uerr)))
-    elseif res == 'quit' then
-      self:request_stop('ui: quit')
-    end
-  end)
-  self.ui_task.quiet = true
-end
-
--- Orch is stopping: the terminal goes back to the log.
-function Run:stop_ui()
-  local t = self.ui_task
-  self.ui_task = nil
-  if t then
-    t:cancel()
-  end
+  self:put_stdout(s)
 end
 
 function Run:log(msg, level)
@@ -232,6 +206,7 @@ function Run:close()
     self.status_file:close() -- writes what is pending
   end
   self.files:close()
+  self:close_stdout()
 end
 
 function Run:meta()
@@ -269,67 +244,8 @@ function Run:request_stop(why)
   self.wake:set()
 end
 
--- Listen on the control socket (orch.control.server); prints why not and returns false.
-function Run:start_control()
-  local o = self.opts
-  if o.no_control then
-    return true
-  end
-  local where, werr = control_paths.resolve({ control = o.control, name = o.name,
-    script = self.script })
-  if not where then
-    err('orch: ' .. werr .. '\n')
-    return false
-  end
-  local name = where.name or control_paths.default_name(self.script)
-  local srv, lerr, note = control_server.listen(where, {
-    sink = self.sink,
-    meta = function()
-      local m = self:meta().orch
-      m.name = name
-      m.uptime = core.now() - self.started_at
-      return m
-    end,
-    chain = function()
-      if self.stop_requested then
-        return nil, 'orch is stopping'
-      elseif self.phase ~= 'running' or not self.chain then
-        return nil, ('orch is %s'):format(self.phase)
-      end
-      return self.chain
-    end,
-    shutdown = function()
-      self:request_stop('shutdown requested')
-    end,
-    log_files = self.files,
-    reopen = function()
-      self:reopen('orch logs --reopen')
-    end,
-    reload = function(full, why)
-      return self:request_reload(full, why)
-    end,
-    log = function(msg, level)
-      self:log(msg, level)
-    end,
-  })
-  if not srv then
-    -- Never run with a socket someone else may answer on in orch's place: say why and stop.
-    if note == 'live' or o.control or o.name then
-      err('orch: ' .. lerr .. '\n')
-    else
-      err(('orch: cannot create the control socket: %s (run with --no-control to go without '
-        .. 'it)\n'):format(lerr))
-    end
-    return false
-  end
-  if note then
-    self:log(note, 'warning')
-  end
-  self.control = srv
-  self.where = where
-  return true
-end
-
+require('orch.cli.run_stdout').install(Run) -- open_stdout, put_stdout, close_stdout
+require('orch.cli.run_control').install(Run) -- start_control, start_ui, stop_ui
 require('orch.cli.run_reload').install(Run) -- reload, request_reload, serve_reloads...
 
 function Run:until_ready(chain)
@@ -496,74 +412,9 @@ local function cmd_run(opts, script, args)
   -- heap has grown by half (the default waits until it doubles). 1000 daemons: peak RSS 23.8 ->
   -- 19.6 MiB for 11% more CPU at start-up.
   collectgarbage('incremental', 150, 200)
-  local ropts = { watch = opts.watch and true or nil }
-  if opts['until-ready'] then
-    ropts.until_ready = true
-    local v = opts['until-ready']
-    if v == true then
-      ropts.until_ready_ms = M.DEFAULT_UNTIL_READY
-    else
-      local n = tonumber(v)
-      if not n or n < 0 or n ~= math.floor(n) then
-        usage_error('run', "--until-ready takes milliseconds, got '%s'", v)
-      end
-      ropts.until_ready_ms = n > 0 and math.tointeger(n) or nil
-    end
-  end
-  local fmt = opts['log-format'] or 'text'
-  if fmt ~= 'text' and fmt ~= 'json' then
-    usage_error('run', "unknown log format '%s' (text or json)", fmt)
-  end
-  ropts.log_format = fmt
-  if opts['no-color'] then
-    ropts.color = false
-  elseif opts.color then
-    ropts.color = true
-  end
-  ropts.timestamps = opts.timestamps and true or false
-  if opts['status-file'] then
-    if opts['status-file'] == '' then
-      usage_error('run', '--status-file needs a path')
-    end
-    ropts.status_file = opts['status-file']
-  end
-  if opts['log-dir'] then
-    ropts.log_dir = M.log_dir(opts['log-dir'])
-  end
-  if opts['log-lines'] then
-    local n = tonumber(opts['log-lines'])
-    if not n or n < 0 or n ~= math.floor(n) then
-      usage_error('run', "--log-lines takes a count, got '%s'", opts['log-lines'])
-    end
-    ropts.log_lines = math.tointeger(n)
-  end
-  if opts['no-control'] then
-    ropts.no_control = true
-  elseif opts.control or opts.name then
-    ropts.control, ropts.name = opts.control, opts.name
-    local _, cerr = control_paths.resolve({ control = opts.control, name = opts.name })
-    if cerr then
-      usage_error('run', '%s', cerr)
-    end
-  elseif os.getenv('ORCH_CONTROL') == '0' then
-    ropts.no_control = true
-  end
+  local ropts = run_options.parse(opts, M.DEFAULT_UNTIL_READY)
   ropts.data_dir = data_dir.resolve('run', opts.data,
     opts.name or control_paths.default_name(script))
-  if opts.ui then
-    local why = ui.unusable()
-    if why then
-      usage_error('run', '--ui: %s', why)
-    elseif ropts.no_control then
-      usage_error('run', '--ui needs the control socket (it cannot go with --no-control or '
-        .. 'ORCH_CONTROL=0)')
-    elseif ropts.until_ready then
-      usage_error('run', '--ui cannot go with --until-ready')
-    end
-    ropts.ui = true
-  elseif fmt == 'text' and core.isatty and core.isatty(1) and core.tty then
-    ropts.progress = true -- the start-up progress line, on a terminal only
-  end
   check_script('run', script)
   add_script_dir(script)
   local contained, relay = run_setup.contain(opts)

@@ -1,6 +1,7 @@
 --- Daemon: the supervisor of one entry's command (the SDK's Daemon + CommandController).
--- `Daemon.of(subcontainer, exec)` makes a pre-built daemon for `addDaemon(id, {daemon = d, ...})`;
--- `build()` turns every daemon or oneshot entry into a runtime supervisor (`Daemon.new`).
+-- `Daemon.of(subcontainer, exec)` makes a pre-built daemon for `addDaemon(id, {daemon = d, ...})`
+-- (orch.entries.daemon_of); `build()` turns every daemon or oneshot entry into a runtime
+-- supervisor (`Daemon.new`). The one-line listings of an exec are orch.entries.exec_summary's.
 --
 -- The supervisor is a state machine (TRANSITIONS below): spawn an incarnation (orch.incarnation),
 -- wait for its exit, report it, let the restart policy decide, back off (0 ms, then +1000 ms
@@ -18,9 +19,10 @@
 -- @classmod orch.Daemon
 local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
-local validate = require 'orch.entries.validate_exec'
 local incarnation = require 'orch.entries.incarnation'
 local vpolicy = require 'orch.entries.validate_policy'
+local daemon_of = require 'orch.entries.daemon_of'
+local exec_summary = require 'orch.entries.exec_summary'
 
 local emit = incarnation.emit
 
@@ -34,91 +36,9 @@ Daemon.DEFAULT_SIGTERM_TIMEOUT = incarnation.DEFAULT_SIGTERM_TIMEOUT
 -- `min(previous * factor + step, max)`; an incarnation that stayed up `resetAfter` ms resets it.
 Daemon.BACKOFF = vpolicy.BACKOFF_DEFAULTS
 
--- A pre-built daemon (template): validated exec + subcontainer, instantiated at build().
-local Template = {}
-Template.__index = Template
-Template.__tostring = function(self)
-  return 'orch.Daemon (' .. Daemon.summary(self.exec) .. ')'
-end
-
---- A pre-built daemon for `addDaemon(id, {daemon = d, ready = ..., requires = ...})`.
--- `Daemon.of(subcontainer, exec)`; `Daemon.of(exec)` for a host process; the SDK's
--- `Daemon.of(effects, subcontainer, exec)` is accepted too (effects ignored).
--- @raise on invalid options (level 2)
-function Daemon.of(...)
-  local n = select('#', ...)
-  local sub, exec
-  if n >= 3 then
-    sub, exec = select(2, ...)
-  elseif n == 2 then
-    sub, exec = ...
-  else
-    exec = ...
-  end
-  local ctx = validate.context('Daemon.of: ')
-  local spec, msg = validate.check(function()
-    validate.subcontainer(sub, ctx)
-    return validate.exec(exec, ctx, { has_sub = sub ~= nil })
-  end)
-  if not spec then
-    error(tostring(msg), 2)
-  end
-  for _, w in ipairs(msg or {}) do
-    util.log(nil, 'warning', w)
-  end
-  return setmetatable({ __orch_daemon = true, exec = spec, subcontainer = sub }, Template)
-end
-
---- One-line summary of an exec table for listings (`orch check`, `chain:entries()`).
-function Daemon.summary(exec)
-  if exec == nil then
-    return ''
-  end
-  if exec.fn then
-    return '<exec.fn>'
-  end
-  local cmd = exec.command
-  if type(cmd) == 'string' then
-    return cmd
-  end
-  if getmetatable(cmd) == validate.UseEntrypoint then
-    return tostring(cmd)
-  end
-  local parts = {}
-  for i, a in ipairs(cmd) do
-    if a == '' or a:find('[%s\'"\\$`]') then
-      a = "'" .. a:gsub("'", "'\\''") .. "'"
-    end
-    parts[i] = a
-  end
-  return table.concat(parts, ' ')
-end
-
---- One-line summary of an entry's restart policy for `orch check`: `always`,
--- `on-failure, max 3 in 60000 ms, backoff initial=1000 step=0 factor=2 max=8000`.
-function Daemon.policy_summary(exec, kind)
-  if exec == nil then
-    return '-'
-  end
-  local parts = { exec.restart or (kind == 'oneshot' and 'on-failure' or 'always') }
-  if exec.maxRestarts then
-    parts[#parts + 1] = ('max %d%s'):format(exec.maxRestarts,
-      exec.restartWindow and (' in %d ms'):format(exec.restartWindow) or '')
-  end
-  local b = exec.backoff
-  if b then
-    local kv = {}
-    for _, k in ipairs(vpolicy.BACKOFF_KEYS) do
-      if b[k] ~= Daemon.BACKOFF[k] then
-        kv[#kv + 1] = ('%s=%s'):format(k, tostring(b[k]))
-      end
-    end
-    if #kv > 0 then
-      parts[#parts + 1] = 'backoff ' .. table.concat(kv, ' ')
-    end
-  end
-  return table.concat(parts, ', ')
-end
+Daemon.of = daemon_of.of
+Daemon.summary = exec_summary.summary
+Daemon.policy_summary = exec_summary.policy_summary
 
 --- A runtime supervisor for one entry.
 -- `spec`: `{id, exec, subcontainer}`; `opts`: `{oneshot = bool, effects = table, tracker =

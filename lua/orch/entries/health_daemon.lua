@@ -4,11 +4,13 @@
 -- `effects.setHealth` (visible entries only, at the upstream call sites of reference 2.15) and
 -- tells its dependents when its result changes.
 --
--- One file over the size guide on purpose, for now: the transition table, the probe loop (with
--- thresholds and liveness counting) and the pushed-readiness hooks all read and write the
--- actor's private session state (session number, dirty flags, raw and reported results, failure
--- counts); split across modules they would read each other's private fields, which the layering
--- rule forbids. Result normalisation, the one pure part, is the piece to move out first.
+-- The actor is one class in five files, one concept each; the parts add their methods to the
+-- class (`include` at the bottom) and share only the actor's own state:
+--   health_daemon.lua   creation, health kept and reported, dependents told, term, snapshot
+--   health_machine.lua  the state machine: hold/release, events, TRANSITIONS, actions, actor
+--   health_probe.lua    the readiness probe loop: ready.fn with its timeout, thresholds
+--   health_exits.lua    what the process supervisor reports: spawned, exited, finished, failed
+--   health_result.lua   what ready.fn produced as a health table (pure, no actor state)
 --
 -- Transitions are serialised: notifications only mark the actor dirty and wake it; the actor
 -- task processes them one at a time, so a start requested while a stop is in progress runs
@@ -19,8 +21,7 @@
 -- @classmod orch.HealthDaemon
 local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'
-local results = require 'orch.entries.results'
-local trigger = require 'orch.entries.trigger'
+local health_result = require 'orch.entries.health_result'
 local Daemon = require 'orch.entries.daemon'
 local pushed = require 'orch.entries.pushed'
 
@@ -30,26 +31,16 @@ HealthDaemon.__index = HealthDaemon
 --- Default `ready.gracePeriod` (the seed's documented value; DECISIONS).
 HealthDaemon.DEFAULT_GRACE_PERIOD = 5000
 
---- Default `ready.timeout`: a `ready.fn` call still running after this long is cancelled and
--- counts as a failure (ms; 0 = no limit).
-HealthDaemon.DEFAULT_PROBE_TIMEOUT = 60000
-
 --- Longest health message kept (bytes); a longer one is cut and marked.
-HealthDaemon.MAX_MESSAGE = 4096
-
-local RESERVED = { id = true, name = true, result = true, message = true }
+HealthDaemon.MAX_MESSAGE = health_result.MAX_MESSAGE
 
 -- Shared by every entry without dependencies or dependents (read only).
 local NONE = setmetatable({}, { __newindex = function()
   error('HealthDaemon: the shared empty list is read only', 2)
 end })
 
--- Health tables are never modified once set, so the common ones are shared.
-local RUNNING = { result = 'success', message = 'running' }
+-- Health tables are never modified once set, so the common one is shared.
 local WAITING = { result = 'waiting' }
-
--- Sessions are numbered: a session's callbacks compare their number with the current one.
-local last_session = 0
 
 --- Create the actor for `spec` (a validated entry) with its dependency actors.
 -- @tparam table spec from `orch.graph.validate`'s `entry`
@@ -125,11 +116,6 @@ end
 function HealthDaemon:_grace()
   local ready = self.spec.ready
   return ready and ready.gracePeriod or HealthDaemon.DEFAULT_GRACE_PERIOD
-end
-
-function HealthDaemon:_trigger()
-  local ready = self.spec.ready
-  return ready and ready.trigger or trigger.defaultTrigger
 end
 
 local function call_effect(self, name, arg)
@@ -229,20 +215,6 @@ function HealthDaemon:_notify(old, dep)
   self:_poke()
 end
 
--- Of the requirements a running entry waits on, those it reacts to now by stopping: the plain
--- edges, and `stop` edges whose `after` has passed.
-function HealthDaemon:_reacting(waiting_on)
-  local edges, lost, now = self.spec.edges, self._lost or NONE, sched.now()
-  local out = {}
-  for _, d in ipairs(waiting_on) do
-    local e = edges[d.id]
-    if not e or (e.onUnhealthy == 'stop' and now - (lost[d.id] or now) >= (e.after or 0)) then
-      out[#out + 1] = d
-    end
-  end
-  return out
-end
-
 -- Mark the entry dirty and make sure an actor task will reconcile it (it is busy until then).
 function HealthDaemon:_poke()
   if self.terminated then
@@ -279,294 +251,6 @@ function HealthDaemon:satisfied()
   return self.state == 'up' and self.health.result == 'success'
 end
 
-function HealthDaemon:_deps_status()
-  local waiting_on = {}
-  for _, d in ipairs(self.deps) do
-    if not d:satisfied() then
-      waiting_on[#waiting_on + 1] = d
-    end
-  end
-  return #waiting_on == 0, waiting_on
-end
-
-local function waiting_message(waiting_on)
-  local names = {}
-  for _, d in ipairs(waiting_on) do
-    if d:visible() then
-      names[#names + 1] = d:display()
-    end
-  end
-  if #names == 0 then
-    return nil
-  end
-  return table.concat(names, ', ')
-end
-
--- The message of any value `ready.fn` raised, without raising itself (a `__tostring` that
--- fails, or returns no string, is reported as such).
-local function raised_message(e)
-  local text, t, why = util.error_text(e)
-  if text == nil then
-    if t == 'nil' or t == 'boolean' then
-      return ('ready.fn raised %s'):format(tostring(e))
-    elseif why then
-      return ('ready.fn raised a %s value whose __tostring failed: %s'):format(t, why)
-    end
-    return ('ready.fn raised a %s value'):format(t)
-  end
-  text = util.strip_position(text)
-  if text == '' then
-    return 'ready.fn raised an empty error message'
-  end
-  return text
-end
-
-local function cut(msg)
-  if type(msg) == 'string' and #msg > HealthDaemon.MAX_MESSAGE then
-    return msg:sub(1, HealthDaemon.MAX_MESSAGE) .. ('... (%d bytes cut)'):format(
-      #msg - HealthDaemon.MAX_MESSAGE)
-  end
-  return msg
-end
-
-local normalise_result
-
--- Map what ready.fn produced (pcall results) to a health table; never raises: a result orch
--- cannot even read (a metatable that raises) is a failure too.
-local function normalise(ok, r)
-  local okn, h = pcall(normalise_result, ok, r)
-  if not okn then
-    h = { result = 'failure',
-      message = 'ready.fn returned a value that cannot be read: ' .. raised_message(h) }
-  end
-  h.message = cut(h.message)
-  return h
-end
-
-function normalise_result(ok, r)
-  if not ok then
-    return { result = 'failure', message = raised_message(r) }
-  end
-  local rt = type(r) == 'table' and type(r.result)
-  if rt == 'table' or rt == 'function' or rt == 'thread' or rt == 'userdata' then
-    return { result = 'failure', message = ("invalid health result (a %s)"):format(
-      type(r.result)) }
-  end
-  if type(r) ~= 'table' then
-    return { result = 'failure', message = ("invalid health result '%s'"):format(tostring(r)) }
-  end
-  if not results.RESULT_SET[r.result] then
-    return { result = 'failure',
-      message = ("invalid health result '%s'"):format(tostring(r.result)) }
-  end
-  local msg = r.message
-  if msg ~= nil and type(msg) ~= 'string' then
-    local mt = getmetatable(msg)
-    if type(msg) == 'number' or type(msg) == 'boolean'
-      or (type(mt) == 'table' and rawget(mt, '__tostring')) then
-      msg = tostring(msg)
-    else
-      msg = ('(a %s message)'):format(type(msg))
-    end
-  end
-  if msg == nil and (r.result == 'failure' or r.result == 'loading') then
-    msg = ''
-  end
-  local extras
-  for k, v in pairs(r) do
-    if not RESERVED[k] then
-      extras = extras or {}
-      extras[k] = v
-    end
-  end
-  return { result = r.result, message = msg, extras = extras }
-end
-
--- Cancels the probe call's task when the probe loop ends (stop, timeout, or an error).
-local CALL_GUARD = { __close = function(g)
-  if not g.task:finished() then
-    g.task:cancel()
-  end
-end }
-
---- Call `ready.fn` in a task of its own, bounded by `ready.timeout`: a call that waits longer
--- is cancelled (its `<close>` handles close), and one that runs that long without yielding
--- (a busy loop) is preempted by the scheduler (the task's deadline). Returns the pcall
--- results of the call, or false and a timeout message.
-function HealthDaemon:_call_probe()
-  local ready = self:ready()
-  local fn = ready.fn
-  local limit = ready.timeout
-  if limit == nil then
-    limit = HealthDaemon.DEFAULT_PROBE_TIMEOUT
-  end
-  local res
-  local done = sched.event()
-  local task = sched.start({ name = self.id .. ':ready.fn', quiet = true,
-    deadline = limit > 0 and limit or nil }, function()
-    res = table.pack(pcall(fn))
-    done:set()
-  end)
-  local _ <close> = setmetatable({ task = task }, CALL_GUARD)
-  local finished = done:wait(limit > 0 and limit or nil)
-  if task:preempted() then
-    return false, ('ready.fn ran for more than %d ms without yielding'):format(limit)
-  end
-  if not finished then
-    return false, ('ready.fn did not return within %d ms'):format(limit)
-  end
-  if not res then
-    return false, 'ready.fn was cancelled'
-  end
-  return table.unpack(res, 1, res.n)
-end
-
-function HealthDaemon:_probe_loop(session)
-  local function get_input()
-    return { lastResult = self.health.result }
-  end
-  local ok, nxt = pcall(self:_trigger(), get_input)
-  if not ok or type(nxt) ~= 'function' then
-    util.log(self.effects, 'error', ('%s: ready.trigger failed: %s'):format(self.id,
-      ok and ('returned ' .. type(nxt)) or util.error_message(nxt)))
-    return
-  end
-  while true do
-    local okn, fire = pcall(nxt)
-    if not okn then
-      util.log(self.effects, 'error', ('%s: ready.trigger raised: %s; probing stops'):format(
-        self.id, util.error_message(fire)))
-      return
-    end
-    if not fire then
-      return
-    end
-    local h = normalise(self:_call_probe())
-    if self._session ~= session then
-      return
-    end
-    self:_liveness(h)
-    if self:_passes_threshold(h) then
-      self:_set_health(h, true)
-    end
-  end
-end
-
--- ready.failureThreshold / successThreshold (Kubernetes' meaning): the result changes to
--- failure (success) only after that many equal raw results in a row; any other result at once.
-function HealthDaemon:_passes_threshold(h)
-  local ready = self:ready()
-  if not ready.failureThreshold and not ready.successThreshold then
-    return true -- (no streak kept: an entry's table stays small)
-  end
-  local need = (h.result == 'failure' and ready.failureThreshold)
-    or (h.result == 'success' and ready.successThreshold) or 1
-  local streak = self._streak
-  if streak and streak.result == h.result then
-    streak.n = streak.n + 1
-  else
-    streak = { result = h.result, n = 1 }
-    self._streak = streak
-  end
-  return h.result == self.health.result or streak.n >= need
-end
-
--- ready.restartAfter: that many failures in a row of a running daemon's check, after the grace
--- period of its incarnation, restart it (Daemon:recycle).
-function HealthDaemon:_liveness(h)
-  local n = self:ready().restartAfter
-  if not n or not self.daemon then
-    return
-  end
-  local since = math.max(self._started or 0, self._spawned or 0)
-  if h.result ~= 'failure' or sched.now() - since <= self:_grace() or not self.daemon:pid() then
-    self._fails = nil
-    return
-  end
-  self._fails = (self._fails or 0) + 1
-  if self._fails >= n then
-    self._fails = nil
-    self.daemon:recycle(('check failed %d times: %s'):format(n, tostring(h.message or '')))
-  end
-end
-
-local function oneshot_failure(id, info)
-  if info.spawn_error then
-    return ('%s failed to start: %s'):format(id, tostring(info.message))
-  end
-  if info.signal then
-    return ('%s exited with signal %s'):format(id, info.signal)
-  end
-  if info.code then
-    return ('%s exited with code %s'):format(id, tostring(info.code))
-  end
-  return ('%s failed: %s'):format(id, tostring(info.message))
-end
-
---- The daemon's incarnation exited (Daemon calls it, never after its `term()`).
-function HealthDaemon:daemon_exited(ok, info)
-  if self.state ~= 'up' or self.terminated then
-    return
-  end
-  if self.kind == 'oneshot' then
-    if ok then
-      self:_set_health({ result = 'success' }, false)
-    else
-      self:_set_health({ result = 'failure', message = oneshot_failure(self.id, info) }, false)
-    end
-    return
-  end
-  local msg
-  if info.recycled then
-    msg = ('%s daemon restarting: %s'):format(self.id, info.recycled)
-  elseif info.spawn_error then
-    msg = ('%s daemon crashed: %s'):format(self.id, tostring(info.message))
-  elseif ok then
-    msg = self.id .. ' daemon exited'
-  else
-    msg = self.id .. ' daemon crashed'
-  end
-  self:_set_health({ result = 'failure', message = msg }, true)
-end
-
--- Cancel the probe loop (the daemon ended for good: its check has nothing left to say).
-local function end_probe(self)
-  local probe = self._probe
-  self._probe, self._session = nil, nil
-  if probe then
-    probe:cancel()
-  end
-end
-
---- The daemon exited cleanly and its policy does not restart it (`exec.restart =
--- 'on-failure'` or `'never'`): it reports `success "exited cleanly"` and stays down.
-function HealthDaemon:daemon_finished()
-  if self.state ~= 'up' or self.terminated then
-    return
-  end
-  end_probe(self)
-  self:_set_health({ result = 'success', message = 'exited cleanly' }, true)
-end
-
---- The daemon gave up (restart limit, or `restart = 'never'` after a failure): the entry is
--- failed until `orch restart` (hold + release) or a reload; its dependents are blocked.
-function HealthDaemon:daemon_failed(why)
-  if self.state ~= 'up' or self.terminated then
-    return
-  end
-  end_probe(self)
-  self._failed = why
-  self:_set_health({ result = 'failure', message = why }, true)
-  self:_poke()
-  for _, d in ipairs(self.dependents) do
-    d:_poke()
-  end
-  local obs = self.observer
-  if obs then
-    obs:entry_changed(self)
-  end
-end
-
 --- The id of the failed entry that keeps this one from ever starting (itself when it is
 -- failed, a requirement's when it is blocked), or nil.
 function HealthDaemon:blocker()
@@ -579,234 +263,6 @@ end
 --- Why the entry is failed (the message of its give-up), or nil.
 function HealthDaemon:failed()
   return self._failed
-end
-
---- The daemon spawned an incarnation: without a readiness check, a daemon is ready as soon as
--- its process runs.
-function HealthDaemon:daemon_spawned()
-  local ready = self:ready()
-  if ready and ready.restartAfter then
-    self._spawned, self._fails = sched.now(), nil
-  end
-  if self.state == 'up' and not self.terminated and self.kind == 'daemon'
-    and not self:ready() then
-    self:_set_health(RUNNING, false)
-  end
-end
-
--- What a blocked entry reports: the failed entry, and the requirement it is reached through.
-local function blocked_health(root, via)
-  local msg = ('blocked: %s failed'):format(root)
-  if via ~= root then
-    msg = msg .. (' (via %s)'):format(via)
-  end
-  return { result = 'disabled', message = msg }
-end
-
--- What a held entry reports (`hold(reason)`).
-local HELD = {
-  stopped = { result = 'disabled', message = 'stopped' },
-  restarting = { result = 'waiting', message = 'restarting' },
-}
-
-------------------------------------------------------------------------------------------------
--- The state machine. Notifications (a dependency's result changed, hold, release, term) only
--- mark the entry dirty and wake its actor task; the actor reads the situation as one event at
--- a time (`next_event`) and fires it: TRANSITIONS[state][event] = {action, next state}, one
--- static table for every entry. The state changes first, then the action runs; an action that
--- stops the session (yields) marks the entry dirty again so the actor looks once more.
---
---   state  event      action          next        what happens
---   down   go         start           up          report `starting`, start probe + process
---   down   hold       report_held     down        `disabled "stopped"` / `waiting "restarting"`
---   down   deps_down  report_waiting  down        `waiting "<displays of the requirements>"`
---   down   term       -               terminated
---   up     go         -               up          nothing to do
---   up     hold       stop_held       down        report held, stop (TERM -> KILL)
---   up     deps_down  stop_waiting    down        report waiting, stop
---   up     restart    stop_restart    down        a requirement lost `success`: stop, start
---   up     term       stop            terminated  stop; nothing is reported any more
---   up     failed     stop            failed      the daemon gave up: stays down
---   down   blocked    report_blocked  down        `disabled "blocked: <req> failed"`
---   up     blocked    stop_blocked    down        (the same, stopping first)
---   failed hold       clear           down        orch restart/stop: forget the give-up
---   failed term       -               terminated
---
--- Events, most important first: term (requested), hold (operator), failed (the daemon gave
--- up), blocked (a requirement is failed or blocked), deps_down (a requirement not running
--- with `success`), restart (a requirement left `success` while this one ran), go.
-local TRANSITIONS = {
-  down = {
-    go = { 'start', 'up' },
-    hold = { 'report_held', 'down' },
-    deps_down = { 'report_waiting', 'down' },
-    blocked = { 'report_blocked', 'down' },
-    term = { nil, 'terminated' },
-  },
-  up = {
-    go = { nil, 'up' },
-    hold = { 'stop_held', 'down' },
-    deps_down = { 'stop_waiting', 'down' },
-    blocked = { 'stop_blocked', 'down' },
-    restart = { 'stop_restart', 'down' },
-    failed = { 'stop', 'failed' },
-    term = { 'stop', 'terminated' },
-  },
-  failed = {
-    hold = { 'clear', 'down' },
-    term = { nil, 'terminated' },
-  },
-  terminated = {},
-}
-HealthDaemon.TRANSITIONS = TRANSITIONS
-
--- The event the entry's situation amounts to now, and the requirements it waits on.
-local function next_event(self)
-  if self.terminated then
-    return 'term'
-  end
-  if self._held then
-    self._restart = nil
-    return 'hold'
-  end
-  if self._failed then
-    return 'failed'
-  end
-  local ok, waiting_on = self:_deps_status()
-  if not ok and self.state == 'up' and self.spec.edges then
-    waiting_on = self:_reacting(waiting_on)
-    if #waiting_on == 0 then
-      return 'go' -- tolerated for now; a pending restart waits until the requirement is back
-    end
-  end
-  if not ok then
-    self._restart = nil
-    for _, d in ipairs(waiting_on) do
-      local root = d:blocker()
-      if root then
-        return 'blocked', { root, d.id }
-      end
-    end
-    self._blocked = nil
-    return 'deps_down', waiting_on
-  end
-  self._blocked = nil
-  local restart = self._restart
-  self._restart = nil
-  return restart and 'restart' or 'go'
-end
-
-local ACTIONS = {}
-
--- Start the session: the probe loop and the daemon (never yields).
-function ACTIONS.start(self)
-  self:_set_health({ result = 'starting' }, true)
-  self._started, self._streak, self._fails, self._lost = sched.now(), nil, nil, nil
-  last_session = last_session + 1
-  local session = last_session
-  self._session = session
-  if self:ready() and self:ready().fn then
-    self._probe = sched.spawn(self.id .. ':probe', self._probe_loop, self, session)
-  end
-  if self.daemon then
-    self.daemon:start()
-  end
-end
-
--- Stop the session (yields while the process terminates).
-function ACTIONS.stop(self)
-  self._session = nil
-  local probe = self._probe
-  self._probe = nil
-  if probe then
-    probe:cancel()
-  end
-  if self.daemon then
-    local ok, desc = self.daemon:term()
-    if not ok and desc then
-      util.log(self.effects, 'warning', ('%s: %s on stop'):format(self.id, desc))
-    end
-  end
-end
-
-function ACTIONS.report_held(self)
-  self:_set_health(HELD[self._held], true)
-end
-
-function ACTIONS.report_waiting(self, waiting_on)
-  self:_set_health({ result = 'waiting', message = waiting_message(waiting_on) }, true)
-end
-
-function ACTIONS.report_blocked(self, why)
-  self._blocked = why[1]
-  self:_set_health(blocked_health(why[1], why[2]), true)
-end
-
-function ACTIONS.stop_blocked(self, why)
-  ACTIONS.report_blocked(self, why)
-  ACTIONS.stop(self)
-  self._dirty = true
-end
-
--- failed -> down (operator hold): forget the give-up and the restart history.
-function ACTIONS.clear(self)
-  self._failed = nil
-  if self.daemon then
-    self.daemon:reset()
-  end
-  ACTIONS.report_held(self)
-  for _, d in ipairs(self.dependents) do
-    d:_poke()
-  end
-end
-
-function ACTIONS.stop_held(self)
-  ACTIONS.report_held(self)
-  ACTIONS.stop(self)
-  self._dirty = true
-end
-
-function ACTIONS.stop_waiting(self, waiting_on)
-  ACTIONS.report_waiting(self, waiting_on)
-  ACTIONS.stop(self)
-  self._dirty = true
-end
-
-function ACTIONS.stop_restart(self)
-  self:_set_health(WAITING, true)
-  ACTIONS.stop(self)
-  self._dirty = true
-end
-
--- Fire what the situation amounts to (upstream `updateStatus` + `changeRunning`). Never yields
--- unless it stops a session.
-function HealthDaemon:_step()
-  local event, arg = next_event(self)
-  local row = TRANSITIONS[self.state][event]
-  if not row then
-    return
-  end
-  self.state = row[2]
-  local act = row[1]
-  if act then
-    ACTIONS[act](self, arg)
-  end
-end
-
-function HealthDaemon:_actor()
-  while self._dirty and self.state ~= 'terminated' do
-    self._dirty = nil
-    self:_step()
-  end
-  if self.terminated and self.state ~= 'terminated' then
-    self:_step() -- the term event
-  end
-  self._actor_task = nil -- from here on, a poke starts a new actor
-  self.idle = true
-  self:_signal('_idle')
-  if self.state == 'terminated' then
-    self:_signal('_done')
-  end
 end
 
 --- The first pass at build time (synchronous: it only starts or reports waiting).
@@ -849,26 +305,6 @@ function HealthDaemon:kill_now()
   if self.daemon then
     self.daemon:kill_now()
   end
-end
-
---- Operator control: keep the entry stopped until `release()`. `reason` is `'stopped'` (it
--- reports `disabled "stopped"`) or `'restarting'` (`waiting "restarting"`). Returns at once;
--- `settled()` waits until the process is gone.
-function HealthDaemon:hold(reason)
-  assert(HELD[reason], 'unknown hold reason')
-  self._held = reason
-  self:_poke()
-end
-
---- Operator control: undo `hold`; the entry starts again as soon as its requirements allow.
-function HealthDaemon:release()
-  self._held = nil
-  self:_poke()
-end
-
---- Why the entry is held (`'stopped'`, `'restarting'`), or nil.
-function HealthDaemon:held()
-  return self._held
 end
 
 --- Wait until the actor has processed every pending change (a stop has completed); returns at
@@ -934,5 +370,16 @@ function HealthDaemon:snapshot()
     since = self.since,
   }
 end
+
+-- The other parts of the actor add their methods (each one's top comment says what it owns).
+local function include(methods)
+  for k, v in pairs(methods) do
+    assert(HealthDaemon[k] == nil, k)
+    HealthDaemon[k] = v
+  end
+end
+include(require 'orch.entries.health_machine')
+include(require 'orch.entries.health_probe')
+include(require 'orch.entries.health_exits')
 
 return HealthDaemon

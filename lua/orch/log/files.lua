@@ -127,11 +127,7 @@ function Files:lines(id, stream, lines)
     return
   end
   local prefix = time.iso(self.clock()) .. ' ' .. stream .. ' '
-  local buf = {}
-  for i, line in ipairs(lines) do
-    buf[i] = prefix .. line .. '\n'
-  end
-  f:write(table.concat(buf))
+  f:write(prefix .. table.concat(lines, '\n' .. prefix) .. '\n') -- one string, made in C
 end
 
 --- Append an orchestrator event to orch.log (with a log directory).

@@ -279,9 +279,18 @@ function Sink:output(id, stream, chunk)
   if self.writer then
     self.writer:lines(id, stream, lines)
   end
-  local records = self._output:record(id, stream, lines, self.wallclock())
+  local batch = self._output:record(id, stream, lines, self.wallclock())
   if #self._subs > 0 then
-    self:_emit({ type = 'output', id = id, stream = stream, lines = records })
+    -- `lines`, the records, made only when a subscriber reads them (a follower of the logs)
+    self:_emit(setmetatable({ type = 'output', id = id, stream = stream }, {
+      __index = function(ev, k)
+        if k == 'lines' then
+          local records = output_ring.records(batch)
+          rawset(ev, 'lines', records)
+          return records
+        end
+      end,
+    }))
   end
 end
 
