@@ -19,6 +19,7 @@ local notify = require 'orch.runtime.notify'
 local track = require 'orch.runtime.track'
 local run_setup = require 'orch.cli.run_setup'
 local data_dir = require 'orch.cli.data_dir'
+local control_paths = require 'orch.control.paths'
 local run_options = require 'orch.cli.run_options'
 
 local USAGE = require 'orch.cli.usage'
