@@ -9,10 +9,29 @@ describe('memory', function()
       local f = assert(io.open(path))
       local text = f:read('a')
       f:close()
-      -- drop comments and strings (patterns such as '^%s' live in strings)
-      text = text:gsub('%-%-%[(=*)%[.-%]%1%]', ''):gsub('%[(=*)%[.-%]%1%]', '""')
-      text = text:gsub('%-%-[^\n]*', '')
-      text = text:gsub('"[^"\n]*"', '""'):gsub("'[^'\n]*'", "''")
+      -- drop comments and strings (patterns such as '^%s' live in strings), scanning in order
+      -- so that a quote inside a string of the other kind does not confuse it
+      local code, i = {}, 1
+      while i <= #text do
+        local c = text:sub(i, i)
+        local long = text:match('^%-%-%[(=*)%[', i) or text:match('^%[(=*)%[', i)
+        if long then
+          local close = text:find(']' .. long .. ']', i, true)
+          i = (close or #text) + #long + 2
+        elseif text:sub(i, i + 1) == '--' then
+          i = (text:find('\n', i, true) or #text) + 1
+        elseif c == '"' or c == "'" then
+          local j = i + 1
+          while j <= #text and text:sub(j, j) ~= c do
+            j = j + (text:sub(j, j) == '\\' and 2 or 1)
+          end
+          i = j + 1
+        else
+          code[#code + 1] = c
+          i = i + 1
+        end
+      end
+      text = table.concat(code)
       if text:find('%^') then
         bad[#bad + 1] = path
       end

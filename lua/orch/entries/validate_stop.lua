@@ -114,7 +114,7 @@ function M.summary(exec)
     for _, k in ipairs({ 'memory', 'cpu', 'pids', 'nofile', 'core' }) do
       local v = l[k]
       if k == 'memory' and v then -- bytes, shown as the largest unit that divides them
-        for _, u in ipairs({ { 2 ^ 30, 'G' }, { 2 ^ 20, 'M' }, { 2 ^ 10, 'K' } }) do
+        for _, u in ipairs({ { 1073741824, 'G' }, { 1048576, 'M' }, { 1024, 'K' } }) do
           if v % u[1] == 0 then
             v = ('%d%s'):format(v // u[1], u[2])
             break

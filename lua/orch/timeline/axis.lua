@@ -38,7 +38,8 @@ function M.label(d, step)
       return ('%dms'):format(math.floor(d * 1000 + 0.5))
     end
     local digits = 1 -- as many as the step has (0.25 s: 2)
-    while digits < 3 and math.abs(step * 10 ^ digits - math.floor(step * 10 ^ digits + 0.5))
+    local scale = { 10, 100, 1000 } -- no '^': see memory_spec
+    while digits < 3 and math.abs(step * scale[digits] - math.floor(step * scale[digits] + 0.5))
       > 1e-6 do
       digits = digits + 1
     end
