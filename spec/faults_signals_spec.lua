@@ -27,6 +27,21 @@ local function storm(pid, sig, n, ms)
     :format(n, sig, pid, tostring(ms / n / 1000)))
 end
 
+--- Whether a SIGINT waits to be delivered to `pid` (bit 2 of SigPnd or ShdPnd).
+local function sigint_pending(pid)
+  local st = F.proc_status(pid)
+  if not st then
+    return false
+  end
+  for _, k in ipairs({ 'SigPnd', 'ShdPnd' }) do
+    local last = tonumber(tostring(st[k] or '0'):sub(-1), 16) or 0
+    if last & 2 ~= 0 then
+      return true
+    end
+  end
+  return false
+end
+
 local function left_behind()
   local out = {}
   for _, args in ipairs({ 'sleep 100007', 'sleep 100008' }) do
@@ -201,7 +216,13 @@ describe('faults: signals #integration', function()
           local st = F.proc_status(inner)
           return st and st.State:match('^S')
         end, 5000, 'orch blocked in open()')
+        -- Two presses of Ctrl-C, not one: a SIGINT sent while the first is still pending (at
+        -- the relay or at orch) merges with it, so the second waits until both took the first.
         p:signal('INT')
+        R.wait_until(function()
+          return not sigint_pending(p.pid) and not sigint_pending(inner)
+        end, 5000, 'the first SIGINT taken')
+        require('spec.support.wait').pause(0.1)
         p:signal('INT')
         local t0 = R.now()
         assert.equal(1, p:wait(6000))
