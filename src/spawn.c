@@ -35,78 +35,12 @@
 
 extern char **environ;
 
-enum stage {
-  ST_HOST_PID = 1,
-  ST_CHILD_PID, /* not a failure either: the real process of a pid_in_child spawn */
-  ST_SETSID,
-  ST_STDIO,
-  ST_CHDIR,
-  ST_GROUPS,
-  ST_GID,
-  ST_UID,
-  ST_PDEATH,
-  ST_MOUNT,
-  ST_CGROUP,
-  ST_RLIMIT,
-  ST_JOIN,
-  ST_OVERLAY,
-  ST_CAPS,
-  ST_EXEC
-};
+#include "spawn_stage.h"
 
 typedef struct child_report {
   int stage;
   int err;
 } child_report;
-
-static int is_exec_file(const char *path, int *saw_eacces)
-{
-  struct stat st;
-  if (stat(path, &st) != 0 || S_ISDIR(st.st_mode))
-    return 0;
-  if (access(path, X_OK) == 0)
-    return 1;
-  *saw_eacces = 1;
-  return 0;
-}
-
-int orch_spawn_resolve(orch_spawn_req *req, const char **detail)
-{
-  const char *name = req->argv[0];
-  *detail = NULL;
-  req->stage = "exec";
-  if (name[0] == '\0')
-    return UV_ENOENT;
-  if (strchr(name, '/') != NULL || req->join_pid != 0) { /* joined: looked up inside */
-    req->file = strdup(name);
-    return req->file ? 0 : UV_ENOMEM;
-  }
-  const char *path = req->path_env ? req->path_env : getenv("PATH");
-  if (path == NULL)
-    path = "/usr/local/bin:/usr/bin:/bin";
-  size_t nlen = strlen(name);
-  int saw_eacces = 0;
-  while (*path) {
-    const char *end = strchr(path, ':');
-    size_t dlen = end ? (size_t)(end - path) : strlen(path);
-    char *cand = malloc(dlen + nlen + 3);
-    if (cand == NULL)
-      return UV_ENOMEM;
-    if (dlen == 0)
-      snprintf(cand, nlen + 3, "./%s", name);
-    else
-      snprintf(cand, dlen + nlen + 2, "%.*s/%s", (int)dlen, path, name);
-    if (is_exec_file(cand, &saw_eacces)) {
-      req->file = cand;
-      return 0;
-    }
-    free(cand);
-    if (end == NULL)
-      break;
-    path = end + 1;
-  }
-  return saw_eacces ? UV_EACCES : UV_ENOENT;
-}
 
 _Noreturn static void child_fail(int fd, int stage)
 {
@@ -258,80 +192,6 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
   child_fail(report_fd, ST_EXEC);
 }
 
-/* The static name of a failed step, for Lua to branch on (never the message text). */
-static const char *stage_name(int stage)
-{
-  static const char *const NAMES[] = {
-    [ST_SETSID] = "setsid",     [ST_STDIO] = "stdio",       [ST_CHDIR] = "cwd",
-    [ST_GROUPS] = "user",       [ST_GID] = "user",          [ST_UID] = "user",
-    [ST_PDEATH] = "prctl",      [ST_MOUNT] = "pidns",       [ST_CGROUP] = "cgroup",
-    [ST_RLIMIT] = "rlimit",     [ST_JOIN] = "subcontainer", [ST_OVERLAY] = "subcontainer",
-    [ST_CAPS] = "subcontainer", [ST_EXEC] = "exec"
-  };
-  return stage > 0 && stage <= ST_EXEC && NAMES[stage] ? NAMES[stage] : "exec";
-}
-
-/* exec failed with ENOENT although the file exists: its "#!" interpreter is missing. Names it
- * in req->detail; NULL when the file has no such line (a missing ELF loader, say). */
-static const char *bad_interpreter(orch_spawn_req *req)
-{
-  char head[128];
-  int fd = open(req->file, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return NULL;
-  ssize_t n = read(fd, head, sizeof head - 1);
-  close(fd);
-  if (n < 3 || head[0] != '#' || head[1] != '!')
-    return NULL;
-  head[n] = '\0';
-  char *p = head + 2;
-  while (*p == ' ' || *p == '\t')
-    p++;
-  size_t len = strcspn(p, " \t\r\n");
-  if (len == 0)
-    return NULL;
-  snprintf(req->detail, sizeof req->detail, "bad interpreter '%.*s'", (int)len, p);
-  return req->detail;
-}
-
-static const char *stage_text(orch_spawn_req *req, int stage, int err)
-{
-  switch (stage) {
-  case ST_EXEC:
-    return err == ENOENT && !req->join_pid ? bad_interpreter(req) : NULL;
-  case ST_JOIN:
-    return "enter the subcontainer's namespaces";
-  case ST_OVERLAY:
-    return "mount the subcontainer's overlay root";
-  case ST_CAPS:
-    return "drop capabilities (PR_CAPBSET_DROP)";
-  case ST_SETSID:
-    return "setsid";
-  case ST_STDIO:
-    return "stdio";
-  case ST_CHDIR:
-    snprintf(req->detail, sizeof req->detail, "cwd '%s'", req->cwd);
-    return req->detail;
-  case ST_GROUPS:
-    return "setgroups";
-  case ST_GID:
-    return "setgid";
-  case ST_UID:
-    return "setuid";
-  case ST_PDEATH:
-    return "prctl(PR_SET_PDEATHSIG)";
-  case ST_RLIMIT:
-    return "setrlimit (exec.limits.nofile/core)";
-  case ST_MOUNT:
-    return "mount /proc in the new PID namespace";
-  case ST_CGROUP:
-    snprintf(req->detail, sizeof req->detail, "join cgroup '%s'", req->cgroup);
-    return req->detail;
-  default:
-    return NULL;
-  }
-}
-
 /* AddressSanitizer cannot follow a child running on a stack of our own (false stack-buffer-
  * overflow reports): sanitizer builds join the cgroup by a write instead. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -480,8 +340,8 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
       pthread_sigmask(SIG_SETMASK, &old, NULL);
       close(fds[0]);
       close(fds[1]);
-      *detail = stage_text(req, ST_CGROUP, 0);
-      req->stage = stage_name(ST_CGROUP);
+      *detail = orch_spawn_stage_text(req, ST_CGROUP, 0);
+      req->stage = orch_spawn_stage_name(ST_CGROUP);
       return err;
     }
     pid = req->pidns
@@ -535,7 +395,7 @@ int orch_spawn_exec(orch_spawn_req *req, const char **detail)
   }
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
     ;
-  *detail = stage_text(req, r.stage, r.err);
-  req->stage = stage_name(r.stage);
+  *detail = orch_spawn_stage_text(req, r.stage, r.err);
+  req->stage = orch_spawn_stage_name(r.stage);
   return uv_translate_sys_error(r.err);
 }
