@@ -290,6 +290,7 @@ int luaopen_orch_core(lua_State *L)
   orch_fs_open(L);
   orch_fswatch_open(L);
   orch_tty_open(L);
+  orch_rlimit_open(L);
   lua_pushliteral(L, ORCH_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -102,6 +102,7 @@ void orch_outbuf_open(lua_State *L);
 void orch_fs_open(lua_State *L);
 void orch_fswatch_open(lua_State *L);
 void orch_tty_open(lua_State *L);
+void orch_rlimit_open(lua_State *L);
 void orch_http_close(orch_ctx *ctx);
 
 /* track.c: the facts of process tracking (cgroups, /proc); orch.track decides. */

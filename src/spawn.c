@@ -35,6 +35,8 @@
 
 extern char **environ;
 
+unsigned long long orch_child_nofile_soft;
+
 #include "spawn_stage.h"
 
 typedef struct child_report {
@@ -154,6 +156,13 @@ _Noreturn static void child_main(const child_args *a, int in_cgroup)
     struct rlimit r = { (rlim_t)req->rlim_nofile, (rlim_t)req->rlim_nofile };
     if (setrlimit(RLIMIT_NOFILE, &r) != 0)
       child_fail(report_fd, ST_RLIMIT);
+  } else if (orch_child_nofile_soft != 0) {
+    struct rlimit r; /* a program that still uses select() breaks above 1024 */
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && (rlim_t)orch_child_nofile_soft < r.rlim_cur) {
+      r.rlim_cur = (rlim_t)orch_child_nofile_soft;
+      if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+        child_fail(report_fd, ST_RLIMIT);
+    }
   }
   if (req->set_core) {
     struct rlimit r = { (rlim_t)req->rlim_core, (rlim_t)req->rlim_core };

@@ -50,6 +50,10 @@ typedef struct orch_spawn_req {
   const char *stage; /* out: the step that failed, a static name: "exec", "cwd", "cgroup", ... */
 } orch_spawn_req;
 
+/* The soft RLIMIT_NOFILE a child gets when its request sets none (0: orch's own): the limit orch
+ * started with, once orch raised its own (rlimit.c). */
+extern unsigned long long orch_child_nofile_soft;
+
 /* Resolve argv[0] against PATH into req->file. 0 or a negative UV_E* code. */
 int orch_spawn_resolve(orch_spawn_req *req, const char **detail);
 /* Start the child; 0 with req->pid set, or a negative UV_E* code with *detail naming the

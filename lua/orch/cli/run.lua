@@ -21,6 +21,7 @@ local run_setup = require 'orch.cli.run_setup'
 local data_dir = require 'orch.cli.data_dir'
 local control_paths = require 'orch.control.paths'
 local run_options = require 'orch.cli.run_options'
+local limits = require 'orch.cli.limits'
 
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
@@ -149,9 +150,10 @@ end
 
 -- What a chain is built with: orch's log and status sink, and the process tracker.
 function Run:build_opts()
-  return { effects = self.sink, tracker = self.opts.tracker, applied = function(r)
-    self:applied(r)
-  end }
+  return { effects = self.sink, tracker = self.opts.tracker, interrupted = self.opts.interrupted,
+    applied = function(r)
+      self:applied(r)
+    end }
 end
 
 -- Run `fn` in a task and wait until it finishes or a stop is requested (then it is
@@ -273,6 +275,20 @@ function Run:until_ready(chain)
   return 0
 end
 
+-- Raise orch's descriptor limit for `n` entries (orch.cli.limits); false once it said why not.
+function Run:make_room(n)
+  if not self.opts.limits then
+    return true -- the simulated world of orch.testing
+  end
+  local ok, lerr = self.opts.limits:ensure(n, self.opts.log_dir ~= nil, function(msg, level)
+    self:log(msg, level)
+  end)
+  if not ok then
+    err(lerr .. '\n')
+  end
+  return ok
+end
+
 -- Evaluate the script and declare its entries; the chain, or nil and the exit code. (A
 -- function of its own: the entry list must not stay alive in Run:main's frame, which lasts as
 -- long as orch.)
@@ -303,6 +319,10 @@ function Run:load()
         tostring(werr)))
       return nil, 1
     end
+  end
+  if not self:make_room(#entries) then
+    evaluate.term_scope(scope)
+    return nil, 1
   end
   self.notifier = notify.new(self.sink)
   self.sink:declare(entries)
@@ -418,6 +438,10 @@ local function cmd_run(opts, script, args)
     opts.name or control_paths.default_name(script))
   check_script('run', script)
   add_script_dir(script)
+  ropts.limits = limits.raise(core)
+  ropts.interrupted = function() -- read by a long start, before the signal callbacks can run
+    return core.stop_guard_count() > 0
+  end
   local contained, relay = run_setup.contain(opts)
   M.relay_pid = relay
   if not contained then

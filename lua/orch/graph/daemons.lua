@@ -293,7 +293,8 @@ end
 -- once (it does not wait for health). Callable from the main thread or a task.
 -- @tparam[opt] table opts `{effects = table, tracker = orch.track Tracker}`: the effects used
 --   when the chain has none of its own, and the tracker that gives each incarnation its cgroup
---   or tag (none: process groups only)
+--   or tag (none: process groups only), and `interrupted`, a function that says whether a stop
+--   was asked while the entries are being started (then the rest is left unstarted)
 -- @treturn Daemons self
 function Daemons:build(opts)
   check_self(self, 'build')
@@ -332,12 +333,21 @@ function Daemons:build(opts)
     hds[i], by_id[spec.id] = hd, hd
   end
   self._hds, self._by_id = hds, by_id
+  local interrupted = opts.interrupted
   local ok, err = pcall(function()
-    for _, hd in ipairs(hds) do
+    local n = #hds
+    for i, hd in ipairs(hds) do
+      -- a stop asked while thousands of entries start: start no more (the stop ends the rest)
+      if interrupted and i % 32 == 0 and interrupted() then
+        n = i - 1
+        util.log(effects, 'warning', ('stop requested while starting: %d of %d entries left '
+          .. 'unstarted'):format(#hds - n, #hds))
+        break
+      end
       hd:initial()
     end
-    for _, hd in ipairs(hds) do
-      hd:start_actor()
+    for i = 1, n do
+      hds[i]:start_actor()
     end
   end)
   if not ok then

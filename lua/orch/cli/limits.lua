@@ -1,0 +1,90 @@
+--- orch's own descriptor and process limits (RLIMIT_NOFILE, RLIMIT_NPROC), raised as far as the
+-- graph needs. Every running entry holds two descriptors in orch (the read ends of its stdout
+-- and stderr pipes, one more with a log file), so 10,000 entries need about 20,000 where most
+-- systems start a process with a soft limit of 1024.
+--
+-- At start (`raise`): the soft descriptor limit goes up to the hard one, as systemd and the Go
+-- runtime do (libuv polls with epoll, so nothing in orch breaks above 1024), and every child gets
+-- back the soft limit orch started with (a program that still uses select() breaks above 1024)
+-- unless its `exec.limits.nofile` says otherwise. Once the entries are known (`ensure`): when the
+-- graph needs more than the hard limit, orch raises that too (root with CAP_SYS_RESOURCE, up to
+-- fs.nr_open), and when the system refuses it says so and refuses to start, instead of failing
+-- spawns at the 9,980th entry.
+-- @module orch.cli.limits
+local M = {}
+
+--- Descriptors orch holds per running entry, with and without a log file per entry.
+M.FDS_PER_ENTRY = 2
+--- Descriptors kept for orch itself: the loop, the control socket and its clients, probes.
+M.FDS_RESERVE = 64
+
+local function unlimited(v)
+  return v == -1
+end
+
+--- Raise orch's soft descriptor limit to the hard one. Returns the limits object for `ensure`.
+function M.raise(core)
+  local self = { core = core }
+  local soft, hard = core.getrlimit('nofile')
+  self.child_soft = soft and not unlimited(soft) and soft or 0
+  if soft and not unlimited(soft) and (unlimited(hard) or soft < hard) then
+    core.setrlimit('nofile', hard, hard, soft)
+  end
+  return setmetatable(self, { __index = M })
+end
+
+--- How many descriptors a graph of `n` entries needs in orch.
+function M.fds_needed(n, log_files)
+  return n * (M.FDS_PER_ENTRY + (log_files and 1 or 0)) + M.FDS_RESERVE
+end
+
+local HOW = 'raise the hard limit of the user or service that starts orch (`ulimit -Hn`, '
+  .. 'LimitNOFILE= in a systemd unit, `docker run --ulimit nofile=N:N`)'
+
+--- Make room for `n` entries: true, or nil and the message that says what the system refused.
+-- `log` reports a raise of the hard limit.
+function M:ensure(n, log_files, log)
+  local core = self.core
+  local need = M.fds_needed(n, log_files)
+  local soft, hard, ceiling = core.getrlimit('nofile')
+  if not soft or unlimited(soft) or soft >= need then
+    return self:ensure_procs(n, log)
+  end
+  local why
+  if not unlimited(ceiling) and need > ceiling then
+    why = ('above the kernel\'s ceiling fs.nr_open = %d'):format(ceiling)
+  else
+    local ok, serr = core.setrlimit('nofile', need, need, self.child_soft)
+    if ok then
+      log(('raised the descriptor limit from %d to %d for %d entries'):format(hard, need, n))
+      return self:ensure_procs(n, log)
+    end
+    why = ('raising it was refused: %s'):format(tostring(serr))
+  end
+  return nil, ('orch: %d entries need about %d file descriptors (%d per entry and %d for orch), '
+    .. 'but the limit is %d and %s: %s'):format(n, need, M.FDS_PER_ENTRY + (log_files and 1 or 0),
+      M.FDS_RESERVE, soft, why, HOW)
+end
+
+--- Processes: RLIMIT_NPROC counts every process of orch's user (not enforced for root). Raise
+-- the soft limit to the hard one when the graph's own processes come near it; warn when even
+-- the hard limit is below what the graph needs (the count includes the user's other processes,
+-- so this is no reason to refuse).
+function M:ensure_procs(n, log)
+  local core = self.core
+  local soft, hard = core.getrlimit('nproc')
+  if not soft or unlimited(soft) or core.getuid() == 0 or soft >= 2 * n + M.FDS_RESERVE then
+    return true
+  end
+  if soft < hard or unlimited(hard) then
+    core.setrlimit('nproc', hard, hard)
+  end
+  local now = core.getrlimit('nproc')
+  if not unlimited(now) and now < n + M.FDS_RESERVE then
+    log(('warning: the process limit of this user is %d, and the graph alone has %d entries: '
+      .. 'spawns may fail with EAGAIN (raise `ulimit -u`, LimitNPROC=)'):format(now, n), 'warning')
+  end
+  return true
+end
+
+return M
