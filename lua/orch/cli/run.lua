@@ -4,9 +4,9 @@
 -- The first SIGINT/SIGTERM shuts the graph down in reverse dependency order (exit 0), a second
 -- SIGINT SIGKILLs every process group (exit 1; repeated SIGTERMs are ignored), SIGHUP
 -- re-evaluates main.lua and swaps the graph when the new script validates, SIGQUIT/SIGUSR1 dump
--- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run and the status
--- file; the options, control socket (and --ui), reloads, signals and set-up are in
--- cli/run_{options,control,reload,signals,setup}.
+-- the state of every entry to stderr, SIGUSR2 reopens log files. Here: the run and its main
+-- loop; the options, loading of main.lua, control socket (and --ui), reloads, signals, stdout
+-- and set-up are in cli/run_{options,load,control,reload,signals,stdout,setup}.
 -- @module orch.cli.run
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
@@ -14,9 +14,6 @@ local util = require 'orch.runtime.util'
 local log = require 'orch.log'
 local log_files = require 'orch.log.files'
 local status = require 'orch.status'
-local status_file = require 'orch.status.file'
-local notify = require 'orch.runtime.notify'
-local track = require 'orch.runtime.track'
 local run_setup = require 'orch.cli.run_setup'
 local data_dir = require 'orch.cli.data_dir'
 local control_paths = require 'orch.control.paths'
@@ -26,7 +23,6 @@ local limits = require 'orch.cli.limits'
 local USAGE = require 'orch.cli.usage'
 local cli_args = require 'orch.cli.args'
 local evaluate = require 'orch.cli.evaluate'
-local count_kinds = require('orch.cli.check').count_kinds
 local Dynamic = require 'orch.graph.dynamic'
 -- loaded on first use: most runs have no progress line
 local progress = util.lazy('orch.cli.progress')
@@ -66,6 +62,11 @@ end
 
 local Run = {}
 Run.__index = Run
+
+--- The pid users see for orch (the relay outside the namespace when contained).
+function Run.orch_pid()
+  return orch_pid()
+end
 
 function Run.new(opts, script, args)
   local self = setmetatable({
@@ -248,6 +249,7 @@ function Run:request_stop(why)
 end
 
 require('orch.cli.run_stdout').install(Run) -- open_stdout, put_stdout, close_stdout
+require('orch.cli.run_load').install(Run) -- load, make_room, capture_exit
 require('orch.cli.run_control').install(Run) -- start_control, start_ui, stop_ui
 require('orch.cli.run_reload').install(Run) -- reload, request_reload, serve_reloads...
 
@@ -273,76 +275,6 @@ function Run:until_ready(chain)
   end
   self:log('every entry was ready; stopped cleanly')
   return 0
-end
-
--- Raise orch's descriptor limit for `n` entries (orch.cli.limits); false once it said why not.
-function Run:make_room(n)
-  if not self.opts.limits then
-    return true -- the simulated world of orch.testing
-  end
-  local ok, lerr = self.opts.limits:ensure(n, self.opts.log_dir ~= nil, function(msg, level)
-    self:log(msg, level)
-  end)
-  if not ok then
-    err(lerr .. '\n')
-  end
-  return ok
-end
-
--- Evaluate the script and declare its entries; the chain, or nil and the exit code. (A
--- function of its own: the entry list must not stay alive in Run:main's frame, which lasts as
--- long as orch.)
-function Run:load()
-  local scope = evaluate.new_scope()
-  scope.tracker = self.opts.tracker -- for the chains the script builds itself
-  scope.reads = self.opts.watch and {} or nil
-  self.scope = scope
-  local finished, chain, entries = self:race(function()
-    return evaluate.evaluate(self.script, self.args, self:ctx(), scope)
-  end)
-  if not finished or self.exit_requested then
-    -- stopped while the script was evaluated: stop what it had started, exit as for a stop
-    evaluate.term_scope(scope)
-    return nil, self.exit_code
-  end
-  if not chain then
-    err(message_of(entries) .. '\n')
-    return nil, 1
-  end
-  if self.opts.status_file then
-    self.status_file = status_file.new(self.sink, self.opts.status_file, { meta = function()
-      return self:meta()
-    end })
-    local ok, werr = self.status_file:write()
-    if not ok then
-      err(('orch: cannot write the status file %s: %s\n'):format(self.opts.status_file,
-        tostring(werr)))
-      return nil, 1
-    end
-  end
-  if not self:make_room(#entries) then
-    evaluate.term_scope(scope)
-    return nil, 1
-  end
-  self.notifier = notify.new(self.sink)
-  self.sink:declare(entries)
-  self.chain = chain
-  self:log(('running %s (pid %d): %s'):format(self.script, orch_pid(), count_kinds(entries)))
-  return chain
-end
-
--- os.exit(code) in script code: an orderly stop, then orch exits with `code`.
-function Run:capture_exit()
-  self.restore_exit = evaluate.capture_exit(function(code, where)
-    if self.exit_requested then
-      return
-    end
-    self.exit_requested = code
-    self.exit_code = code
-    self:log(('os.exit(%d) called at %s: stopping, orch will exit with status %d'):format(code,
-      where, code), code == 0 and 'info' or 'warning')
-    self:request_stop('os.exit')
-  end)
 end
 
 function Run:main()
@@ -442,27 +374,9 @@ local function cmd_run(opts, script, args)
   ropts.interrupted = function() -- read by a long start, before the signal callbacks can run
     return core.stop_guard_count() > 0
   end
-  local contained, relay = run_setup.contain(opts)
-  M.relay_pid = relay
-  if not contained then
-    run_setup.watch()
-  end
-  if core.set_subreaper then
-    local ok, serr = core.set_subreaper()
-    if not ok and core.getpid() == 1 then
-      err(('orch: warning: %s\n'):format(tostring(serr)))
-    end
-  end
-  local tracker = run_setup.setup_tracking(orch_pid)
+  local tracker
+  M.relay_pid, tracker = run_setup.prepare(opts)
   ropts.tracker = tracker
-  -- What the watcher (if any) kills besides the process groups: orch's cgroup, and the
-  -- processes tagged for the /proc scan (which the tracker may fall back to later).
-  if core.watch_cgroup and not M.relay_pid and tracker.mode ~= 'off' then
-    if tracker.base then
-      core.watch_cgroup(tracker.base, tracker.mode == 'cgroup1')
-    end
-    core.watch_tag(track.ENV .. '=' .. tracker.name .. '.')
-  end
   local run = Run.new(ropts, script, args)
   tracker.log = function(msg, level)
     run:log(msg, level)

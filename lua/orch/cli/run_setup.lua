@@ -1,5 +1,5 @@
---- How `orch run` sets up the process it runs in: containment in a PID namespace, the watcher
--- of an uncontained orch, process tracking, and the `--log-dir` directory.
+--- How `orch run` sets up the process it runs in (`prepare`): containment in a PID namespace,
+-- the watcher of an uncontained orch, process tracking, and the `--log-dir` directory.
 -- @module orch.cli.run_setup
 local core = require 'orch.core'
 local track = require 'orch.runtime.track'
@@ -84,6 +84,34 @@ function M.log_dir(dir)
     end
   end
   return dir
+end
+
+--- Set the process up before the run: containment (or the watcher of an uncontained orch), the
+-- subreaper, process tracking, and what the watcher kills besides the process groups. Returns
+-- the relay's pid (nil when not contained) and the tracker.
+function M.prepare(opts)
+  local contained, relay = M.contain(opts)
+  if not contained then
+    M.watch()
+  end
+  if core.set_subreaper then
+    local ok, serr = core.set_subreaper()
+    if not ok and core.getpid() == 1 then
+      err(('orch: warning: %s\n'):format(tostring(serr)))
+    end
+  end
+  local tracker = M.setup_tracking(function()
+    return relay or core.getpid() -- the pid users see for orch
+  end)
+  -- What the watcher (if any) kills besides the process groups: orch's cgroup, and the
+  -- processes tagged for the /proc scan (which the tracker may fall back to later).
+  if core.watch_cgroup and not relay and tracker.mode ~= 'off' then
+    if tracker.base then
+      core.watch_cgroup(tracker.base, tracker.mode == 'cgroup1')
+    end
+    core.watch_tag(track.ENV .. '=' .. tracker.name .. '.')
+  end
+  return relay, tracker
 end
 
 return M
