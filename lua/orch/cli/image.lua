@@ -6,6 +6,8 @@
 -- `images/.import-<id>-<random>/`, writes config.json from the OCI image config, and renames the
 -- result to `images/<id>` only once everything worked: an image is there whole or not at all.
 -- Nothing is fetched from a network.
+-- Over the guide's 400 lines on purpose: import, ls and rm share the staging-directory and
+-- config.json rules that make an import atomic; the unpacking itself is umoci's and skopeo's.
 -- @module orch.cli.image
 local core = require 'orch.core'
 local datadir = require 'orch.runtime.datadir'

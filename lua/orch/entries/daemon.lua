@@ -16,6 +16,9 @@
 -- runs as a task; it may return a command table (spawned unless aborted) or nil (a clean exit).
 -- On `term()` the abort token fires, the primitive the fn waits in raises `sched.ABORTED`, and
 -- the task is force-closed if it has not ended within `sigtermTimeout`.
+-- Over the guide's 400 lines on purpose: the TRANSITIONS table and the ACTIONS it names are one
+-- state machine, read together; what could leave (Daemon.of, exec listings, incarnations, the
+-- restart policy's validation) already did.
 -- @classmod orch.Daemon
 local sched = require 'orch.runtime.sched'
 local util = require 'orch.runtime.util'

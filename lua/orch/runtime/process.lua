@@ -4,6 +4,9 @@
 -- `uid:gid`, resolved to numbers), and what happens to what a leader leaves behind
 -- (DECISIONS "Processes"): its group and tracked processes get SIGTERM and the rest of the
 -- timeout, then SIGKILL; the output pipes are waited for until that deadline, then closed.
+-- Over the guide's 400 lines on purpose: spawning, waiting and the end of what a leader leaves
+-- behind share one Command object and its TERM -> KILL deadline; split, the deadline would be
+-- computed in two places.
 -- @module orch.runtime.process
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'

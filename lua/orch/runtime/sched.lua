@@ -12,6 +12,9 @@
 --
 -- Wake-ups are queued and drained in FIFO order from the outermost resume, so a task never
 -- resumes another one directly (no "cannot resume non-suspended coroutine").
+-- Over the guide's 400 lines on purpose: DECISIONS makes this the one module that resumes,
+-- yields or closes coroutines, so tasks, await, events, cancellation and the preemption deadline
+-- live together; cut apart, the coroutine invariants would span files.
 -- @module orch.runtime.sched
 local core = require 'orch.core'
 

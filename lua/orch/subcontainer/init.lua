@@ -8,6 +8,9 @@
 -- and keep every guarantee of an orch process (cgroup, group kill, output, exit codes). The
 -- image's config gives the default user, workdir, env, entrypoint and cmd; users and groups
 -- resolve from the image's own /etc/passwd and /etc/group.
+-- Over the guide's 400 lines on purpose: this is the whole public surface of the seed's
+-- SubContainer (of/eager, exec/execFail/spawn/launch, rootfs/subpath, hold/destroy) with its
+-- argument checks; the leader (with its overlay), mounts and users are modules of their own.
 -- @module orch.subcontainer
 local core = require 'orch.core'
 local sched = require 'orch.runtime.sched'
