@@ -20,6 +20,9 @@
  *       Sleep DELAY_MS, then listen on 127.0.0.1:PORT (TCP), write "\n" to NOTIFY_FD when it
  *       is >= 0 (s6 notification-fd, or the floor's pipe), and then sleep until killed. The
  *       MARKER arguments are ignored; they make the process findable by `watch`.
+ *   helper http PORT [MARKER...]
+ *       Listen on 127.0.0.1:PORT and answer every request with "200 OK" (one connection at a
+ *       time, Connection: close): the server of the HTTP-check scenario.
  *   helper crash FILE [MARKER...]
  *       Append "<CLOCK_MONOTONIC ns>\n" to FILE and exit 1 at once (the crash-loop daemon).
  *   helper waitport PORT [MARKER...]
@@ -291,6 +294,37 @@ static int cmd_listen(int port, long delay_ms, int notify_fd) {
   }
 }
 
+static int cmd_http(int port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 64) < 0) {
+    perror("helper http");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  static const char reply[] =
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+  for (;;) {
+    int c = accept(s, NULL, NULL);
+    if (c < 0) continue;
+    char buf[2048];
+    size_t got = 0;
+    while (got < sizeof buf - 1) { /* read the request head */
+      ssize_t n = read(c, buf + got, sizeof buf - 1 - got);
+      if (n <= 0) break;
+      got += (size_t)n;
+      buf[got] = '\0';
+      if (strstr(buf, "\r\n\r\n")) break;
+    }
+    if (write(c, reply, sizeof reply - 1) < 0) {
+    }
+    close(c);
+  }
+}
+
 static int cmd_waitport(int port) {
   for (;;) {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -349,13 +383,14 @@ int main(int argc, char **argv) {
   }
   if (argc >= 5 && !strcmp(argv[1], "listen"))
     return cmd_listen(atoi(argv[2]), atol(argv[3]), atoi(argv[4]));
+  if (argc >= 3 && !strcmp(argv[1], "http")) return cmd_http(atoi(argv[2]));
   if (argc >= 3 && !strcmp(argv[1], "crash")) return cmd_crash(argv[2]);
   if (argc >= 3 && !strcmp(argv[1], "waitport")) return cmd_waitport(atoi(argv[2]));
   if (argc >= 6 && !strcmp(argv[1], "chatty"))
     return cmd_chatty(argv[2], atoll(argv[3]), atoi(argv[4]), atoi(argv[5]),
                       argc >= 7 && !strcmp(argv[6], "exit"));
   fprintf(stderr, "usage: helper watch PREFIX | scan PREFIX | listen PORT DELAY_MS NOTIFY_FD "
-                  "[MARKER...] | crash FILE [MARKER...] | waitport PORT [MARKER...] | "
+                  "[MARKER...] | http PORT [MARKER...] | crash FILE [MARKER...] | waitport PORT [MARKER...] | "
                   "chatty GOFILE BYTES LINELEN BLOCK [MARKER...]\n");
   return 2;
 }
