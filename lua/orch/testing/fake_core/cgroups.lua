@@ -4,7 +4,7 @@
 -- memory under a root that exists only in the simulated world. A process spawned into a cgroup
 -- whose `memory.max` is below its behaviour's `memory` (MiB) is killed as the kernel's OOM
 -- killer would: SIGKILL, and `oom_kill` counted in `memory.events`.
--- @module orch.testing.fake_cgroup
+-- @module orch.testing.fake_core.cgroups
 local M = {}
 
 -- The control files of a new cgroup, with the kernel's defaults.
@@ -13,7 +13,9 @@ local FILES = {
   ['cpu.max'] = 'max 100000\n', ['pids.max'] = 'max\n', ['cgroup.subtree_control'] = '',
 }
 
---- Add the cgroup functions to `fake`.
+--- Add the cgroup functions to `fake`, and the hooks its spawns call (`_cgroup_join`,
+-- `_cgroup_add`, `_memory_check`). The tree is kept here, not in the shared state:
+-- `fake.reset()` leaves it alone (`cgroup_root` starts a new one).
 function M.install(fake)
   local cg = { dirs = {}, files = {}, procs = {} }
 
