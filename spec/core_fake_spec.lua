@@ -18,7 +18,8 @@ local PARAMS = {
   preempt = 3, preempt_lines = 2,
   preempted = 1, proc_list = 1, random = 1, readdir = 1, run = 1, set_subreaper = 0,
   signal = 0, signame = 1, signum = 1, spawn = 3, stop = 0, stop_guard = 0,
-  stop_guard_ack = 0, stop_guard_stopping = 0, tcp_connect = 4, time = 0, timer = 0,
+  stop_guard_ack = 0, stop_guard_count = 0, stop_guard_stopping = 0, tcp_connect = 4,
+  getrlimit = 1, setrlimit = 4, time = 0, timer = 0,
   tty = 1, tty_reset = 0, unblock_signals = 0, unix_connect = 2, unix_listen = 2,
   update_time = 0, watch = 1, watch_cgroup = 2, watch_tag = 1, write_new = 3, fs_watch = 2,
 }
@@ -57,6 +58,10 @@ local NO_FAKE = {
   stop_guard = 'orch run only: the C fallback of a second SIGINT (cli/run.lua)',
   stop_guard_ack = 'orch run only (cli/run.lua)',
   stop_guard_stopping = 'orch run only (cli/run.lua)',
+  stop_guard_count = 'orch run only: read by a long build (cli/run.lua), cli_limits_spec',
+  -- orch's own limits (cli/limits.lua, from cli/run.lua's cmd_run), tested by cli_limits_spec
+  getrlimit = 'orch run only (cli/limits.lua)',
+  setrlimit = 'orch run only (cli/limits.lua)',
   -- the status file (status_file.lua), tested on the real core by status_file_spec
   write_new = 'status file (status_file.lua)',
   fs_watch = 'orch run --watch only (cli/watch_files.lua); core_fs_spec tests it',
