@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <lauxlib.h>
@@ -401,6 +402,28 @@ static void http_check_opts(lua_State *L, int idx, http_opts *o)
   }
 }
 
+/* Whether the URL's host needs no name lookup: an IP literal, or "localhost" (which libcurl
+ * resolves itself). Such probes keep nothing in libcurl's DNS cache: its entries are per
+ * host:port, and every transfer walks them all to prune (1000 port-specific checks: 7 % of
+ * orch's CPU in that walk). */
+static int host_is_literal(const char *url)
+{
+  const char *h = strstr(url, "://");
+  if (h == NULL)
+    return 0;
+  h += 3;
+  const char *at = h + strcspn(h, "/?#");
+  const char *cred = memchr(h, '@', (size_t)(at - h));
+  if (cred != NULL)
+    h = cred + 1;
+  if (*h == '[')
+    return 1;
+  size_t n = strcspn(h, ":/?#");
+  if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
+    return 1;
+  return n > 0 && strspn(h, "0123456789.") == n;
+}
+
 /* Configure `easy` for one probe; CURLE_OK or the first failure. */
 static CURLcode http_setup(CURL *easy, http_probe *p, const char *url, const http_opts *o)
 {
@@ -425,6 +448,7 @@ static CURLcode http_setup(CURL *easy, http_probe *p, const char *url, const htt
   SET(CURLOPT_FORBID_REUSE, 1L);
   SET(CURLOPT_FRESH_CONNECT, 1L);
   SET(CURLOPT_PROXY, "");
+  SET(CURLOPT_DNS_CACHE_TIMEOUT, host_is_literal(url) ? 0L : 60L);
   SET(CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
 #if LIBCURL_VERSION_NUM >= 0x075500
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
