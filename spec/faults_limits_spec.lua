@@ -1,4 +1,4 @@
--- Fault: resource exhaustion. orch with `ulimit -n 64` and 100 daemons; orch unable to fork
+-- Fault: resource exhaustion. orch out of descriptors with 100 daemons; orch unable to fork
 -- (RLIMIT_NPROC for an unprivileged orch, the pids cgroup's pids.max for a root one). Each entry
 -- that cannot start says why, backs off and is retried; orch keeps running; once the limit is
 -- lifted (prlimit on the running orch, pids.max raised) every entry comes up.
@@ -46,6 +46,9 @@ local function exhaust(opts)
   local p = R.start(args, { env = { FAULT_DIR = dir, FAULT_N = tostring(opts.n) },
     prefix = opts.prefix })
   F.with_orch(p, dir, 'sleep 100003', function()
+    if opts.exhaust then
+      opts.exhaust(p, status)
+    end
     local by_id
     R.wait_until(function()
       local n
@@ -77,21 +80,31 @@ describe('faults: resource exhaustion #integration', function()
     return
   end
 
-  it('ulimit -n 64 with 100 daemons: EMFILE per entry, backoff, recovery', function()
-    exhaust({
-      name = 'nofile 64',
-      n = 100,
-      -- the soft limit (what `ulimit -n 64` enforces); the hard one stays, so that the soft
-      -- one can be raised again without CAP_SYS_RESOURCE
-      prefix = 'prlimit --nofile=64:4096',
-      pattern = 'too many open files',
-      min_failed = 50,
-      lift = function(p)
-        local inner = F.inner_pid(p.pid)
-        assert(os.execute(('prlimit --pid %d --nofile=4096:4096'):format(inner)))
-      end,
-    })
-  end)
+  it('descriptors run out (soft limit 64 with 100 daemons): EMFILE per entry, backoff, recovery',
+    function()
+      exhaust({
+        name = 'nofile 64',
+        n = 100,
+        -- orch raises its soft limit to the hard one at start (orch.cli.limits), so the soft
+        -- limit is lowered once every daemon runs, on the running orch, and every daemon is
+        -- killed: their restarts need new pipes. The hard limit stays, so that the soft one can
+        -- be raised again without CAP_SYS_RESOURCE.
+        exhaust = function(p, status)
+          F.wait_ready(status, 100, 30000, 'every entry up before the limit is lowered')
+          local inner = F.inner_pid(p.pid)
+          assert(os.execute(('prlimit --pid %d --nofile=64:'):format(inner)))
+          for _, pid in ipairs(F.find('sleep 100003')) do
+            os.execute('kill -KILL ' .. pid)
+          end
+        end,
+        pattern = 'too many open files',
+        min_failed = 30,
+        lift = function(p)
+          local inner = F.inner_pid(p.pid)
+          assert(os.execute(('prlimit --pid %d --nofile=4096:'):format(inner)))
+        end,
+      })
+    end)
 
   it('RLIMIT_NPROC (ulimit -u) for an unprivileged orch: fork fails, backoff, recovery',
     function()

@@ -8,8 +8,10 @@
 -- back the soft limit orch started with (a program that still uses select() breaks above 1024)
 -- unless its `exec.limits.nofile` says otherwise. Once the entries are known (`ensure`): when the
 -- graph needs more than the hard limit, orch raises that too (root with CAP_SYS_RESOURCE, up to
--- fs.nr_open), and when the system refuses it says so and refuses to start, instead of failing
--- spawns at the 9,980th entry.
+-- fs.nr_open); when the system refuses, an error in the log says how many descriptors the graph
+-- needs and what to raise, before the first spawn fails, and orch starts anyway: as for any
+-- spawn failure, entries beyond the limit fail with EMFILE, are retried with the backoff, and
+-- come up once the limit is lifted (README "Failures are reported, retried, and survived").
 -- @module orch.cli.limits
 local M = {}
 
@@ -41,8 +43,10 @@ end
 local HOW = 'raise the hard limit of the user or service that starts orch (`ulimit -Hn`, '
   .. 'LimitNOFILE= in a systemd unit, `docker run --ulimit nofile=N:N`)'
 
---- Make room for `n` entries: true, or nil and the message that says what the system refused.
--- `log` reports a raise of the hard limit.
+--- Make room for `n` entries. `log(msg, level)` reports a raise of the hard limit, or, when the
+-- system refuses it, a warning that says what to raise: orch still starts (entries that find no
+-- descriptor fail with EMFILE, are retried with the backoff, and come up once the limit is
+-- lifted, as `prlimit --pid` can do on the running orch).
 function M:ensure(n, log_files, log)
   local core = self.core
   local need = M.fds_needed(n, log_files)
@@ -61,28 +65,23 @@ function M:ensure(n, log_files, log)
     end
     why = ('raising it was refused: %s'):format(tostring(serr))
   end
-  return nil, ('orch: %d entries need about %d file descriptors (%d per entry and %d for orch), '
-    .. 'but the limit is %d and %s: %s'):format(n, need, M.FDS_PER_ENTRY + (log_files and 1 or 0),
-      M.FDS_RESERVE, soft, why, HOW)
+  log(('%d entries need about %d file descriptors (%d per entry and %d for orch), but the '
+    .. 'limit is %d and %s: entries beyond it fail with "too many open files" until it is '
+    .. 'raised; %s'):format(n, need, M.FDS_PER_ENTRY + (log_files and 1 or 0), M.FDS_RESERVE,
+      soft, why, HOW), 'error')
+  return self:ensure_procs(n, log)
 end
 
---- Processes: RLIMIT_NPROC counts every process of orch's user (not enforced for root). Raise
--- the soft limit to the hard one when the graph's own processes come near it; warn when even
--- the hard limit is below what the graph needs (the count includes the user's other processes,
--- so this is no reason to refuse).
+--- Processes: RLIMIT_NPROC counts every process of orch's user, not only the graph's (and binds
+-- no root), so a per-user cap the administrator set is not orch's to raise: warn when the soft
+-- limit leaves the graph no room. Spawns beyond it fail with EAGAIN, are retried with the
+-- backoff, and recover once the limit is lifted.
 function M:ensure_procs(n, log)
   local core = self.core
-  local soft, hard = core.getrlimit('nproc')
-  if not soft or unlimited(soft) or core.getuid() == 0 or soft >= 2 * n + M.FDS_RESERVE then
-    return true
-  end
-  if soft < hard or unlimited(hard) then
-    core.setrlimit('nproc', hard, hard)
-  end
-  local now = core.getrlimit('nproc')
-  if not unlimited(now) and now < n + M.FDS_RESERVE then
-    log(('warning: the process limit of this user is %d, and the graph alone has %d entries: '
-      .. 'spawns may fail with EAGAIN (raise `ulimit -u`, LimitNPROC=)'):format(now, n), 'warning')
+  local soft = core.getrlimit('nproc')
+  if soft and not unlimited(soft) and core.getuid() ~= 0 and soft < n + M.FDS_RESERVE then
+    log(('the process limit of this user is %d and the graph alone has %d entries: spawns may '
+      .. 'fail with EAGAIN (raise `ulimit -u`, LimitNPROC=)'):format(soft, n), 'warning')
   end
   return true
 end

@@ -16,18 +16,13 @@ local M = {}
 -- The methods this file adds (`install` copies them onto the class).
 local Run = {}
 
--- Raise orch's descriptor limit for `n` entries (orch.cli.limits); false once it said why not.
+-- Raise orch's descriptor limit for `n` entries (orch.cli.limits), or log why it cannot.
 function Run:make_room(n)
-  if not self.opts.limits then
-    return true -- the simulated world of orch.testing
+  if self.opts.limits then -- none in the simulated world of orch.testing
+    self.opts.limits:ensure(n, self.opts.log_dir ~= nil, function(msg, level)
+      self:log(msg, level)
+    end)
   end
-  local ok, lerr = self.opts.limits:ensure(n, self.opts.log_dir ~= nil, function(msg, level)
-    self:log(msg, level)
-  end)
-  if not ok then
-    err(lerr .. '\n')
-  end
-  return ok
 end
 
 -- Evaluate the script and declare its entries; the chain, or nil and the exit code. (A
@@ -61,10 +56,7 @@ function Run:load()
       return nil, 1
     end
   end
-  if not self:make_room(#entries) then
-    evaluate.term_scope(scope)
-    return nil, 1
-  end
+  self:make_room(#entries)
   self.notifier = notify.new(self.sink)
   self.sink:declare(entries)
   self.chain = chain
