@@ -3,6 +3,7 @@
  * usual soft limits; orch.cli.limits decides how far to raise them. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include <lauxlib.h>
@@ -22,8 +23,14 @@ static lua_Integer ceiling(const char *path)
   FILE *f = fopen(path, "re");
   long long n = -1;
   if (f != NULL) {
-    if (fscanf(f, "%lld", &n) != 1)
-      n = -1;
+    char buf[32];
+    if (fgets(buf, sizeof buf, f) != NULL) {
+      char *end;
+      errno = 0;
+      n = strtoll(buf, &end, 10);
+      if (errno != 0 || end == buf)
+        n = -1;
+    }
     fclose(f);
   }
   return (lua_Integer)n;
