@@ -21,8 +21,7 @@
 #include <uv.h>
 
 #include "orch.h"
-
-#define HTTP_DEFAULT_MAX_REDIRECTS 5
+#include "probe_http_opts.h"
 
 #ifndef ORCH_LIBCURL_SONAME
 #define ORCH_LIBCURL_SONAME "libcurl.so.4"
@@ -363,67 +362,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
   return size * nmemb;
 }
 
-typedef struct http_opts {
-  lua_Integer timeout, max_redirects;
-  int insecure, head;
-} http_opts;
-
-/* Read and check the options table at `idx`. `timeout` is required: its default is policy
- * (orch.health's). Raises on misuse.   [-0, +0, v] */
-static void http_check_opts(lua_State *L, int idx, http_opts *o)
-{
-  o->timeout = 0;
-  o->max_redirects = HTTP_DEFAULT_MAX_REDIRECTS;
-  o->insecure = o->head = 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
-    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    int t = lua_type(L, -1);
-    if (strcmp(key, "timeout") == 0) {
-      luaL_argcheck(L, lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0, idx,
-                    "timeout must be a positive integer (ms)");
-      o->timeout = lua_tointeger(L, -1);
-    } else if (strcmp(key, "max_redirects") == 0) {
-      luaL_argcheck(L, lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0, idx,
-                    "max_redirects must be a non-negative integer");
-      o->max_redirects = lua_tointeger(L, -1);
-    } else if (strcmp(key, "insecure") == 0) {
-      luaL_argcheck(L, t == LUA_TBOOLEAN, idx, "insecure must be a boolean");
-      o->insecure = lua_toboolean(L, -1);
-    } else if (strcmp(key, "method") == 0) {
-      const char *method = lua_tostring(L, -1);
-      luaL_argcheck(L,
-                    t == LUA_TSTRING && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0),
-                    idx, "method must be 'GET' or 'HEAD'");
-      o->head = method[0] == 'H';
-    } else {
-      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -2, NULL)));
-    }
-  }
-}
-
-/* Whether the URL's host needs no name lookup: an IP literal, or "localhost" (which libcurl
- * resolves itself). Such probes keep nothing in libcurl's DNS cache: its entries are per
- * host:port, and every transfer walks them all to prune (1000 port-specific checks: 7 % of
- * orch's CPU in that walk). */
-static int host_is_literal(const char *url)
-{
-  const char *h = strstr(url, "://");
-  if (h == NULL)
-    return 0;
-  h += 3;
-  const char *at = h + strcspn(h, "/?#");
-  const char *cred = memchr(h, '@', (size_t)(at - h));
-  if (cred != NULL)
-    h = cred + 1;
-  if (*h == '[')
-    return 1;
-  size_t n = strcspn(h, ":/?#");
-  if (n == 9 && strncasecmp(h, "localhost", 9) == 0)
-    return 1;
-  return n > 0 && strspn(h, "0123456789.") == n;
-}
-
 /* Configure `easy` for one probe; CURLE_OK or the first failure. */
 static CURLcode http_setup(CURL *easy, http_probe *p, const char *url, const http_opts *o)
 {
@@ -448,7 +386,7 @@ static CURLcode http_setup(CURL *easy, http_probe *p, const char *url, const htt
   SET(CURLOPT_FORBID_REUSE, 1L);
   SET(CURLOPT_FRESH_CONNECT, 1L);
   SET(CURLOPT_PROXY, "");
-  SET(CURLOPT_DNS_CACHE_TIMEOUT, host_is_literal(url) ? 0L : 60L);
+  SET(CURLOPT_DNS_CACHE_TIMEOUT, orch_http_host_is_literal(url) ? 0L : 60L);
   SET(CURLOPT_USERAGENT, "orch/" ORCH_VERSION);
 #if LIBCURL_VERSION_NUM >= 0x075500
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -481,7 +419,7 @@ static int core_http_get(lua_State *L)
   const char *url = luaL_checklstring(L, 1, &len);
   http_opts o;
   luaL_argcheck(L, strlen(url) == len, 1, "URL contains a NUL byte");
-  http_check_opts(L, 2, &o);
+  orch_http_check_opts(L, 2, &o);
   luaL_argcheck(L, o.timeout > 0, 2, "timeout (ms) expected");
   luaL_checktype(L, 3, LUA_TFUNCTION);
   orch_ctx *ctx = orch_ctx_get(L);
