@@ -247,6 +247,41 @@ describe('status.Sink', function()
       assert.same({ 1, 2 }, { sink:counts() })
     end)
 
+    it('keeps the ready count without a scan: every way a result changes counts', function()
+      local sink = make()
+      -- the count a scan of the snapshot gives, to compare with counts()
+      local function scanned()
+        local n = 0
+        for _, e in ipairs(sink:snapshot()) do
+          n = n + (e.result == 'success' and 1 or 0)
+        end
+        return n
+      end
+      local function check(ready, total)
+        assert.same({ ready, total }, { sink:counts() })
+        assert.equal(scanned(), ready)
+      end
+      sink:declare({ { id = 'a', kind = 'daemon' }, { id = 'b', kind = 'daemon' },
+        { id = 'c', kind = 'oneshot' } })
+      check(0, 3)
+      sink:onState({ id = 'a', result = 'success' })
+      sink:onState({ id = 'a', result = 'success', message = 'again' }) -- no double count
+      check(1, 3)
+      sink:setHealth({ id = 'b', result = 'success' }) -- health only: it is the state too
+      check(2, 3)
+      sink:onState({ id = 'a', result = 'failure' })
+      check(1, 3)
+      sink:declare({ { id = 'c', kind = 'oneshot' }, { id = 'a', kind = 'daemon' } }) -- b goes
+      check(0, 2)
+      sink:onState({ id = 'c', result = 'success' })
+      check(1, 2)
+      sink:declare({ { id = 'c', kind = 'oneshot' }, { id = 'a', kind = 'daemon' } },
+        { reset = true })
+      check(0, 2)
+      assert.is_true(sink:has('c'))
+      assert.is_false(sink:has('b'))
+    end)
+
     it('forgets entries a new declaration does not have', function()
       local sink = make()
       sink:declare({ { id = 'a', kind = 'daemon' }, { id = 'b', kind = 'daemon' } })

@@ -91,9 +91,8 @@ function HANDLERS.status(conn, r)
     if type(id) ~= 'string' then
       return conn:fail('bad-request', '"id" must be a string')
     end
-    local ids, set = sink_ids(srv)
-    if not set[id] then
-      return unknown(conn, id, ids)
+    if not srv.backend.sink:has(id) then -- no list of every id unless it is needed
+      return unknown(conn, id, (sink_ids(srv)))
     end
   end
   if conn:send_big(status_obj(srv, id), 'entries') and r.watch then

@@ -63,7 +63,8 @@ function M.new(opts)
     now = opts.now or mono_ms,
     wallclock = opts.wallclock or log.wallclock,
     _entries = {}, -- id -> entry record
-    _order = {}, -- ids in declaration (or first seen) order
+    _order = {}, -- ids in declaration (or first seen) order: the keys of _entries
+    _ready = 0, -- how many entries have the result `success` (counts() without a scan)
     _output = output_ring.new({ lines = opts.ring, bytes = opts.ring_bytes,
       max_line = opts.max_line }),
     _subs = {},
@@ -103,6 +104,17 @@ function Sink:_entry(id, kind)
     e.kind = kind
   end
   return e
+end
+
+-- Set an entry's result and message, keeping the count of ready entries.
+local function set_result(self, e, result, message)
+  if e.result == 'success' then
+    self._ready = self._ready - 1
+  end
+  if result == 'success' then
+    self._ready = self._ready + 1
+  end
+  e.result, e.message = result, message
 end
 
 function Sink:_emit(ev)
@@ -148,7 +160,8 @@ function Sink:declare(entries, opts)
     keep[d.id] = true
     local e = self:_entry(d.id, d.kind)
     if opts and opts.reset then
-      e.result, e.message, e.health, e.pid, e.started = nil, nil, nil, nil, nil
+      set_result(self, e, nil, nil)
+      e.health, e.pid, e.started = nil, nil, nil
       e.restarts, e._raw, e.since = 0, nil, self.wallclock()
     end
     e.kind = d.kind or e.kind
@@ -160,6 +173,7 @@ function Sink:declare(entries, opts)
   end
   for _, id in ipairs(self._order) do
     if not keep[id] then
+      set_result(self, self._entries[id], nil, nil)
       self._entries[id] = nil
       self._output:forget(id)
     end
@@ -189,7 +203,7 @@ function Sink:setHealth(h)
   e.health = { result = h.result, message = h.message }
   if not e._raw then
     -- An effects caller that only reports health (upstream style): it is the state too.
-    e.result, e.message = h.result, h.message
+    set_result(self, e, h.result, h.message)
   end
   if old and old.result == h.result and old.message == h.message then
     return
@@ -225,7 +239,7 @@ function Sink:onState(s)
   if old == s.result and e.message == s.message then
     return
   end
-  e.result, e.message = s.result, s.message
+  set_result(self, e, s.result, s.message)
   if old ~= s.result then
     e.since = self.wallclock()
     if not e.visible then
@@ -380,13 +394,12 @@ end
 
 --- `ready, total`: how many entries are `success` right now, out of how many.
 function Sink:counts()
-  local ready = 0
-  for _, id in ipairs(self._order) do
-    if self._entries[id].result == 'success' then
-      ready = ready + 1
-    end
-  end
-  return ready, #self._order
+  return self._ready, #self._order
+end
+
+--- Whether `id` is an entry of the sink.
+function Sink:has(id)
+  return self._entries[id] ~= nil
 end
 
 EFFECTS = {
