@@ -95,6 +95,9 @@ describe('core.contain', function()
       end, 3000, 'the pids'))
       local seen = tonumber(process.exec({ 'pgrep', '-f', '^sleep 4244' }, NO_PRELOAD).stdout:match(
         '%d+'))
+      if seen then
+        process.exec({ 'kill', tostring(seen) }, NO_PRELOAD) -- the helper ends with its child
+      end
       helper:wait(3000)
       return { ns = ns, host = host, seen = seen }
     end)
