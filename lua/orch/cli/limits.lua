@@ -27,10 +27,12 @@ end
 --- Raise orch's soft descriptor limit to the hard one. Returns the limits object for `ensure`.
 function M.raise(core)
   local self = { core = core }
-  local soft, hard = core.getrlimit('nofile')
+  local soft, hard, ceiling = core.getrlimit('nofile')
   self.child_soft = soft and not unlimited(soft) and soft or 0
-  if soft and not unlimited(soft) and (unlimited(hard) or soft < hard) then
-    core.setrlimit('nofile', hard, hard, soft)
+  -- an unlimited hard limit still stops at the kernel's ceiling (fs.nr_open)
+  local to = unlimited(hard) and ceiling or hard
+  if soft and not unlimited(soft) and not unlimited(to) and soft < to then
+    core.setrlimit('nofile', to, hard, soft)
   end
   return setmetatable(self, { __index = M })
 end
@@ -44,7 +46,7 @@ local HOW = 'raise the hard limit of the user or service that starts orch (`ulim
   .. 'LimitNOFILE= in a systemd unit, `docker run --ulimit nofile=N:N`)'
 
 --- Make room for `n` entries. `log(msg, level)` reports a raise of the hard limit, or, when the
--- system refuses it, a warning that says what to raise: orch still starts (entries that find no
+-- system refuses it, an error that says what to raise: orch still starts (entries that find no
 -- descriptor fail with EMFILE, are retried with the backoff, and come up once the limit is
 -- lifted, as `prlimit --pid` can do on the running orch).
 function M:ensure(n, log_files, log)
@@ -58,7 +60,9 @@ function M:ensure(n, log_files, log)
   if not unlimited(ceiling) and need > ceiling then
     why = ('above the kernel\'s ceiling fs.nr_open = %d'):format(ceiling)
   else
-    local ok, serr = core.setrlimit('nofile', need, need, self.child_soft)
+    -- never lower a hard limit that is above the need (the soft one may have stayed low)
+    local ok, serr = core.setrlimit('nofile', need,
+      (unlimited(hard) or hard > need) and hard or need, self.child_soft)
     if ok then
       log(('raised the descriptor limit from %d to %d for %d entries'):format(hard, need, n))
       return self:ensure_procs(n, log)
