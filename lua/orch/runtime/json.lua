@@ -97,30 +97,49 @@ local function encode_string(s)
   return e
 end
 
-local function encode(v, depth)
+-- Append the JSON of `v` to `buf` (pieces up to index `n`); returns the new last index. One
+-- buffer for the whole value, joined once: no intermediate string per member.
+local function put(v, depth, buf, n)
   local t = type(v)
   if t == 'string' then
-    return encode_string(v)
+    n = n + 1
+    buf[n] = encode_string(v)
+    return n
   elseif t == 'boolean' then
-    return v and 'true' or 'false'
+    n = n + 1
+    buf[n] = v and 'true' or 'false'
+    return n
   elseif math.type(v) == 'integer' then
-    return tostring(v) -- exact (cjson writes %.14g: 123456789012345 became 1.2345678901234e+14)
+    n = n + 1
+    buf[n] = tostring(v) -- exact (cjson writes %.14g: 123456789012345 became 1.2345678901234e+14)
+    return n
   elseif t ~= 'table' then
-    return cjson().encode(v)
+    n = n + 1
+    buf[n] = cjson().encode(v)
+    return n
   end
   if depth > MAX_DEPTH then
     error('JSON nesting too deep')
   end
-  local n, count = #v, 0
-  for _ in pairs(v) do
-    count = count + 1
-  end
-  if getmetatable(v) == ARRAY_MT or (n > 0 and count == n) then
-    local parts = {}
-    for i = 1, n do
-      parts[i] = encode(v[i], depth + 1)
+  local len, count = #v, 0
+  if len > 0 then -- an array when it has nothing but 1..len (most tables are objects: len 0)
+    for _ in pairs(v) do
+      count = count + 1
     end
-    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  if getmetatable(v) == ARRAY_MT or (len > 0 and count == len) then
+    n = n + 1
+    buf[n] = '['
+    for i = 1, len do
+      if i > 1 then
+        n = n + 1
+        buf[n] = ','
+      end
+      n = put(v[i], depth + 1, buf, n)
+    end
+    n = n + 1
+    buf[n] = ']'
+    return n
   end
   -- String keys sort natively (no Lua comparator: the sort was most of the time of a big
   -- status) as their rank's byte followed by the key; other keys take the comparator.
@@ -145,17 +164,24 @@ local function encode(v, depth)
       keys[i] = k:sub(2)
     end
   end
-  local parts = {}
+  n = n + 1
+  buf[n] = '{'
   for i, k in ipairs(keys) do
-    parts[i] = encode(tostring(k), depth + 1) .. ':' .. encode(v[k], depth + 1)
+    n = n + 1
+    buf[n] = (i > 1 and ',' or '') .. encode_string(tostring(k)) .. ':'
+    n = put(v[k], depth + 1, buf, n)
   end
-  return '{' .. table.concat(parts, ',') .. '}'
+  n = n + 1
+  buf[n] = '}'
+  return n
 end
 
 --- Encode `v` as one line of JSON. Raises on what JSON cannot hold (functions, NaN, nesting
 -- deeper than 20).
 function M.encode(v)
-  return encode(v, 0)
+  local buf = {}
+  local n = put(v, 0, buf, 0)
+  return table.concat(buf, '', 1, n)
 end
 
 -- Decoded numbers are floats: make the integral ones integers again.
