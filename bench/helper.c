@@ -271,17 +271,25 @@ static void sleep_ms(long ms) {
   }
 }
 
-static int cmd_listen(int port, long delay_ms, int notify_fd) {
-  if (delay_ms > 0) sleep_ms(delay_ms);
+/* A TCP socket listening on 127.0.0.1:port, or -1 (said on stderr as `what`). */
+static int listen_on(int port, const char *what) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 64) < 0) {
-    perror("helper listen");
-    return 1;
+    perror(what);
+    close(s);
+    return -1;
   }
+  return s;
+}
+
+static int cmd_listen(int port, long delay_ms, int notify_fd) {
+  if (delay_ms > 0) sleep_ms(delay_ms);
+  int s = listen_on(port, "helper listen");
+  if (s < 0) return 1;
   if (notify_fd >= 0) {
     if (write(notify_fd, "\n", 1) < 0) {
     }
@@ -295,15 +303,8 @@ static int cmd_listen(int port, long delay_ms, int notify_fd) {
 }
 
 static int cmd_http(int port) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 64) < 0) {
-    perror("helper http");
-    return 1;
-  }
+  int s = listen_on(port, "helper http");
+  if (s < 0) return 1;
   signal(SIGPIPE, SIG_IGN);
   static const char reply[] =
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";

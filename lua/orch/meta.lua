@@ -3,9 +3,13 @@
 -- LuaCATS definitions of the orch SDK for lua-language-server: completion and checks of a
 -- main.lua, as the seed's TypeScript types give. Never loaded at run time (`require 'orch'` is
 -- lua/orch/init.lua); README "Editor support" says how to point an editor at it. The option keys
--- are those of lua/orch/validate.lua (ENTRY_KEYS, EXEC_KEYS, READY_KEYS, SUB_KEYS) and README
--- "Lua API reference"; keep them in step.
--- Over the size guide on purpose: declarations only, no code, one place for the whole API.
+-- are those of lua/orch/graph/validate.lua (ENTRY_KEYS, READY_KEYS) and
+-- lua/orch/entries/validate_exec.lua (EXEC_KEYS, SUB_KEYS), and README "Lua API reference";
+-- spec/meta_spec.lua keeps them in step.
+-- One file over the size guide on purpose: it holds declarations only (no code runs), it is the
+-- one `---@meta orch` file an editor is pointed at (README "Editor support" names this path),
+-- and meta_spec reads it whole to check every class and option key against the validators; a
+-- cut would give editors and that check several files to find, for no code to separate.
 
 -- Results -----------------------------------------------------------------------------------
 

@@ -103,9 +103,7 @@ end
 
 --- Add the methods (`start_control`, `start_ui`, `stop_ui`) to the class `Run`.
 function M.install(class)
-  for k, v in pairs(Run) do
-    class[k] = v
-  end
+  util.assign(class, Run)
 end
 
 return M

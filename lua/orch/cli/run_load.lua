@@ -3,6 +3,7 @@
 -- and `os.exit(code)` in script code turned into an orderly stop. Installed as methods of
 -- orch.cli.run's Run.
 -- @module orch.cli.run_load
+local util = require 'orch.runtime.util'
 local notify = require 'orch.runtime.notify'
 local status_file = require 'orch.status.file'
 local evaluate = require 'orch.cli.evaluate'
@@ -80,9 +81,7 @@ end
 
 --- Add the methods (`load`, `make_room`, `capture_exit`) to the class `Run`.
 function M.install(class)
-  for k, v in pairs(Run) do
-    class[k] = v
-  end
+  util.assign(class, Run)
 end
 
 return M

@@ -6,6 +6,7 @@
 -- reads again, and then a warning says how many were lost (on stdout and in orch.log).
 -- Installed as methods of orch.cli.run's Run.
 -- @module orch.cli.run_stdout
+local util = require 'orch.runtime.util'
 local core = require 'orch.core'
 
 local M = {}
@@ -81,9 +82,7 @@ end
 
 --- Add the methods (`open_stdout`, `put_stdout`, `close_stdout`) to the class `Run`.
 function M.install(class)
-  for k, v in pairs(Run) do
-    class[k] = v
-  end
+  util.assign(class, Run)
 end
 
 return M

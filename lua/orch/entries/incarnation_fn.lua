@@ -76,14 +76,19 @@ local function run_fn(inc, exec)
   inc.done:set()
 end
 
---- Start `exec.fn` for the supervisor `self` as an incarnation (never fails).
-function M.start(self, exec)
-  local inc = setmetatable({
+-- A new FnInc of the supervisor `self` (its task not started yet).
+local function new_inc(self, exec)
+  return setmetatable({
     done = sched.event(),
     abort = new_abort(),
     timeout = spawn.sigterm_timeout(self, exec),
     rt = self,
   }, FnInc)
+end
+
+--- Start `exec.fn` for the supervisor `self` as an incarnation (never fails).
+function M.start(self, exec)
+  local inc = new_inc(self, exec)
   inc.task = sched.spawn(self.id .. ':exec.fn', run_fn, inc, exec)
   return inc
 end
@@ -91,12 +96,7 @@ end
 --- A command whose subcontainer is not up yet: a task starts it (yields), then the command
 -- runs as the task's inner one (an FnInc without a fn: term, kill and signal work the same).
 function M.start_in_subcontainer(self, exec)
-  local inc = setmetatable({
-    done = sched.event(),
-    abort = new_abort(),
-    timeout = spawn.sigterm_timeout(self, exec),
-    rt = self,
-  }, FnInc)
+  local inc = new_inc(self, exec)
   inc.task = sched.spawn(self.id .. ':subcontainer', function()
     local sok, serr = pcall(self.subcontainer._ensure, self.subcontainer)
     local ok, info

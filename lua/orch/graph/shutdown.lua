@@ -130,9 +130,7 @@ M.destroy_subcontainers = destroy_subcontainers
 --- Add the methods to the class `Daemons`. `shared`: `check_self(self, fname)`.
 function M.install(class, shared)
   check_self = shared.check_self
-  for k, v in pairs(Daemons) do
-    class[k] = v
-  end
+  util.assign(class, Daemons)
 end
 
 return M

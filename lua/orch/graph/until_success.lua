@@ -157,9 +157,7 @@ end
 -- `evaluating()` (the scope of the main.lua evaluation, or nil).
 function M.install(class, shared)
   check_self, evaluating = shared.check_self, shared.evaluating
-  for k, v in pairs(Daemons) do
-    class[k] = v
-  end
+  util.assign(class, Daemons)
 end
 
 return M

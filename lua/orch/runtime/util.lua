@@ -15,6 +15,15 @@ function M.copy(t)
   return out
 end
 
+--- Copy every field of `src` into `dst` (the methods a part of a class adds to it); returns
+-- `dst`.
+function M.assign(dst, src)
+  for k, v in pairs(src) do
+    dst[k] = v
+  end
+  return dst
+end
+
 --- A deep copy of `v` (tables copied at every level; other values as they are).
 function M.deep_copy(v)
   if type(v) ~= 'table' then

@@ -58,6 +58,22 @@ local function fresh(state)
   end
 end
 
+-- The test's controls, callable as functions or as methods (`fake.program(...)`,
+-- `fake:program(...)`); orch.core's own functions are only ever called as functions.
+local CONTROLS = { 'program', 'program_entry', 'program_pattern', 'program_default', 'procs',
+  'spawn_times', 'on_receive', 'set_port', 'set_http', 'set_tcp', 'setenv', 'raise',
+  'cgroup_root' }
+
+-- `f` taking the same arguments whether it is called as `fake.f(...)` or `fake:f(...)`.
+local function either(fake, f)
+  return function(a, ...)
+    if a == fake then
+      return f(...)
+    end
+    return f(a, ...)
+  end
+end
+
 --- A new simulated core: the functions of `orch.core` and the test's controls (`program`,
 -- `procs`, `set_http`, `reset`...), on a world of its own.
 function M.new()
@@ -77,6 +93,9 @@ function M.new()
   procs.install(fake, state)
   probes.install(fake, state)
   cgroups.install(fake)
+  for _, name in ipairs(CONTROLS) do
+    fake[name] = either(fake, fake[name])
+  end
 
   fake.is_fake = true
   return fake

@@ -2,6 +2,7 @@
 -- order), scrolling the log, the actions on the selected entry, the signal and filter prompts,
 -- the views (tree, help, hidden entries). Installed as methods of the app's App.
 -- @module orch.cli.ui.bindings
+local util = require 'orch.runtime.util'
 local protocol = require 'orch.control.protocol'
 local view = require 'orch.cli.ui.view'
 
@@ -134,9 +135,7 @@ end
 
 --- Add the methods (`key`, `prompt_key`, `move`) to the class `App`.
 function M.install(class)
-  for k, v in pairs(App) do
-    class[k] = v
-  end
+  util.assign(class, App)
 end
 
 return M

@@ -24,8 +24,7 @@ function M.install(fake)
   end
 
   --- Give the world a cgroup v2 tree rooted at `dir` (nil: none; cgroup_find fails).
-  function fake.cgroup_root(a, b)
-    local dir = (a == fake) and b or a
+  function fake.cgroup_root(dir)
     cg = { root = dir, dirs = {}, files = {}, procs = {} }
     if dir then
       cg.dirs[dir] = true

@@ -139,6 +139,22 @@ function M.install(fake, state)
     return first()
   end
 
+  -- Fire the due timer `t` at the current time: re-armed when it repeats, stopped otherwise,
+  -- then its callback; an error in it ends the run with its traceback.
+  local function fire(t)
+    if t.rep and t.rep > 0 then
+      state.seq = state.seq + 1
+      t.due, t.seq = state.now + t.rep, state.seq
+      heap_push(t)
+    else
+      t:stop()
+    end
+    local ok, err = xpcall(t.cb, debug.traceback)
+    if not ok then
+      error(err, 0)
+    end
+  end
+
   function fake.run(mode)
     state.stopped = false
     local n = 0
@@ -156,17 +172,7 @@ function M.install(fake, state)
       if state.now > state.limit then
         error(('fake_core: virtual time limit of %d ms exceeded'):format(state.limit), 0)
       end
-      if t.rep and t.rep > 0 then
-        state.seq = state.seq + 1
-        t.due, t.seq = state.now + t.rep, state.seq
-        heap_push(t)
-      else
-        t:stop()
-      end
-      local ok, err = xpcall(t.cb, debug.traceback)
-      if not ok then
-        error(err, 0)
-      end
+      fire(t)
       n = n + 1
       if n > state.max_events then
         error('fake_core: too many events in one run (a busy loop?)', 0)
@@ -195,17 +201,7 @@ function M.install(fake, state)
       return false
     end
     state.now = math.max(state.now, best.due)
-    if best.rep and best.rep > 0 then
-      state.seq = state.seq + 1
-      best.due, best.seq = state.now + best.rep, state.seq
-      heap_push(best)
-    else
-      best:stop()
-    end
-    local ok, err = xpcall(best.cb, debug.traceback)
-    if not ok then
-      error(err, 0)
-    end
+    fire(best)
     return true
   end
 

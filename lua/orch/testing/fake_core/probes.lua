@@ -57,11 +57,7 @@ function M.install(fake, state)
 
   --- Override what port_listening says for `port` (true/false, or {nil, msg, code}); nil to
   -- fall back to the scripted processes' ports.
-  function fake.set_port(a, b, c)
-    local port, v = a, b
-    if a == fake then
-      port, v = b, c
-    end
+  function fake.set_port(port, v)
     state.port_override[port] = v
   end
 
@@ -81,11 +77,7 @@ function M.install(fake, state)
 
   --- Script core.http_get for `url`: {status = n, delay = ms} | {err = text, code = CODE,
   -- delay = ms} | 'hang' | function(url, opts) returning one of those.
-  function fake.set_http(a, b, c)
-    local url, v = a, b
-    if a == fake then
-      url, v = b, c
-    end
+  function fake.set_http(url, v)
     state.http[url] = v
   end
 
@@ -125,11 +117,7 @@ function M.install(fake, state)
   end
 
   --- Script core.tcp_connect for `port`: {err = CODE, delay = ms} | 'hang'.
-  function fake.set_tcp(a, b, c)
-    local port, v = a, b
-    if a == fake then
-      port, v = b, c
-    end
+  function fake.set_tcp(port, v)
     state.tcp[port] = v
   end
 

@@ -15,8 +15,8 @@ function M.install(fake, state)
   local at = fake._at
 
   --- Call `fn(p, sig)` whenever a simulated process receives a signal.
-  function fake.on_receive(a, b)
-    state.on_receive = (a == fake) and b or a
+  function fake.on_receive(fn)
+    state.on_receive = fn
   end
 
   local Proc = {} -- the scripted process (what specs see)
@@ -237,9 +237,6 @@ function M.install(fake, state)
 
   --- Every process spawned so far (optionally only those of `name`), in spawn order.
   function fake.procs(name)
-    if name == fake then
-      name = nil
-    end
     local out = {}
     for _, p in ipairs(state.procs) do
       if name == nil or p.key == name then
@@ -248,19 +245,11 @@ function M.install(fake, state)
     end
     return out
   end
-  local procs = fake.procs
-  fake.procs = function(a, b)
-    if a == fake then
-      return procs(b)
-    end
-    return procs(a)
-  end
 
   --- The spawn times of `name`.
-  function fake.spawn_times(a, b)
-    local name = (a == fake) and b or a
+  function fake.spawn_times(name)
     local out = {}
-    for _, p in ipairs(procs(name)) do
+    for _, p in ipairs(fake.procs(name)) do
       out[#out + 1] = p.t0
     end
     return out

@@ -152,40 +152,26 @@ function M.install(fake, state)
   function fake.program(name, behaviour)
     state.programs[name] = behaviour
   end
-  -- also callable as a method
-  local program = fake.program
-  fake.program = function(a, b, c)
-    if a == fake then
-      return program(b, c)
-    end
-    return program(a, b)
-  end
 
   --- Script the processes of entry `id` (the `name` a spawn carries).
-  function fake.program_entry(a, b, c)
-    if a == fake then
-      a, b = b, c
-    end
-    state.by_entry[a] = b
+  function fake.program_entry(id, behaviour)
+    state.by_entry[id] = behaviour
   end
 
   --- Script the processes whose argv, joined by spaces, matches the Lua pattern `pat`.
-  function fake.program_pattern(a, b, c)
-    if a == fake then
-      a, b = b, c
-    end
+  function fake.program_pattern(pat, behaviour)
     for _, pb in ipairs(state.patterns) do
-      if pb[1] == a then
-        pb[2] = b
+      if pb[1] == pat then
+        pb[2] = behaviour
         return
       end
     end
-    state.patterns[#state.patterns + 1] = { a, b }
+    state.patterns[#state.patterns + 1] = { pat, behaviour }
   end
 
   --- The behaviour of a process nothing else scripts.
-  function fake.program_default(a, b)
-    state.default = (a == fake) and b or a
+  function fake.program_default(behaviour)
+    state.default = behaviour
   end
 end
 

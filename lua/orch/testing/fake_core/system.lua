@@ -34,11 +34,8 @@ function M.install(fake, state)
   local at = fake._at
 
   --- Set (or, with nil, unset) a variable of the environment orch sees (core.environ).
-  function fake.setenv(a, b, c)
-    if a == fake then
-      a, b = b, c
-    end
-    state.env[a] = b
+  function fake.setenv(name, value)
+    state.env[name] = value
   end
 
   function fake.environ()
@@ -111,8 +108,7 @@ function M.install(fake, state)
   end
 
   --- Deliver signal `name` to orch itself (its handlers run from the loop, as libuv's do).
-  function fake.raise(a, b)
-    local name = a == fake and b or a
+  function fake.raise(name)
     local handlers = {}
     for h in pairs(state.signals) do
       if h.name == name then
