@@ -34,6 +34,10 @@
  *       BLOCK bytes (4096: what stdio's full buffering does on a pipe; LINELEN: a line-buffered
  *       logger), then sleep until killed (an exit would be restarted and write again), or exit
  *       with `exit` (the floor's, whose reader ends at EOF).
+ *   helper count LINES
+ *       Read stdin (128 KiB reads, as cat does) until LINES newlines have come, print
+ *       "<CLOCK_MONOTONIC ns>\n" of that moment on stdout and exit 0 (1 at EOF before). The
+ *       reader of orch's stdout in the throughput scenario: as cheap as the floor's cat.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -370,6 +374,20 @@ static int cmd_crash(const char *file) {
   return 1;
 }
 
+static int cmd_count(long long lines) {
+  static char buf[128 * 1024];
+  long long seen = 0;
+  while (seen < lines) {
+    ssize_t n = read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 1;
+    for (const char *p = buf, *end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+      seen++;
+  }
+  printf("%lld\n", now_ns());
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "watch")) {
     prefix = argv[2] + (argv[2][0] == '=');
@@ -387,6 +405,7 @@ int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "http")) return cmd_http(atoi(argv[2]));
   if (argc >= 3 && !strcmp(argv[1], "crash")) return cmd_crash(argv[2]);
   if (argc >= 3 && !strcmp(argv[1], "waitport")) return cmd_waitport(atoi(argv[2]));
+  if (argc >= 3 && !strcmp(argv[1], "count")) return cmd_count(atoll(argv[2]));
   if (argc >= 6 && !strcmp(argv[1], "chatty"))
     return cmd_chatty(argv[2], atoll(argv[3]), atoi(argv[4]), atoi(argv[5]),
                       argc >= 7 && !strcmp(argv[6], "exit"));

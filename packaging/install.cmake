@@ -1,7 +1,7 @@
 # What `cmake --install` (make install, make deb) puts beside the binary: the man pages built
 # with scdoc, the shell completions, the systemd template unit, and the library as a plain Lua
-# 5.4 module (core.so on the C module path, the Lua files reachable from the Lua module path),
-# so that `lua5.4 -e "require 'orch'"` works as well as the orch binary.
+# 5.4 module (core.so and lines.so on the C module path, the Lua files reachable from the Lua
+# module path), so that `lua5.4 -e "require 'orch'"` works as well as the orch binary.
 
 set(ORCH_BASH_COMPLETION_DIR "${CMAKE_INSTALL_DATADIR}/bash-completion/completions"
     CACHE STRING "Where the bash completion goes (relative to the prefix, or absolute)")
@@ -11,7 +11,7 @@ set(ORCH_SYSTEMD_UNIT_DIR "lib/systemd/system"
     CACHE STRING "Where orch@.service goes (a relative path is under the prefix)")
 set(ORCH_UNIT_CONFDIR "/etc/orch" CACHE STRING "orch@NAME.service runs ORCH_UNIT_CONFDIR/NAME/main.lua")
 set(ORCH_LUA_CMODULE_DIR "${CMAKE_INSTALL_LIBDIR}/lua/5.4"
-    CACHE STRING "The Lua 5.4 C module directory that gets orch/core.so")
+    CACHE STRING "The Lua 5.4 C module directory that gets orch/core.so and orch/lines.so")
 set(ORCH_LUA_MODULE_DIR "${CMAKE_INSTALL_DATADIR}/lua/5.4"
     CACHE STRING "The Lua 5.4 module directory that gets orch -> ../../orch/lua/orch")
 
@@ -45,7 +45,7 @@ configure_file(${CMAKE_SOURCE_DIR}/systemd/orch@.service.in
                ${CMAKE_BINARY_DIR}/systemd/orch@.service @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/systemd/orch@.service DESTINATION ${ORCH_SYSTEMD_UNIT_DIR})
 
-install(TARGETS orch_module LIBRARY DESTINATION ${ORCH_LUA_CMODULE_DIR}/orch)
+install(TARGETS orch_module orch_lines_module LIBRARY DESTINATION ${ORCH_LUA_CMODULE_DIR}/orch)
 # A relative link, so the tree can be moved (DESTDIR, dpkg -x) and still resolve.
 file(RELATIVE_PATH orch_lua_link_target
      ${CMAKE_INSTALL_PREFIX}/${ORCH_LUA_MODULE_DIR}

@@ -207,6 +207,29 @@ describe('status.Sink', function()
       assert.equal(1, #sink:logs('a'))
     end)
 
+    it('cuts to the bounds exactly when chunks of many lines come and go', function()
+      local sink = status.new({ writer = false, ring = 5, ring_bytes = 1000 })
+      local n = 0
+      for size = 1, 9 do -- chunks of 1, 2, ... 9 lines
+        local chunk = {}
+        for i = 1, size do
+          chunk[i] = 'l' .. (n + i)
+        end
+        n = n + size
+        sink:output('a', 'stdout', table.concat(chunk, '\n') .. '\n')
+        local got, want = {}, {}
+        for _, r in ipairs(sink:logs('a')) do
+          got[#got + 1] = r.line
+        end
+        for i = math.max(1, n - 4), n do
+          want[#want + 1] = 'l' .. i
+        end
+        assert.same(want, got)
+        assert.equal(n, sink:logs('a')[#got].seq)
+      end
+      assert.equal(3, #sink:logs('a', 3))
+    end)
+
     it('numbers lines for followers and tells subscribers', function()
       local sink = make()
       local got = {}

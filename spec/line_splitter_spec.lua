@@ -60,3 +60,115 @@ describe('line_splitter.new', function()
     assert.equal(s, table.concat(lines))
   end)
 end)
+
+-- The stream's lines as the splitter must give them, computed the plain way: the whole stream
+-- cut at newlines (a CR before one removed), each line cut into pieces of at most `max` bytes
+-- (stepping back over UTF-8 continuation bytes), the unterminated rest last.
+local function reference(stream, max)
+  local out = {}
+  local function pieces(line)
+    while #line > max do
+      local k = max
+      for back = 0, 3 do
+        local b = line:byte(max + 1 - back)
+        if b & 0xC0 ~= 0x80 then
+          k = max - back
+          break
+        end
+      end
+      out[#out + 1] = line:sub(1, k)
+      line = line:sub(k + 1)
+    end
+    out[#out + 1] = line
+  end
+  local pos = 1
+  while true do
+    local nl = stream:find('\n', pos, true)
+    if not nl then
+      break
+    end
+    pieces((stream:sub(pos, nl - 1):gsub('\r$', '')))
+    pos = nl + 1
+  end
+  if pos <= #stream then
+    pieces(stream:sub(pos))
+  end
+  return out
+end
+
+describe('line_splitter.blocks (orch.lines, C)', function()
+  local lines = require 'orch.lines'
+
+  it('gives the chunk itself as the block when it is whole plain lines', function()
+    local sp = line_splitter.blocks()
+    local chunk = 'one\ntwo\nthree\n'
+    local block, count = sp:feed(chunk)
+    assert.equal(chunk, block)
+    assert.equal(3, count)
+    assert.is_nil(sp:feed('par'))
+    assert.equal(3, sp:pending())
+    block, count = sp:feed('tial\r\nx')
+    assert.equal('partial\n', block)
+    assert.equal(1, count)
+    assert.same({ 'x\n', 1 }, { sp:feed(nil) })
+    assert.is_nil(sp:feed(nil))
+  end)
+
+  it('matches the plain cutting for random streams cut into random chunks', function()
+    math.randomseed(19)
+    local alphabet = { 'a', 'b', '\n', '\r', '\u{20AC}', '\u{1F600}', 'z', '\n' }
+    for _ = 1, 300 do
+      local max = math.random(4, 24)
+      local parts = {}
+      for i = 1, math.random(0, 120) do
+        parts[i] = alphabet[math.random(#alphabet)]
+      end
+      local stream = table.concat(parts)
+      local sp, got, count = line_splitter.blocks(max), {}, 0
+      local pos = 1
+      while pos <= #stream do
+        local len = math.random(1, 30)
+        local block, n = sp:feed(stream:sub(pos, pos + len - 1))
+        if block then
+          count = count + n
+          assert.equal(n, lines.count(block))
+          assert.equal('\n', block:sub(-1))
+          for l in line_splitter.each(block) do
+            got[#got + 1] = l
+          end
+        end
+        pos = pos + len
+      end
+      local block, n = sp:feed(nil)
+      if block then
+        count = count + n
+        got[#got + 1] = block:sub(1, -2)
+      end
+      assert.same(reference(stream, max), got, ('stream %q, max %d'):format(stream, max))
+      assert.equal(#got, count)
+    end
+  end)
+
+  it('refuses a maximum under 4 bytes', function()
+    assert.has_error(function()
+      line_splitter.blocks(3)
+    end)
+  end)
+end)
+
+describe('orch.lines.prefix', function()
+  local lines = require 'orch.lines'
+
+  it('puts the prefix before every line, with or without the count', function()
+    assert.equal('> a\n> \n> b\n', lines.prefix('a\n\nb\n', '> '))
+    assert.equal('> a\n> \n> b\n', lines.prefix('a\n\nb\n', '> ', 3))
+    assert.equal('> a\n> b\n', lines.prefix('a\nb', '> '))
+    assert.equal('', lines.prefix('', '> '))
+  end)
+
+  it('refuses a count lower than the lines of the block', function()
+    assert.has_error(function()
+      lines.prefix('a\nb\nc\n', '> ', 2)
+    end)
+  end)
+end)

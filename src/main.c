@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "lalloc.h"
+#include "lines.h"
 #include "orch.h"
 
 static int is_dir(const char *path)
@@ -67,6 +68,8 @@ static int pmain(lua_State *L)
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_orch_core);
   lua_setfield(L, -2, "orch.core");
+  lua_pushcfunction(L, luaopen_orch_lines);
+  lua_setfield(L, -2, "orch.lines");
   lua_pop(L, 1);
   lua_getglobal(L, "package");
   push_lua_dir(L);

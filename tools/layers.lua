@@ -12,7 +12,7 @@
 -- name stands for itself and everything under it: `status` is orch.status, orch.status.file,
 -- orch.status_file.
 local LAYERS = {
-  { 'core', { 'core' } },
+  { 'core', { 'core', 'lines' } },
   { 'runtime', { 'sched', 'process', 'track', 'notify', 'util', 'json', 'time' } },
   { 'subcontainer', {} },
   { 'entries', { 'daemon', 'health_daemon', 'trigger', 'health' } },

@@ -7,6 +7,7 @@
 -- `M.tee(writer, files)` is the log writer orch runs with: everything goes to `writer` (the
 -- merged stream) and to the files.
 -- @module orch.log.files
+local lines = require 'orch.lines'
 local rotating = require 'orch.log.rotating'
 local log_text = require 'orch.log.text'
 local time = require 'orch.runtime.time'
@@ -120,14 +121,19 @@ function Files:has(id)
   return self._files[id] ~= nil
 end
 
---- Append complete `lines` of `id`'s `stream`: one line each, `<time> <stream> <line>`.
-function Files:lines(id, stream, lines)
+--- Append a block of complete lines (each ending in `\n`; `count` of them when known) of
+-- `id`'s `stream`: one line each, `<time> <stream> <line>`.
+function Files:block(id, stream, block, count)
   local f = self._files[id]
   if not f then
     return
   end
-  local prefix = time.iso(self.clock()) .. ' ' .. stream .. ' '
-  f:write(prefix .. table.concat(lines, '\n' .. prefix) .. '\n') -- one string, made in C
+  f:write(lines.prefix(block, time.iso(self.clock()) .. ' ' .. stream .. ' ', count))
+end
+
+--- Append complete `list` of lines of `id`'s `stream`.
+function Files:lines(id, stream, list)
+  self:block(id, stream, table.concat(list, '\n') .. '\n')
 end
 
 --- Append an orchestrator event to orch.log (with a log directory).
@@ -231,9 +237,13 @@ function M.tee(writer, files)
   function t:set_ids(ids)
     self.main:set_ids(ids)
   end
-  function t:lines(id, stream, lines)
-    self.main:lines(id, stream, lines)
-    self.files:lines(id, stream, lines)
+  function t:lines(id, stream, list)
+    self.main:lines(id, stream, list)
+    self.files:lines(id, stream, list)
+  end
+  function t:block(id, stream, block, count)
+    self.main:block(id, stream, block, count)
+    self.files:block(id, stream, block, count)
   end
   function t:line(id, stream, line)
     self:lines(id, stream, { line })

@@ -114,6 +114,14 @@ function Writer:lines(id, stream, lines)
   end
 end
 
+--- Write a block of process output (`count` lines each ending in `\n`, from
+-- orch.runtime.line_splitter) of `id` on `stream`, in one write.
+function Writer:block(id, stream, block, count)
+  if count > 0 then
+    self.put(self.fmt:block(id, stream, block, count))
+  end
+end
+
 --- Write one line of process output.
 function Writer:line(id, stream, line)
   self:lines(id, stream, { line })

@@ -3,6 +3,7 @@
 -- fields (`result`, `message`, `pid`, `code`...). Every string is made valid UTF-8, so that
 -- every line parses. It renders strings; orch.log writes them.
 -- @module orch.log.json
+local line_splitter = require 'orch.runtime.line_splitter'
 local log_text = require 'orch.log.text'
 
 local M = {}
@@ -42,6 +43,11 @@ function Json:lines(id, stream, lines)
     buf[i] = self:_record({ ts = ts, id = id, stream = stream, line = self.sanitize(line) })
   end
   return table.concat(buf)
+end
+
+--- A block of process output (lines each ending in `\n`), one record per line.
+function Json:block(id, stream, block)
+  return self:lines(id, stream, line_splitter.list(block))
 end
 
 --- An orchestrator event `{event=, id=, ...}` as one record: its fields plus `ts`.

@@ -3,6 +3,7 @@
 -- (`orch | <id>: <old> -> <new> (<message>)` for a state change), optionally prefixed by the
 -- local time of day. It renders strings; orch.log writes them.
 -- @module orch.log.text
+local lines = require 'orch.lines'
 
 local M = {}
 
@@ -69,10 +70,16 @@ function Text:_prefix(id)
   return ts .. pad .. ' | '
 end
 
---- Lines of process output of `id` as one string (bytes passed through as they are).
-function Text:lines(id, _, lines)
-  local prefix = self:_prefix(id)
-  return prefix .. table.concat(lines, '\n' .. prefix) .. '\n' -- one string, made in C
+--- A block of process output of `id` (lines each ending in `\n`, orch.runtime.line_splitter;
+-- `count` of them when known) as one string, every line prefixed (bytes passed through as
+-- they are).
+function Text:block(id, _, block, count)
+  return lines.prefix(block, self:_prefix(id), count)
+end
+
+--- Lines of process output of `id` as one string.
+function Text:lines(id, stream, list)
+  return self:block(id, stream, table.concat(list, '\n') .. '\n')
 end
 
 --- The text of an orchestrator event `{event=, id=, ...}`, without prefix.

@@ -285,15 +285,15 @@ end
 -- pending partial line is flushed).
 function Sink:output(id, stream, chunk)
   stream = stream or 'stdout'
-  local lines = self._output:split(id, stream, chunk)
-  if not lines then
+  local block, count = self._output:split(id, stream, chunk)
+  if not block then
     return
   end
   self:_entry(id)
   if self.writer then
-    self.writer:lines(id, stream, lines)
+    self.writer:block(id, stream, block, count)
   end
-  local batch = self._output:record(id, stream, lines, self.wallclock())
+  local batch = self._output:record(id, stream, block, count, self.wallclock())
   if #self._subs > 0 then
     -- `lines`, the records, made only when a subscriber reads them (a follower of the logs)
     self:_emit(setmetatable({ type = 'output', id = id, stream = stream }, {

@@ -1,6 +1,7 @@
 --- The recent output of every entry: raw chunks split into lines per entry and stream
--- (orch.line_splitter), and a bounded ring of line records per entry, numbered in one sequence
--- for followers (`orch logs -f`). The status sink (orch.status) owns one.
+-- (orch.runtime.line_splitter, in blocks: one string per chunk), and a bounded ring of those
+-- blocks per entry, their lines numbered in one sequence for followers (`orch logs -f`). The
+-- status sink (orch.status) owns one.
 -- @module orch.status.output_ring
 local line_splitter = require 'orch.runtime.line_splitter'
 
@@ -24,14 +25,15 @@ function M.new(opts)
     lines = opts.lines or M.DEFAULT_LINES,
     bytes = opts.bytes or M.DEFAULT_BYTES,
     max_line = opts.max_line or line_splitter.MAX_LINE,
-    _rings = {}, -- id -> {items, first, last, bytes}
-    _splitters = {}, -- id -> stream -> {feed, batch}
+    _rings = {}, -- id -> {batches, first, last, count, bytes}
+    _splitters = {}, -- id -> stream -> splitter
     _seq = 0, -- line sequence number (for followers)
   }, Rings)
 end
 
 --- Split a raw chunk of `id`'s `stream` (`chunk` nil = EOF: the pending partial line is
--- complete). Returns the complete lines (strings) it finished, or nil when none.
+-- complete). Returns the complete lines it finished as a block (one string, each line ending
+-- in `\n`) and their count, or nil when none.
 function Rings:split(id, stream, chunk)
   local by_stream = self._splitters[id]
   if not by_stream then
@@ -40,26 +42,10 @@ function Rings:split(id, stream, chunk)
   end
   local sp = by_stream[stream]
   if not sp then
-    local batch = {}
-    sp = {
-      batch = batch,
-      feed = line_splitter.new(function(line)
-        batch[#batch + 1] = line
-      end, self.max_line),
-    }
+    sp = line_splitter.blocks(self.max_line)
     by_stream[stream] = sp
   end
-  sp.feed(chunk)
-  local batch = sp.batch
-  if #batch == 0 then
-    return nil
-  end
-  local lines = {}
-  for i = 1, #batch do
-    lines[i] = batch[i]
-    batch[i] = nil
-  end
-  return lines
+  return sp:feed(chunk)
 end
 
 --- The streams of `id` that have been split so far (for the flush at the process's exit).
@@ -71,47 +57,42 @@ function Rings:streams(id)
   return out
 end
 
--- A ring holds batches, the lines of one chunk with their stream, time and first sequence
--- number, rather than a record per line (100 chatty entries: 15 of 61 ms of CPU per MB went to
--- making and collecting those records); records are made when asked for (`logs`, `records`).
+-- A ring holds batches, the block of one chunk with its stream, time and first sequence
+-- number, rather than a record or a string per line (100 chatty entries: making those cost
+-- most of orch's CPU per MB of output); records are made when asked for (`logs`, `records`).
+-- Whole batches are dropped, the oldest first, once the newer ones alone hold the bound (so a
+-- ring holds at most one batch more than its bound); `logs` cuts to the bound exactly.
 
--- Append batch `b`; drop the oldest lines while over the line or byte bound (the newest line
--- always stays).
+-- Append batch `b`; drop the oldest batches none of whose lines are within the bounds.
 function Rings:_push(id, b)
   local r = self._rings[id]
   if not r then
-    r = { batches = {}, first = 1, last = 0, skip = 0, count = 0, bytes = 0 }
+    r = { batches = {}, first = 1, last = 0, count = 0, bytes = 0 }
     self._rings[id] = r
-  end
-  local lines, bytes = b.lines, 0
-  for i = 1, #lines do
-    bytes = bytes + #lines[i]
   end
   r.last = r.last + 1
   r.batches[r.last] = b
-  r.count, r.bytes = r.count + #lines, r.bytes + bytes
+  r.count, r.bytes = r.count + b.count, r.bytes + b.bytes
   local max_lines, max_bytes = self.lines, self.bytes
-  while r.count > max_lines or (r.bytes > max_bytes and r.count > 1) do
+  while r.first < r.last do
     local f = r.batches[r.first]
-    local skip = r.skip + 1
-    r.bytes, r.count = r.bytes - #f.lines[skip], r.count - 1
-    if skip == #f.lines then
-      r.batches[r.first] = nil
-      r.first, r.skip = r.first + 1, 0
-    else
-      r.skip = skip
+    local count, bytes = r.count - f.count, r.bytes - f.bytes
+    if count < max_lines and bytes <= max_bytes then
+      break
     end
+    r.batches[r.first] = nil
+    r.first, r.count, r.bytes = r.first + 1, count, bytes
   end
 end
 
---- Keep complete `lines` of `id`'s `stream` written at wall time `ts` (the table is kept as
--- it is: it must not change afterwards). Returns the batch `{seq, ts, stream, lines}`, `seq`
--- the number of its first line (numbered even when the ring keeps none); `M.records(batch)`
--- makes its line records.
-function Rings:record(id, stream, lines, ts)
-  local b = { seq = self._seq + 1, ts = ts, stream = stream, lines = lines }
-  self._seq = self._seq + #lines
-  if self.lines > 0 and #lines > 0 then
+--- Keep the `count` complete lines of `block` (from `split`) of `id`'s `stream` written at wall
+-- time `ts`. Returns the batch `{seq, ts, stream, block, count}`, `seq` the number of its first
+-- line (numbered even when the ring keeps none); `M.records(batch)` makes its line records.
+function Rings:record(id, stream, block, count, ts)
+  local b = { seq = self._seq + 1, ts = ts, stream = stream, block = block, count = count,
+    bytes = #block - count }
+  self._seq = self._seq + count
+  if self.lines > 0 and count > 0 then
     self:_push(id, b)
   end
   return b
@@ -120,32 +101,43 @@ end
 --- The line records `{seq, ts, stream, line}` of a batch, from its line `from` (default 1).
 function M.records(b, from, out)
   out = out or {}
-  local seq, ts, stream, lines = b.seq, b.ts, b.stream, b.lines
-  for i = from or 1, #lines do
-    out[#out + 1] = { seq = seq + i - 1, ts = ts, stream = stream, line = lines[i] }
+  from = from or 1
+  local seq, ts, stream, i = b.seq, b.ts, b.stream, 0
+  for line in line_splitter.each(b.block) do
+    i = i + 1
+    if i >= from then
+      out[#out + 1] = { seq = seq + i - 1, ts = ts, stream = stream, line = line }
+    end
   end
   return out
 end
 
 --- The recent output of `id`, oldest first: `{seq, ts, stream, line}` records, at most `n`
--- (default all kept).
+-- (default all kept): the newest lines within the ring's bounds of lines and bytes (the newest
+-- line always).
 function Rings:logs(id, n)
   local r = self._rings[id]
   local out = {}
   if not r then
     return out
   end
-  n = math.min(n or r.count, r.count)
-  local skip = r.skip + (r.count - n) -- lines of the oldest batches left out
-  for bi = r.first, r.last do
-    local b = r.batches[bi]
-    local nl = #b.lines
-    if skip >= nl then
-      skip = skip - nl
-    else
-      M.records(b, skip + 1, out)
-      skip = 0
+  n = math.min(n or self.lines, self.lines)
+  local newest = {} -- records, newest first
+  local bytes = 0
+  for bi = r.last, r.first, -1 do
+    local recs = M.records(r.batches[bi])
+    for i = #recs, 1, -1 do
+      local rec = recs[i]
+      bytes = bytes + #rec.line
+      if #newest >= n or (bytes > self.bytes and #newest > 0) then
+        goto done
+      end
+      newest[#newest + 1] = rec
     end
+  end
+  ::done::
+  for i = #newest, 1, -1 do
+    out[#out + 1] = newest[i]
   end
   return out
 end
