@@ -1,8 +1,9 @@
 --- One log file rotated by size: `path`, then `path.1` (newest) ... `path.<keep>` (oldest). A
 -- write takes complete lines; a rotation happens between two lines, never inside one, so a file
--- stays under its size unless a single line is longer. Written synchronously with plain io (one
--- buffered write and one flush per batch of lines): a regular file never blocks the loop for
--- long, and a failure (full disk, unwritable directory) is returned, never raised.
+-- stays under its size unless a single line is longer. Written synchronously with plain io,
+-- unbuffered: a batch of lines goes out in one write(2) straight from its string (a stdio
+-- buffer would copy it first and cut it in two writes). A regular file never blocks the loop
+-- for long, and a failure (full disk, unwritable directory) is returned, never raised.
 --
 -- After a failure the file is tried again at most every `RETRY` seconds; `reopen()` (SIGUSR2,
 -- `orch logs --reopen`, after an external logrotate moved the file) closes and reopens it at
@@ -13,9 +14,6 @@ local M = {}
 
 --- Seconds between two attempts to open a file that failed.
 M.RETRY = 5
-
---- Buffer of the io handle (bytes): a batch of lines goes out in one write(2).
-M.BUFFER = 64 * 1024
 
 local File = {}
 File.__index = File
@@ -65,7 +63,7 @@ function File:_open()
   if not f then
     return self:_fail('cannot open', e)
   end
-  f:setvbuf('full', M.BUFFER)
+  f:setvbuf('no')
   self.f = f
   self.size = f:seek('end') or 0
   self.retry_at = nil
