@@ -1,5 +1,6 @@
 /* main.c: the orch binary. Creates the Lua state, preloads orch.core, points package.path at
  * the Lua library, and hands argv to orch.cli.main, whose integer result is the exit status. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <lualib.h>
 #include <uv.h>
 
+#include "bytecode.h"
 #include "lalloc.h"
 #include "lines.h"
 #include "orch.h"
@@ -21,8 +23,23 @@ static int is_dir(const char *path)
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The Lua library: $ORCH_LUA_PATH, next to an installed binary, the source tree, the prefix. */
+/* The Lua library: $ORCH_LUA_PATH, next to an installed binary, the source tree, the prefix;
+ * canonical (the bytecode bundle's chunk names are, and the library's own code compares
+ * them with the names of the modules compiled from source).   [-0, +1, m] */
+static void push_lua_dir_as_found(lua_State *L);
+
 static void push_lua_dir(lua_State *L)
+{
+  push_lua_dir_as_found(L);
+  char *real = realpath(lua_tostring(L, -1), NULL);
+  if (real != NULL) {
+    lua_pop(L, 1);
+    lua_pushstring(L, real);
+    free(real);
+  }
+}
+
+static void push_lua_dir_as_found(lua_State *L)
 {
   const char *env = getenv("ORCH_LUA_PATH");
   if (env != NULL && *env != '\0') {
@@ -42,6 +59,22 @@ static void push_lua_dir(lua_State *L)
     }
   }
   lua_pushstring(L, is_dir(ORCH_SOURCE_LUA_DIR) ? ORCH_SOURCE_LUA_DIR : ORCH_LUA_DIR);
+}
+
+/* Push the path of the bytecode bundle: lib/orch/bytecode beside the binary's directory (the
+ * build tree's build/lib, an installed /usr/lib).   [-0, +(0|1), m] */
+static int push_bytecode_path(lua_State *L)
+{
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0)
+    return 0;
+  char *slash = strrchr(exe, '/');
+  if (slash == NULL)
+    return 0;
+  *slash = '\0';
+  lua_pushfstring(L, "%s/../lib/orch/bytecode", exe);
+  return 1;
 }
 
 /* Push the path of orch-relay, installed beside this binary (see contain.c).  [-0, +(0|1), m] */
@@ -77,7 +110,12 @@ static int pmain(lua_State *L)
   lua_getfield(L, -2, "path");
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
   lua_setfield(L, -4, "path");
-  lua_pop(L, 3);
+  lua_pop(L, 1);
+  if (getenv("ORCH_NO_BYTECODE") == NULL && push_bytecode_path(L)) {
+    orch_bytecode_install(L, lua_tostring(L, -1), dir);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
   lua_createtable(L, argc, 1);
   lua_pushstring(L, argv[0]);
   lua_rawseti(L, -2, 0);

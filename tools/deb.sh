@@ -14,7 +14,8 @@ src=$out/src/orch-$version
 rm -rf "$out/src" "$out"/orch_* "$out"/orch-dbgsym_*
 mkdir -p "$src"
 # Only what the package is built from (no spec/, bench/, build directories).
-tar -C "$root" -cf - CMakeLists.txt README.md src lua man completions systemd packaging debian |
+tar -C "$root" -cf - CMakeLists.txt README.md src lua man completions systemd packaging debian \
+  tools/luac.lua |
   tar -C "$src" -xf -
 if ! (cd "$src" && DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-parallel=$(nproc)}" \
   dpkg-buildpackage -us -uc -b) >"$out/build.log" 2>&1; then

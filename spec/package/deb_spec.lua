@@ -49,6 +49,17 @@ describe('the Debian package #integration', function()
     return true
   end
 
+  it('ships the bytecode of the library, made for where it installs it', function()
+    if not need_package() then
+      return
+    end
+    local f = assert(io.open(root .. '/usr/lib/orch/bytecode', 'rb'))
+    local head = f:read(256)
+    f:close()
+    assert.equal('ORCHBC1\0', head:sub(1, 8))
+    assert.equal('/usr/share/orch/lua', (string.unpack('s4', head, 9)))
+  end)
+
   it('is built out of the source tree', function()
     if not need_package() then
       return
