@@ -81,6 +81,18 @@ describe('bytecode bundle #integration', function()
     assert.matches('source changed', detail)
   end)
 
+  it('steps aside for a module found first in a directory put before the library', function()
+    bundle(lua_dir)
+    sh(('mkdir -p %s/mine/orch/runtime && echo "return {}" > %s/mine/orch/runtime/util.lua')
+      :format(q(prefix), q(prefix)))
+    R.write_file(prefix .. '/main.lua', "package.path = './mine/?.lua;' .. package.path\n"
+      .. PROBE)
+    local n, kind, detail = probe()
+    assert.equal('yes', n)
+    assert.equal('string', kind)
+    assert.matches('no module', detail)
+  end)
+
   it('is not used for another directory, damaged, or with ORCH_NO_BYTECODE', function()
     bundle('/nonexistent/orch/lua')
     assert.equal('no', (probe()))

@@ -34,7 +34,7 @@ typedef struct module {
 
 typedef struct bundle {
   int fd;    /* the bundle, -1 once closed */
-  char *dir; /* the library directory it was made for */
+  char *dir; /* the library directory it was made for, canonical */
   size_t count;
   module *mods;
 } bundle;
@@ -154,24 +154,27 @@ static const module *find(const bundle *b, const char *rel)
 /* The searcher: (name) -> loader, path | message.   [-0, +(1|2), m] */
 static int search(lua_State *L)
 {
-  const char *name = luaL_checkstring(L, 1);
+  luaL_checkstring(L, 1);
   bundle *b = luaL_checkudata(L, lua_upvalueindex(1), BUNDLE_MT);
-  luaL_Buffer rel;
-  luaL_buffinit(L, &rel);
-  for (const char *p = name; *p; p++)
-    luaL_addchar(&rel, *p == '.' ? '/' : *p);
-  luaL_pushresult(&rel);
-  const char *base = lua_tostring(L, -1);
-  const module *m = find(b, lua_pushfstring(L, "%s.lua", base));
-  if (m == NULL)
-    m = find(b, lua_pushfstring(L, "%s/init.lua", base));
+  /* The file the source searcher would load: a directory put before the library's on
+   * package.path (orch test --lpath, a script's own modules) still wins. */
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushvalue(L, 1);
+  lua_getfield(L, -3, "path");
+  lua_call(L, 2, 1);
+  const char *found = lua_tostring(L, -1);
+  size_t dir_len = strlen(b->dir);
+  const module *m = NULL;
+  if (found != NULL && strncmp(found, b->dir, dir_len) == 0 && found[dir_len] == '/')
+    m = find(b, found + dir_len + 1);
   if (m == NULL) {
     lua_pushliteral(L, "\n\tno module in orch's bytecode bundle");
     return 1;
   }
   char *src = NULL;
   size_t src_len = 0;
-  const char *file = lua_pushfstring(L, "%s/%s", b->dir, m->rel);
+  const char *file = found;
   int fresh = orch_read_file(AT_FDCWD, file, MAX_SOURCE, &src, &src_len) == 0 &&
               fnv1a(src, src_len) == m->hash;
   free(src);
@@ -199,11 +202,13 @@ int orch_bytecode_install(lua_State *L, const char *path, const char *lua_dir)
   int ok = want != NULL && bundle_open(&b, path) == 0 && (have = realpath(b.dir, NULL)) != NULL &&
            strcmp(want, have) == 0;
   free(want);
-  free(have);
   if (!ok) {
+    free(have);
     bundle_free(&b);
     return 0;
   }
+  free(b.dir); /* the canonical name: package.path's, and what searchpath finds */
+  b.dir = have;
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchers");
   bundle *ud = lua_newuserdatauv(L, sizeof *ud, 0);
