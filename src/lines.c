@@ -89,8 +89,10 @@ static lua_Integer add_pending_pieces(luaL_Buffer *b, splitter *sp)
     off += k;
     count++;
   }
-  memmove(sp->buf, sp->buf + off, sp->len - off);
-  sp->len -= off;
+  if (off > 0) {
+    memmove(sp->buf, sp->buf + off, sp->len - off);
+    sp->len -= off;
+  }
   return count;
 }
 
