@@ -23,11 +23,41 @@ static int is_dir(const char *path)
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The Lua library: $ORCH_LUA_PATH, next to an installed binary, the source tree, the prefix;
- * canonical (the bytecode bundle's chunk names are, and the library's own code compares
- * them with the names of the modules compiled from source).   [-0, +1, m] */
-static void push_lua_dir_as_found(lua_State *L);
+/* Push "<directory of this binary>/<rel>"; 0 (nothing pushed) when the binary's path is not
+ * known.   [-0, +(0|1), m] */
+static int push_beside_exe(lua_State *L, const char *rel)
+{
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0)
+    return 0;
+  char *slash = strrchr(exe, '/');
+  if (slash == NULL)
+    return 0;
+  *slash = '\0';
+  lua_pushfstring(L, "%s/%s", exe, rel);
+  return 1;
+}
 
+/* The Lua library as found: $ORCH_LUA_PATH, next to an installed binary, the source tree, the
+ * prefix.   [-0, +1, m] */
+static void push_lua_dir_as_found(lua_State *L)
+{
+  const char *env = getenv("ORCH_LUA_PATH");
+  if (env != NULL && *env != '\0') {
+    lua_pushstring(L, env);
+    return;
+  }
+  if (push_beside_exe(L, "../share/orch/lua")) {
+    if (is_dir(lua_tostring(L, -1)))
+      return;
+    lua_pop(L, 1);
+  }
+  lua_pushstring(L, is_dir(ORCH_SOURCE_LUA_DIR) ? ORCH_SOURCE_LUA_DIR : ORCH_LUA_DIR);
+}
+
+/* The Lua library, canonical (the bytecode bundle's chunk names are, and the library's own
+ * code compares them with the names of the modules compiled from source).   [-0, +1, m] */
 static void push_lua_dir(lua_State *L)
 {
   push_lua_dir_as_found(L);
@@ -37,59 +67,6 @@ static void push_lua_dir(lua_State *L)
     lua_pushstring(L, real);
     free(real);
   }
-}
-
-static void push_lua_dir_as_found(lua_State *L)
-{
-  const char *env = getenv("ORCH_LUA_PATH");
-  if (env != NULL && *env != '\0') {
-    lua_pushstring(L, env);
-    return;
-  }
-  char exe[4096];
-  size_t len = sizeof exe;
-  if (uv_exepath(exe, &len) == 0) {
-    char *slash = strrchr(exe, '/');
-    if (slash != NULL) {
-      *slash = '\0';
-      lua_pushfstring(L, "%s/../share/orch/lua", exe);
-      if (is_dir(lua_tostring(L, -1)))
-        return;
-      lua_pop(L, 1);
-    }
-  }
-  lua_pushstring(L, is_dir(ORCH_SOURCE_LUA_DIR) ? ORCH_SOURCE_LUA_DIR : ORCH_LUA_DIR);
-}
-
-/* Push the path of the bytecode bundle: lib/orch/bytecode beside the binary's directory (the
- * build tree's build/lib, an installed /usr/lib).   [-0, +(0|1), m] */
-static int push_bytecode_path(lua_State *L)
-{
-  char exe[4096];
-  size_t len = sizeof exe;
-  if (uv_exepath(exe, &len) != 0)
-    return 0;
-  char *slash = strrchr(exe, '/');
-  if (slash == NULL)
-    return 0;
-  *slash = '\0';
-  lua_pushfstring(L, "%s/../lib/orch/bytecode", exe);
-  return 1;
-}
-
-/* Push the path of orch-relay, installed beside this binary (see contain.c).  [-0, +(0|1), m] */
-static int push_relay_path(lua_State *L)
-{
-  char exe[4096];
-  size_t len = sizeof exe;
-  if (uv_exepath(exe, &len) != 0)
-    return 0;
-  char *slash = strrchr(exe, '/');
-  if (slash == NULL)
-    return 0;
-  *slash = '\0';
-  lua_pushfstring(L, "%s/orch-relay", exe);
-  return 1;
 }
 
 /* Protected part of main: set up and call require('orch.cli').main(args).  [-0, +1, e] */
@@ -111,7 +88,8 @@ static int pmain(lua_State *L)
   lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
   lua_setfield(L, -4, "path");
   lua_pop(L, 1);
-  if (getenv("ORCH_NO_BYTECODE") == NULL && push_bytecode_path(L)) {
+  /* the build's bytecode: build/lib/orch or an installed /usr/lib/orch, beside bin/ */
+  if (getenv("ORCH_NO_BYTECODE") == NULL && push_beside_exe(L, "../lib/orch/bytecode")) {
     orch_bytecode_install(L, lua_tostring(L, -1), dir);
     lua_pop(L, 1);
   }
@@ -123,7 +101,8 @@ static int pmain(lua_State *L)
     lua_pushstring(L, argv[i]);
     lua_rawseti(L, -2, i);
   }
-  if (push_relay_path(L)) /* arg[-2], below the program name as lua.c does for its options */
+  if (push_beside_exe(
+          L, "orch-relay")) /* arg[-2], below the program name as lua.c does for its options */
     lua_rawseti(L, -2, -2);
   lua_pushvalue(L, -1);
   lua_setglobal(L, "arg");

@@ -28,7 +28,7 @@ end
 --- The lines of a block as a list.
 function M.list(block)
   local out = {}
-  for line in block:gmatch('([^\n]*)\n') do
+  for line in M.each(block) do
     out[#out + 1] = line
   end
   return out
@@ -43,7 +43,7 @@ function M.new(emit, max)
   return function(chunk)
     local block = sp:feed(chunk)
     if block then
-      for line in block:gmatch('([^\n]*)\n') do
+      for line in M.each(block) do
         emit(line)
       end
     end
